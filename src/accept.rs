@@ -1,0 +1,114 @@
+//! The accept loop every stream server shares: a connection cap, a span per
+//! client, back-off on accept errors, and per-connection error isolation.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tracing::{Instrument, Level};
+
+use crate::net::{Listener, PeerAddr, Stream};
+use crate::shutdown::Shutdown;
+
+/// Connections a server takes at once unless told otherwise: far above what
+/// tests and benchmarks use, low enough to stay within the raised fd limit.
+pub const DEFAULT_MAX_CONNS: usize = 16_384;
+
+const BACKOFF_START: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// How a server's accept loop behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptOptions {
+    /// Service name used in log spans.
+    pub service: &'static str,
+    /// Clients beyond this many at once are closed at once.
+    pub max_conns: usize,
+    /// Log level for "accepted"/"closed" lines (info for netcat, debug for
+    /// services under load).
+    pub level: Level,
+}
+
+/// Accepts until shutdown, running `handler` in its own task per client.
+/// Errors from one connection are logged in its span and go no further.
+pub async fn serve<H, Fut>(
+    listener: Listener,
+    shutdown: Shutdown,
+    opts: AcceptOptions,
+    handler: H,
+) -> io::Result<()>
+where
+    H: Fn(Stream, PeerAddr) -> Fut,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(opts.max_conns));
+    let mut backoff = BACKOFF_START;
+    loop {
+        let accepted = tokio::select! {
+            res = listener.accept() => res,
+            () = shutdown.stopping() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff = BACKOFF_START;
+                conn
+            }
+            Err(err) => {
+                // EMFILE and friends are transient: wait for clients to leave
+                // instead of exiting or spinning.
+                tracing::warn!(service = opts.service, %err, "accept failed, retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.stopping() => break,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(service = opts.service, %peer, max_conns = opts.max_conns,
+                "connection limit reached, closing new client");
+            drop(stream);
+            continue;
+        };
+        let span = tracing::info_span!("conn", service = opts.service, %peer);
+        let fut = handler(stream, peer);
+        let level = opts.level;
+        shutdown.spawn(
+            async move {
+                log_at(level, "connection accepted");
+                match fut.await {
+                    Ok(()) => log_at(level, "connection closed"),
+                    Err(err) => log_conn_error(&err),
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    Ok(())
+}
+
+fn log_at(level: Level, msg: &str) {
+    if level == Level::INFO {
+        tracing::info!("{msg}");
+    } else {
+        tracing::debug!("{msg}");
+    }
+}
+
+/// Logs how one connection ended badly; resets and broken pipes are the
+/// peer's doing and only worth an info line.
+pub fn log_conn_error(err: &io::Error) {
+    match err.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof => {
+            tracing::info!(%err, "connection ended by peer")
+        }
+        _ => tracing::warn!(%err, "connection closed with error"),
+    }
+}

@@ -1,0 +1,4 @@
+//! Load generators that measure sockit's services (and anyone else's).
+
+pub mod echo;
+pub mod stats;

@@ -1,0 +1,290 @@
+//! What the command line accepts: clap derive structs, one per subcommand,
+//! with examples in `--help`. Turning them into service configs happens in
+//! `commands`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::endpoint::{Endpoint, EndpointError};
+use crate::frame::Framing;
+use crate::units::{ByteSize, Secs};
+
+/// sockit: a socket toolkit — netcat client and server, echo, and a service suite.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sockit",
+    version,
+    about,
+    after_help = "Examples:\n  \
+        sockit serve                              run the service suite on loopback\n  \
+        sockit echo :9999                         RFC 862 echo server on 127.0.0.1:9999\n  \
+        echo hi | sockit connect :9999            send a line, print the reply\n  \
+        sockit listen -k :9000                    netcat server for many clients\n  \
+        sockit bench echo :9999 -c 100 -d 10      load-test an echo server"
+)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to a server and bridge it to stdin/stdout (netcat client).
+    Connect(ConnectArgs),
+    /// Accept clients and bridge them to stdin/stdout or a program (netcat server).
+    Listen(ListenArgs),
+    /// Run an echo server (RFC 862, or greeting/reply/exit-word line mode).
+    Echo(EchoArgs),
+    /// Run the service suite from built-in defaults or a TOML config.
+    Serve(ServeArgs),
+    /// Load generators that measure servers.
+    Bench(BenchArgs),
+}
+
+/// An endpoint as typed, kept with its text so `--udp` can tell whether a
+/// scheme was spelled out.
+#[derive(Debug, Clone)]
+pub struct EndpointArg {
+    /// The parsed endpoint.
+    pub endpoint: Endpoint,
+    /// The text the user wrote.
+    pub text: String,
+}
+
+impl FromStr for EndpointArg {
+    type Err = EndpointError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(EndpointArg {
+            endpoint: s.parse()?,
+            text: s.to_string(),
+        })
+    }
+}
+
+impl EndpointArg {
+    /// The endpoint with `--udp` applied.
+    pub fn with_udp(&self, udp: bool) -> Result<Endpoint, EndpointError> {
+        self.endpoint.clone().with_udp_flag(udp, &self.text)
+    }
+}
+
+/// Framing flags shared by connect, listen and echo.
+#[derive(Debug, Clone, Args)]
+pub struct FrameArgs {
+    /// How messages are delimited on the socket: raw bytes, newline-terminated
+    /// lines, or 4-byte big-endian length-prefixed frames.
+    #[arg(long = "frame", value_enum, default_value_t = Framing::Raw)]
+    pub framing: Framing,
+    /// Largest frame accepted; a peer that sends more is disconnected.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB")]
+    pub max_frame: ByteSize,
+}
+
+/// `sockit connect`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    echo hi | sockit connect 127.0.0.1:7007     print the echo and exit\n  \
+    sockit connect :9999                        interactive: prompt, send a line, print the reply\n  \
+    sockit connect --udp :7007                  one datagram per stdin line\n  \
+    sockit connect unix:/tmp/app.sock\n  \
+    sockit connect -C example.org:80            send CRLF line endings\n\n\
+    When stdin is a terminal (or with --lines) each line is sent as typed, like the\n\
+    textbook client; add --crlf or --frame lines to end lines with a newline.")]
+pub struct ConnectArgs {
+    /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Give up connecting after this long.
+    #[arg(short = 'w', long, value_name = "SECS")]
+    pub connect_timeout: Option<Secs>,
+    /// Quit after this long with no data in either direction.
+    #[arg(short = 'i', long, value_name = "SECS")]
+    pub idle_timeout: Option<Secs>,
+    /// Send line endings as CRLF.
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Interactive line mode even when stdin is not a terminal.
+    #[arg(short, long)]
+    pub lines: bool,
+    /// In line mode, typing this word quits.
+    #[arg(long, default_value = "exit")]
+    pub exit_word: String,
+    /// Framing.
+    #[command(flatten)]
+    pub frame: FrameArgs,
+}
+
+/// `sockit listen`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit listen :9000                         one client, bridged to stdio\n  \
+    sockit listen -k :9000                      many clients share stdin/stdout\n  \
+    sockit listen -k :9000 --exec /bin/cat      a process per client (must come last)\n  \
+    sockit listen --udp :9000                   print datagrams, reply to the last sender\n  \
+    sockit listen unix:/tmp/app.sock")]
+pub struct ListenArgs {
+    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Keep accepting clients after the first one leaves.
+    #[arg(short, long)]
+    pub keep_open: bool,
+    /// Clients served at once with -k; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS)]
+    pub max_conns: usize,
+    /// Send line endings as CRLF.
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Quit after this long with no data in either direction (single client).
+    #[arg(short = 'i', long, value_name = "SECS")]
+    pub idle_timeout: Option<Secs>,
+    /// With -k, wait this long for clients at shutdown.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
+    /// Framing.
+    #[command(flatten)]
+    pub frame: FrameArgs,
+    /// Run PROG with ARGS per connection, wired to the socket (no shell).
+    /// Everything after it belongs to the program.
+    #[arg(short = 'e', long, value_name = "PROG [ARGS]", num_args = 1.., allow_hyphen_values = true)]
+    pub exec: Option<Vec<String>>,
+}
+
+/// `sockit echo`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit echo :7007                           RFC 862 echo over TCP\n  \
+    sockit echo --udp :7007                     ... over UDP\n  \
+    sockit echo :9999 --greeting 'Welcome!' --reply 'Hello, {}!' --exit-word exit\n  \
+    sockit echo :9999 --frame lines --reply 'Hello, {}!'\n  \
+    sockit echo unix:/tmp/echo.sock")]
+pub struct EchoArgs {
+    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Sent to each client when it connects.
+    #[arg(long, value_name = "TEXT")]
+    pub greeting: Option<String>,
+    /// Answer each message M with TEMPLATE, `{}` replaced by M.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub reply: Option<String>,
+    /// Close a client whose message is this word.
+    #[arg(long, value_name = "WORD")]
+    pub exit_word: Option<String>,
+    /// Clients served at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS)]
+    pub max_conns: usize,
+    /// At shutdown, wait this long for clients to finish.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
+    /// Framing.
+    #[command(flatten)]
+    pub frame: FrameArgs,
+}
+
+/// `sockit serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit serve                                echo on tcp+udp 127.0.0.1:7007\n  \
+    sockit serve --config sockit.toml\n\n\
+    Config (TOML):\n  \
+    drain_timeout = \"5s\"\n  \
+    [echo]\n  \
+    listen = [\"tcp://127.0.0.1:7007\", \"udp://127.0.0.1:7007\"]\n  \
+    reply = \"Hello, {}!\"\n  \
+    frame = \"lines\"")]
+pub struct ServeArgs {
+    /// TOML file choosing services, hosts and ports.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// At shutdown, wait this long for clients to finish (overrides the config).
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<Secs>,
+}
+
+/// `sockit bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which load generator.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The load generators.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Closed-loop round trips against an echo server.
+    Echo(BenchEchoArgs),
+}
+
+/// `sockit bench echo`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit bench echo :7007 -c 100 -d 10 -s 64\n  \
+    sockit bench echo unix:/tmp/echo.sock --json")]
+pub struct BenchEchoArgs {
+    /// The echo server: HOST:PORT, tcp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Concurrent connections.
+    #[arg(short, long, default_value_t = 1)]
+    pub connections: usize,
+    /// How long to run.
+    #[arg(short, long, value_name = "SECS", default_value = "10")]
+    pub duration: Secs,
+    /// Bytes per message.
+    #[arg(short, long, value_name = "BYTES", default_value = "64")]
+    pub size: ByteSize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_the_rest_of_the_line() {
+        let cli = Cli::parse_from(["sockit", "listen", ":1", "-k", "--exec", "sort", "-r"]);
+        let Command::Listen(args) = cli.command else {
+            panic!("not listen")
+        };
+        assert_eq!(args.exec.unwrap(), ["sort", "-r"]);
+        assert!(args.keep_open);
+    }
+}

@@ -1,0 +1,147 @@
+//! The command-line edge: turns each parsed subcommand into its service's
+//! config, binds, announces, and runs it under the shared shutdown.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use crate::cli::{BenchCommand, Cli, Command, EndpointArg, FrameArgs};
+use crate::endpoint::{Endpoint, Transport};
+use crate::error::UsageError;
+use crate::net::{self, Bound};
+use crate::shutdown::{self, Shutdown};
+use crate::{bench, connect, echo, listen, serve, stdio};
+use anyhow::Context;
+
+/// Runs one parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Connect(a) => {
+            let endpoint = usage(a.endpoint.with_udp(a.udp))?;
+            let interactive = a.lines || std::io::stdin().is_terminal();
+            let cfg = connect::Config {
+                endpoint,
+                connect_timeout: a.connect_timeout.map(|s| s.0),
+                stdio: stdio::Options {
+                    framing: a.frame.framing,
+                    max_frame: a.frame.max_frame.0,
+                    crlf: a.crlf,
+                    idle_timeout: a.idle_timeout.map(|s| s.0),
+                    interactive: interactive.then(|| stdio::Interactive {
+                        exit_word: a.exit_word.clone(),
+                        prompt: std::io::stdin().is_terminal(),
+                    }),
+                    half_close: true,
+                },
+            };
+            Ok(connect::run(&cfg).await?)
+        }
+        Command::Listen(a) => {
+            let endpoint = usage(a.endpoint.with_udp(a.udp))?;
+            if a.exec.is_some() && endpoint.transport() == Transport::Udp {
+                return Err(UsageError(
+                    "--exec needs a stream endpoint (tcp or unix), not udp".into(),
+                )
+                .into());
+            }
+            let cfg = listen::Config {
+                keep_open: a.keep_open,
+                exec: a.exec,
+                max_conns: a.max_conns,
+                stdio: stdio_options(&a.frame, a.crlf, a.idle_timeout.map(|s| s.0)),
+            };
+            let bound = bind_and_announce(&endpoint).await?;
+            let sd = Shutdown::new();
+            let server = listen::run(cfg, bound, sd.clone());
+            shutdown::run_until_signal(&sd, a.drain_timeout.0, server)
+                .await
+                .with_context(|| format!("listen on {endpoint}"))
+        }
+        Command::Echo(a) => {
+            let endpoint = usage(a.endpoint.with_udp(a.udp))?;
+            let cfg = Arc::new(echo::Config {
+                framing: a.frame.framing,
+                max_frame: a.frame.max_frame.0,
+                greeting: a.greeting.map(Into::into),
+                reply: a.reply.as_deref().map(echo::Template::new),
+                exit_word: a.exit_word.map(Into::into),
+                max_conns: a.max_conns,
+            });
+            let bound = bind_and_announce(&endpoint).await?;
+            let sd = Shutdown::new();
+            let server = echo::run_bound(cfg, bound, sd.clone());
+            Ok(shutdown::run_until_signal(&sd, a.drain_timeout.0, server).await?)
+        }
+        Command::Serve(a) => {
+            let suite = match &a.config {
+                Some(path) => serve::SuiteConfig::load(path)?,
+                None => serve::SuiteConfig::default(),
+            };
+            let drain = a
+                .drain_timeout
+                .map(|s| s.0)
+                .unwrap_or_else(|| suite.drain_timeout());
+            let bindings = serve::bind_all(&suite.specs()).await?;
+            if bindings.is_empty() {
+                anyhow::bail!("no services enabled in the config");
+            }
+            eprint!("{}", serve::table(&bindings));
+            Ok(serve::run(bindings, Shutdown::new(), drain).await?)
+        }
+        Command::Bench(b) => match b.command {
+            BenchCommand::Echo(a) => {
+                let cfg = bench::echo::Config {
+                    endpoint: stream_endpoint(&a.endpoint)?,
+                    connections: a.connections.max(1),
+                    duration: a.duration.0,
+                    size: a.size.0.max(1),
+                };
+                let report = bench::echo::run(cfg)
+                    .await
+                    .with_context(|| format!("bench echo {}", a.endpoint.endpoint))?;
+                if a.json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", report.table());
+                }
+                Ok(())
+            }
+        },
+    }
+}
+
+fn stdio_options(
+    frame: &FrameArgs,
+    crlf: bool,
+    idle_timeout: Option<std::time::Duration>,
+) -> stdio::Options {
+    stdio::Options {
+        framing: frame.framing,
+        max_frame: frame.max_frame.0,
+        crlf,
+        idle_timeout,
+        interactive: None,
+        half_close: true,
+    }
+}
+
+async fn bind_and_announce(endpoint: &Endpoint) -> anyhow::Result<Bound> {
+    let bound = net::bind(endpoint)
+        .await
+        .with_context(|| format!("bind {endpoint}"))?;
+    bound.announce()?;
+    Ok(bound)
+}
+
+fn stream_endpoint(arg: &EndpointArg) -> Result<Endpoint, UsageError> {
+    if arg.endpoint.transport() == Transport::Udp {
+        return Err(UsageError(
+            "this load generator needs a stream endpoint (tcp or unix)".into(),
+        ));
+    }
+    Ok(arg.endpoint.clone())
+}
+
+/// Turns a flag combination error into a usage error (exit 2).
+fn usage<T, E: std::fmt::Display>(res: Result<T, E>) -> Result<T, UsageError> {
+    res.map_err(|e| UsageError(e.to_string()))
+}

@@ -1,0 +1,245 @@
+//! The echo service: RFC 862 byte echo over TCP, UDP or Unix, or the classic
+//! tutorial server with a greeting, a reply template and an exit word.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio_util::codec::Framed;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::frame::{DEFAULT_MAX_FRAME, FrameError, Framing};
+use crate::net::{Bound, Listener, Stream};
+use crate::shutdown::Shutdown;
+
+/// Read buffer for the byte-echo fast path: big enough for bulk echo, small
+/// enough that 10,000 connections stay cheap (it is only allocated once a
+/// client sends something).
+const ECHO_BUFFER: usize = 16 * 1024;
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// A reply template: every `{}` is replaced by the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Bytes>,
+}
+
+impl Template {
+    /// Splits `text` at each `{}`.
+    pub fn new(text: &str) -> Self {
+        Template {
+            parts: text
+                .split("{}")
+                .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+                .collect(),
+        }
+    }
+
+    /// The reply to `msg`.
+    pub fn render(&self, msg: &[u8]) -> Bytes {
+        let fixed: usize = self.parts.iter().map(Bytes::len).sum();
+        let mut out = BytesMut::with_capacity(fixed + msg.len() * (self.parts.len() - 1));
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(msg);
+            }
+            out.extend_from_slice(part);
+        }
+        out.freeze()
+    }
+}
+
+/// What the echo service does with each client.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How messages are cut out of a stream.
+    pub framing: Framing,
+    /// Largest frame a client may send.
+    pub max_frame: usize,
+    /// Sent once when a stream client connects.
+    pub greeting: Option<Bytes>,
+    /// Answer each message with this instead of the message itself.
+    pub reply: Option<Template>,
+    /// A message equal to this closes the client.
+    pub exit_word: Option<Bytes>,
+    /// Stream clients served at once.
+    pub max_conns: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            framing: Framing::Raw,
+            max_frame: DEFAULT_MAX_FRAME,
+            greeting: None,
+            reply: None,
+            exit_word: None,
+            max_conns: accept::DEFAULT_MAX_CONNS,
+        }
+    }
+}
+
+impl Config {
+    /// Plain RFC 862 echo: bytes back as they came, nothing else.
+    fn is_plain(&self) -> bool {
+        self.framing == Framing::Raw && self.reply.is_none() && self.exit_word.is_none()
+    }
+
+    fn answer(&self, msg: &Bytes) -> Option<Bytes> {
+        if let Some(word) = &self.exit_word {
+            if trim_newline(msg) == word.as_ref() {
+                return None;
+            }
+        }
+        Some(match &self.reply {
+            Some(t) => t.render(msg),
+            None => msg.clone(),
+        })
+    }
+}
+
+/// In raw mode `nc` sends `exit\n`; the exit word should still match.
+fn trim_newline(msg: &[u8]) -> &[u8] {
+    let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
+    msg.strip_suffix(b"\r").unwrap_or(msg)
+}
+
+/// Serves a bound socket of either kind until shutdown.
+pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    match bound {
+        Bound::Stream(l) => run(cfg, l, shutdown).await,
+        Bound::Datagram(s) => run_udp(cfg, s, shutdown).await,
+    }
+}
+
+/// Serves stream clients (TCP or Unix) until shutdown.
+pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let opts = AcceptOptions {
+        service: "echo",
+        max_conns: cfg.max_conns,
+        level: Level::DEBUG,
+    };
+    accept::serve(listener, shutdown, opts, move |stream, _peer| {
+        let cfg = cfg.clone();
+        async move {
+            if cfg.is_plain() {
+                echo_bytes(stream, cfg.greeting.as_deref()).await
+            } else {
+                echo_frames(stream, &cfg).await
+            }
+        }
+    })
+    .await
+}
+
+async fn echo_bytes(mut stream: Stream, greeting: Option<&[u8]>) -> io::Result<()> {
+    if let Some(g) = greeting {
+        stream.write_all(g).await?;
+    }
+    // Wait for the first byte before allocating, so idle clients cost only
+    // their socket.
+    let mut first = [0u8; 1];
+    if stream.read(&mut first).await? == 0 {
+        return stream.shutdown().await;
+    }
+    stream.write_all(&first).await?;
+    let mut buf = vec![0u8; ECHO_BUFFER];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return stream.shutdown().await;
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn echo_frames(stream: Stream, cfg: &Config) -> io::Result<()> {
+    let mut framed = Framed::new(stream, cfg.framing.codec(cfg.max_frame));
+    if let Some(g) = &cfg.greeting {
+        framed.send(g.clone()).await?;
+    }
+    loop {
+        let Some(first) = framed.next().await else {
+            break;
+        };
+        // Answer everything already buffered before one flush, so a burst of
+        // pipelined messages costs one write, not one per message.
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            let msg = frame.map_err(|e| match e {
+                FrameError::TooLong { .. } => {
+                    tracing::warn!(%e, "closing client that exceeded --max-frame");
+                    io::Error::from(e)
+                }
+                other => other.into(),
+            })?;
+            match cfg.answer(&msg) {
+                Some(reply) => framed.feed(reply).await?,
+                None => {
+                    framed.flush().await?;
+                    tracing::debug!("exit word received");
+                    return framed.get_mut().shutdown().await;
+                }
+            }
+            next = framed.next().now_or_never().flatten();
+        }
+        framed.flush().await?;
+    }
+    framed.get_mut().shutdown().await
+}
+
+/// Answers each datagram until shutdown. A datagram is one message; the
+/// greeting and exit word have no meaning without a connection.
+pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, peer) = tokio::select! {
+            res = socket.recv_from(&mut buf) => match res {
+                Ok(x) => x,
+                Err(err) => {
+                    // ICMP errors from earlier replies surface here; they
+                    // concern one peer, not the service.
+                    tracing::debug!(%err, "udp receive error");
+                    continue;
+                }
+            },
+            () = shutdown.stopping() => return Ok(()),
+        };
+        let msg = Bytes::copy_from_slice(&buf[..n]);
+        let Some(reply) = cfg.answer(&msg) else {
+            continue;
+        };
+        if let Err(err) = socket.send_to(&reply, peer).await {
+            tracing::debug!(%err, %peer, "udp send failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_replaces_every_placeholder() {
+        let t = Template::new("Hello, {}! ({})");
+        assert_eq!(&t.render(b"Bob")[..], b"Hello, Bob! (Bob)");
+        assert_eq!(&Template::new("plain").render(b"x")[..], b"plain");
+    }
+
+    #[test]
+    fn exit_word_matches_with_or_without_newline() {
+        let cfg = Config {
+            exit_word: Some(Bytes::from_static(b"exit")),
+            ..Config::default()
+        };
+        assert!(cfg.answer(&Bytes::from_static(b"exit\r\n")).is_none());
+        assert!(cfg.answer(&Bytes::from_static(b"exit")).is_none());
+        assert!(cfg.answer(&Bytes::from_static(b"exits")).is_some());
+    }
+}

@@ -1,0 +1,388 @@
+//! Endpoints: parsing and displaying `tcp://`, `udp://`, `unix:`, `[v6]:port`, and
+//! turning one into a bound server socket or a connected client socket.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// Longest path a Unix socket address can hold on Linux (`sun_path` is 108
+/// bytes and the kernel wants room for the trailing NUL).
+pub const MAX_UNIX_PATH: usize = 107;
+
+/// Host used when an endpoint gives only `:PORT`: listeners stay on loopback
+/// unless the user opens them up explicitly.
+pub const DEFAULT_HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// The transport an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A TCP stream.
+    Tcp,
+    /// UDP datagrams.
+    Udp,
+    /// A Unix-domain stream socket.
+    Unix,
+}
+
+impl Transport {
+    /// The scheme used when displaying an endpoint of this transport.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+/// Where a socket lives: a host and port over TCP or UDP, or a Unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// An internet endpoint; `host` is a literal IP or a name still to resolve.
+    Inet {
+        /// TCP or UDP.
+        udp: bool,
+        /// A hostname or an IP literal (without brackets).
+        host: String,
+        /// The port; 0 asks the kernel for a free one when binding.
+        port: u16,
+    },
+    /// A Unix-domain stream socket at this path.
+    Unix(PathBuf),
+}
+
+/// What was wrong with an endpoint string.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The port part is not a number from 0 to 65535.
+    #[error("invalid port '{port}' in '{input}'")]
+    BadPort {
+        /// The port text as written.
+        port: String,
+        /// The whole endpoint as written.
+        input: String,
+    },
+    /// No `:PORT` was given.
+    #[error("missing port in '{0}' (expected HOST:PORT, [V6ADDR]:PORT or :PORT)")]
+    MissingPort(String),
+    /// An unknown `scheme://`.
+    #[error("unknown scheme '{scheme}' in '{input}' (expected tcp://, udp:// or unix:)")]
+    BadScheme {
+        /// The scheme as written.
+        scheme: String,
+        /// The whole endpoint as written.
+        input: String,
+    },
+    /// An IPv6 address written without brackets, which makes the port ambiguous.
+    #[error("ambiguous IPv6 address in '{0}' (write it as [V6ADDR]:PORT)")]
+    UnbracketedV6(String),
+    /// A `[` without its `]`, or text between `]` and `:`.
+    #[error("malformed IPv6 address in '{0}' (expected [V6ADDR]:PORT)")]
+    BadBracket(String),
+    /// The host part is empty where one is needed.
+    #[error("empty host in '{0}'")]
+    EmptyHost(String),
+    /// A Unix socket path is empty.
+    #[error("empty unix socket path in '{0}'")]
+    EmptyPath(String),
+    /// A Unix socket path does not fit in `sun_path`.
+    #[error("unix socket path is {len} bytes, longer than the {MAX_UNIX_PATH} allowed: '{path}'")]
+    PathTooLong {
+        /// The path as written.
+        path: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `--udp` was combined with an endpoint that names another transport.
+    #[error("--udp conflicts with '{0}'")]
+    UdpConflict(String),
+}
+
+impl Endpoint {
+    /// A TCP endpoint on a literal address.
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Endpoint::Inet {
+            udp: false,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
+    /// A UDP endpoint on a literal address.
+    pub fn udp(addr: SocketAddr) -> Self {
+        Endpoint::Inet {
+            udp: true,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
+    /// The transport this endpoint speaks.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Endpoint::Inet { udp: true, .. } => Transport::Udp,
+            Endpoint::Inet { udp: false, .. } => Transport::Tcp,
+            Endpoint::Unix(_) => Transport::Unix,
+        }
+    }
+
+    /// Applies a `--udp` flag: a TCP endpoint written without a scheme becomes
+    /// UDP; one that explicitly says `tcp://` or `unix:` is a conflict.
+    pub fn with_udp_flag(self, udp_flag: bool, written: &str) -> Result<Self, EndpointError> {
+        if !udp_flag {
+            return Ok(self);
+        }
+        match self {
+            Endpoint::Inet { host, port, .. } if !written.contains("://") => Ok(Endpoint::Inet {
+                udp: true,
+                host,
+                port,
+            }),
+            Endpoint::Inet { udp: true, .. } => Ok(self),
+            _ => Err(EndpointError::UdpConflict(written.to_string())),
+        }
+    }
+
+    /// The same endpoint on another transport (TCP or UDP); Unix stays Unix.
+    pub fn as_udp(&self, udp: bool) -> Self {
+        match self {
+            Endpoint::Inet { host, port, .. } => Endpoint::Inet {
+                udp,
+                host: host.clone(),
+                port: *port,
+            },
+            Endpoint::Unix(p) => Endpoint::Unix(p.clone()),
+        }
+    }
+
+    /// Resolves an internet endpoint to its socket addresses, in the order the
+    /// resolver gives them (so `localhost` yields `::1` and `127.0.0.1`).
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        let Endpoint::Inet { host, port, .. } = self else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a unix socket has no network address",
+            ));
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, *port)]);
+        }
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("cannot resolve host '{host}': {}", resolver_reason(&e)),
+                )
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("host '{host}' has no addresses"),
+            ));
+        }
+        Ok(addrs)
+    }
+}
+
+/// getaddrinfo's messages carry a "failed to lookup address information:"
+/// prefix that repeats what the context already says.
+fn resolver_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.rsplit_once(": ") {
+        Some((_, reason)) => reason.to_lowercase(),
+        None => text,
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = input
+            .strip_prefix("unix://")
+            .or_else(|| input.strip_prefix("unix:"))
+        {
+            return parse_unix(path, input);
+        }
+        let (udp, rest) = match input.split_once("://") {
+            Some(("tcp", rest)) => (false, rest),
+            Some(("udp", rest)) => (true, rest),
+            Some((scheme, _)) => {
+                return Err(EndpointError::BadScheme {
+                    scheme: scheme.to_string(),
+                    input: input.to_string(),
+                });
+            }
+            None => (false, input),
+        };
+        let (host, port) = split_host_port(rest, input)?;
+        Ok(Endpoint::Inet { udp, host, port })
+    }
+}
+
+fn parse_unix(path: &str, input: &str) -> Result<Endpoint, EndpointError> {
+    if path.is_empty() {
+        return Err(EndpointError::EmptyPath(input.to_string()));
+    }
+    if path.len() > MAX_UNIX_PATH {
+        return Err(EndpointError::PathTooLong {
+            path: path.to_string(),
+            len: path.len(),
+        });
+    }
+    Ok(Endpoint::Unix(PathBuf::from(path)))
+}
+
+fn split_host_port(rest: &str, input: &str) -> Result<(String, u16), EndpointError> {
+    let parse_port = |port: &str| {
+        port.parse::<u16>().map_err(|_| EndpointError::BadPort {
+            port: port.to_string(),
+            input: input.to_string(),
+        })
+    };
+    if let Some(after) = rest.strip_prefix('[') {
+        let (host, tail) = after
+            .split_once(']')
+            .ok_or_else(|| EndpointError::BadBracket(input.to_string()))?;
+        let port = match tail.strip_prefix(':') {
+            Some(port) => port,
+            None if tail.is_empty() => return Err(EndpointError::MissingPort(input.to_string())),
+            None => return Err(EndpointError::BadBracket(input.to_string())),
+        };
+        if host.is_empty() {
+            return Err(EndpointError::EmptyHost(input.to_string()));
+        }
+        return Ok((host.to_string(), parse_port(port)?));
+    }
+    // A bare number is a port on the default host, as in `nc -l 9000`.
+    if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok((DEFAULT_HOST.to_string(), parse_port(rest)?));
+    }
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(EndpointError::MissingPort(input.to_string()));
+    };
+    if host.contains(':') {
+        return Err(EndpointError::UnbracketedV6(input.to_string()));
+    }
+    let port = parse_port(port)?;
+    let host = if host.is_empty() {
+        DEFAULT_HOST.to_string()
+    } else {
+        host.to_string()
+    };
+    Ok((host, port))
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Inet { udp, host, port } => {
+                let scheme = if *udp { "udp" } else { "tcp" };
+                if host.contains(':') {
+                    write!(f, "{scheme}://[{host}]:{port}")
+                } else {
+                    write!(f, "{scheme}://{host}:{port}")
+                }
+            }
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inet(udp: bool, host: &str, port: u16) -> Endpoint {
+        Endpoint::Inet {
+            udp,
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_every_form() {
+        let cases = [
+            ("localhost:80", inet(false, "localhost", 80)),
+            ("[::1]:9000", inet(false, "::1", 9000)),
+            (":7007", inet(false, "127.0.0.1", 7007)),
+            ("7007", inet(false, "127.0.0.1", 7007)),
+            ("tcp://10.0.0.1:1", inet(false, "10.0.0.1", 1)),
+            ("udp://[::1]:0", inet(true, "::1", 0)),
+            ("udp://:53", inet(true, "127.0.0.1", 53)),
+            ("unix:/tmp/x.sock", Endpoint::Unix("/tmp/x.sock".into())),
+            ("unix:///tmp/x.sock", Endpoint::Unix("/tmp/x.sock".into())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<Endpoint>().unwrap(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let err = "localhost:abc".parse::<Endpoint>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid port 'abc' in 'localhost:abc'");
+        let err = "localhost:70000".parse::<Endpoint>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid port '70000' in 'localhost:70000'");
+        assert!(matches!(
+            "localhost".parse::<Endpoint>(),
+            Err(EndpointError::MissingPort(_))
+        ));
+        assert!(matches!(
+            "::1:80".parse::<Endpoint>(),
+            Err(EndpointError::UnbracketedV6(_))
+        ));
+        assert!(matches!(
+            "http://x:1".parse::<Endpoint>(),
+            Err(EndpointError::BadScheme { .. })
+        ));
+        assert!(matches!(
+            "[::1:80".parse::<Endpoint>(),
+            Err(EndpointError::BadBracket(_))
+        ));
+        let long = format!("unix:/{}", "a".repeat(200));
+        assert!(matches!(
+            long.parse::<Endpoint>(),
+            Err(EndpointError::PathTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn displays_round_trip() {
+        for text in [
+            "tcp://127.0.0.1:80",
+            "udp://[::1]:9",
+            "unix:/tmp/a.sock",
+            "tcp://localhost:1",
+        ] {
+            assert_eq!(text.parse::<Endpoint>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn udp_flag_turns_plain_endpoints_into_udp() {
+        let ep: Endpoint = ":9".parse().unwrap();
+        assert_eq!(
+            ep.with_udp_flag(true, ":9").unwrap().transport(),
+            Transport::Udp
+        );
+        let ep: Endpoint = "tcp://:9".parse().unwrap();
+        assert!(ep.with_udp_flag(true, "tcp://:9").is_err());
+        let ep: Endpoint = "unix:/x".parse().unwrap();
+        assert!(ep.with_udp_flag(true, "unix:/x").is_err());
+    }
+}

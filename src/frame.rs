@@ -1,0 +1,243 @@
+//! Message framing over a byte stream: `raw` (whatever one read returns),
+//! `lines` (newline-delimited, trailing CR stripped) or `len` (4-byte
+//! big-endian length prefix), each capped at a maximum frame size.
+
+use bytes::{Bytes, BytesMut};
+use clap::ValueEnum;
+use serde::Deserialize;
+use tokio_util::codec::{
+    AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, Encoder, LengthDelimitedCodec,
+};
+
+/// Default cap on one frame (`--max-frame`).
+pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
+
+/// How a byte stream is cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framing {
+    /// No framing: a message is whatever one read returns (TCP may merge or
+    /// split what the peer sent: the "sticky packet" problem).
+    #[default]
+    Raw,
+    /// One message per line; LF or CRLF ends it.
+    Lines,
+    /// A 4-byte big-endian length, then that many bytes.
+    Len,
+}
+
+impl Framing {
+    /// A codec for this framing that refuses frames over `max` bytes.
+    pub fn codec(self, max: usize) -> FrameCodec {
+        match self {
+            Framing::Raw => FrameCodec::Raw { max },
+            Framing::Lines => FrameCodec::Lines(AnyDelimiterCodec::new_with_max_length(
+                b"\n".to_vec(),
+                b"\n".to_vec(),
+                max,
+            )),
+            Framing::Len => FrameCodec::Len(
+                LengthDelimitedCodec::builder()
+                    .big_endian()
+                    .length_field_length(4)
+                    .max_frame_length(max)
+                    .new_codec(),
+            ),
+        }
+    }
+}
+
+/// Encoder and decoder for one [`Framing`]; frames are `Bytes` both ways.
+#[derive(Debug)]
+pub enum FrameCodec {
+    /// Pass-through, at most `max` bytes per decoded chunk.
+    Raw {
+        /// Largest chunk handed out at once.
+        max: usize,
+    },
+    /// Newline-delimited.
+    Lines(AnyDelimiterCodec),
+    /// Length-prefixed.
+    Len(LengthDelimitedCodec),
+}
+
+/// A frame was larger than `--max-frame` allows.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer sent a frame over the cap.
+    #[error("frame longer than {max} bytes")]
+    TooLong {
+        /// The cap in force.
+        max: usize,
+    },
+    /// The transport failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<FrameError> for std::io::Error {
+    fn from(err: FrameError) -> Self {
+        match err {
+            FrameError::Io(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+impl FrameCodec {
+    fn max(&self) -> usize {
+        match self {
+            FrameCodec::Raw { max } => *max,
+            FrameCodec::Lines(c) => c.max_length(),
+            FrameCodec::Len(c) => c.max_frame_length(),
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let max = self.max();
+        match self {
+            FrameCodec::Raw { max } => {
+                if src.is_empty() {
+                    Ok(None)
+                } else {
+                    let n = src.len().min(*max);
+                    Ok(Some(src.split_to(n).freeze()))
+                }
+            }
+            FrameCodec::Lines(c) => c
+                .decode(src)
+                .map(|line| line.map(strip_cr))
+                .map_err(|e| lines_error(e, max)),
+            FrameCodec::Len(c) => c.decode(src).map(|f| f.map(BytesMut::freeze)).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    FrameError::TooLong { max }
+                } else {
+                    e.into()
+                }
+            }),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self {
+            // A last line without its newline is still a line. The inner
+            // codec must see the EOF itself: it keeps a scan index that a
+            // hand-made split would leave stale.
+            FrameCodec::Lines(c) => {
+                let max = c.max_length();
+                c.decode_eof(src)
+                    .map(|line| line.map(strip_cr))
+                    .map_err(|e| lines_error(e, max))
+            }
+            _ => match self.decode(src)? {
+                Some(frame) => Ok(Some(frame)),
+                None if src.is_empty() => Ok(None),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "stream ended inside a frame",
+                )
+                .into()),
+            },
+        }
+    }
+}
+
+fn lines_error(err: AnyDelimiterCodecError, max: usize) -> FrameError {
+    match err {
+        AnyDelimiterCodecError::MaxChunkLengthExceeded => FrameError::TooLong { max },
+        AnyDelimiterCodecError::Io(e) => e.into(),
+    }
+}
+
+fn strip_cr(line: Bytes) -> Bytes {
+    match line.last() {
+        Some(b'\r') => line.slice(..line.len() - 1),
+        _ => line,
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
+        match self {
+            FrameCodec::Raw { .. } => {
+                dst.extend_from_slice(&item);
+                Ok(())
+            }
+            FrameCodec::Lines(_) => {
+                dst.reserve(item.len() + 1);
+                dst.extend_from_slice(&item);
+                dst.extend_from_slice(b"\n");
+                Ok(())
+            }
+            FrameCodec::Len(c) => c.encode(item, dst).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidInput {
+                    FrameError::TooLong {
+                        max: c.max_frame_length(),
+                    }
+                } else {
+                    e.into()
+                }
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(framing: Framing, max: usize, input: &[u8]) -> Result<Vec<Bytes>, FrameError> {
+        let mut codec = framing.codec(max);
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(f) = codec.decode_eof(&mut buf)? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn lines_strip_crlf_and_keep_a_last_partial_line() {
+        let got = decode_all(Framing::Lines, 64, b"a\r\nbb\n\nlast").unwrap();
+        assert_eq!(got, vec!["a", "bb", "", "last"]);
+    }
+
+    #[test]
+    fn len_frames_round_trip() {
+        let mut codec = Framing::Len.codec(64);
+        let mut buf = BytesMut::new();
+        codec
+            .encode(Bytes::from_static(b"hello"), &mut buf)
+            .unwrap();
+        codec.encode(Bytes::new(), &mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 0, 0, 5]);
+        assert_eq!(
+            decode_all(Framing::Len, 64, &buf).unwrap(),
+            vec!["hello", ""]
+        );
+    }
+
+    #[test]
+    fn oversized_frames_are_errors() {
+        assert!(matches!(
+            decode_all(Framing::Lines, 4, b"toolong\n"),
+            Err(FrameError::TooLong { max: 4 })
+        ));
+        assert!(matches!(
+            decode_all(Framing::Len, 4, &[0, 0, 0, 9, 1]),
+            Err(FrameError::TooLong { max: 4 })
+        ));
+    }
+
+    #[test]
+    fn truncated_len_frame_is_an_error() {
+        assert!(decode_all(Framing::Len, 64, &[0, 0, 0, 9, 1]).is_err());
+    }
+}

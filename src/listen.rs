@@ -1,0 +1,246 @@
+//! The netcat server: one client piped to stdio, or with `keep_open` many
+//! clients sharing stdin (broadcast) and stdout (ncat semantics), or a process
+//! per client with `--exec`; over TCP, Unix or UDP (replies go to the last
+//! sender).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::FramedRead;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::exec;
+use crate::frame::Framing;
+use crate::net::{Bound, Listener, Stream};
+use crate::shutdown::Shutdown;
+use crate::stdio;
+
+/// Chunks of stdin a client may fall behind before it is dropped.
+const BROADCAST_DEPTH: usize = 1024;
+
+/// Chunks from clients waiting for stdout; a full queue slows the senders.
+const STDOUT_DEPTH: usize = 256;
+
+/// Read size for client data in keep-open mode.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// What the netcat server does.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Serve clients until shutdown instead of exiting after the first.
+    pub keep_open: bool,
+    /// Run this argv per connection instead of using stdio.
+    pub exec: Option<Vec<String>>,
+    /// Clients served at once in keep-open mode.
+    pub max_conns: usize,
+    /// How stdio maps onto each connection.
+    pub stdio: stdio::Options,
+}
+
+/// Runs the server on a bound socket.
+pub async fn run(cfg: Config, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    match bound {
+        Bound::Datagram(sock) => run_udp(&cfg, sock, &shutdown).await,
+        Bound::Stream(listener) if cfg.keep_open => run_many(cfg, listener, shutdown).await,
+        Bound::Stream(listener) => run_one(&cfg, listener, &shutdown).await,
+    }
+}
+
+async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::Result<()> {
+    let (stream, peer) = tokio::select! {
+        res = listener.accept() => res?,
+        () = shutdown.stopping() => return Ok(()),
+    };
+    // Later clients are refused rather than left hanging in the backlog.
+    drop(listener);
+    tracing::info!(%peer, "connection from");
+    let res = match &cfg.exec {
+        Some(argv) => exec::serve_with_process(stream, argv).await,
+        None => stdio::bridge(stream, &cfg.stdio).await,
+    };
+    tracing::info!(%peer, "connection closed");
+    res
+}
+
+async fn run_many(cfg: Config, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let opts = AcceptOptions {
+        service: "listen",
+        max_conns: cfg.max_conns,
+        level: Level::INFO,
+    };
+    if let Some(argv) = cfg.exec {
+        let argv = Arc::new(argv);
+        return accept::serve(listener, shutdown, opts, move |stream, _| {
+            let argv = argv.clone();
+            async move { exec::serve_with_process(stream, &argv).await }
+        })
+        .await;
+    }
+    let (to_clients, _) = broadcast::channel::<Bytes>(BROADCAST_DEPTH);
+    let (to_stdout, from_clients) = mpsc::channel::<Bytes>(STDOUT_DEPTH);
+    tokio::spawn(read_stdin(to_clients.clone(), cfg.stdio.clone()));
+    tokio::spawn(write_stdout(from_clients));
+    let framing = cfg.stdio.framing;
+    let max_frame = cfg.stdio.max_frame;
+    accept::serve(listener, shutdown, opts, move |stream, _| {
+        let rx = to_clients.subscribe();
+        let tx = to_stdout.clone();
+        async move { serve_hub_client(stream, rx, tx, framing, max_frame).await }
+    })
+    .await
+}
+
+/// Reads stdin into the broadcast channel. At EOF clients are left alone:
+/// `listen -k </dev/null` is a plain sink, as with ncat.
+async fn read_stdin(tx: broadcast::Sender<Bytes>, opts: stdio::Options) {
+    let mut codec = opts.framing.codec(opts.max_frame);
+    let stdin = tokio::io::stdin();
+    if opts.framing == Framing::Raw {
+        let mut stdin = stdin;
+        let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        loop {
+            buf.reserve(READ_BUFFER);
+            match stdin.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let _ = tx.send(buf.split().freeze());
+                }
+            }
+        }
+    }
+    let mut lines = FramedRead::new(stdin, Framing::Lines.codec(opts.max_frame));
+    while let Some(Ok(line)) = lines.next().await {
+        let mut out = BytesMut::new();
+        match opts.framing {
+            Framing::Len => {
+                if tokio_util::codec::Encoder::encode(&mut codec, line, &mut out).is_err() {
+                    continue;
+                }
+            }
+            _ => {
+                out.extend_from_slice(&line);
+                out.extend_from_slice(if opts.crlf { b"\r\n" } else { b"\n" });
+            }
+        }
+        let _ = tx.send(out.freeze());
+    }
+}
+
+async fn write_stdout(mut rx: mpsc::Receiver<Bytes>) {
+    let mut stdout = tokio::io::stdout();
+    while let Some(chunk) = rx.recv().await {
+        if stdout.write_all(&chunk).await.is_err() {
+            return;
+        }
+        if rx.is_empty() && stdout.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve_hub_client(
+    stream: Stream,
+    mut from_stdin: broadcast::Receiver<Bytes>,
+    to_stdout: mpsc::Sender<Bytes>,
+    framing: Framing,
+    max_frame: usize,
+) -> io::Result<()> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let reader = async {
+        if framing == Framing::Raw {
+            let mut buf = BytesMut::with_capacity(READ_BUFFER);
+            loop {
+                buf.reserve(READ_BUFFER);
+                if rd.read_buf(&mut buf).await? == 0 {
+                    return Ok(());
+                }
+                if to_stdout.send(buf.split().freeze()).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut frames = FramedRead::new(&mut rd, framing.codec(max_frame));
+        while let Some(frame) = frames.next().await {
+            let mut line = BytesMut::from(&frame?[..]);
+            line.extend_from_slice(b"\n");
+            if to_stdout.send(line.freeze()).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    let writer = async {
+        loop {
+            match from_stdin.recv().await {
+                Ok(chunk) => wr.write_all(&chunk).await?,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    return Err(io::Error::other(format!(
+                        "client fell {n} chunks behind stdin, dropping it"
+                    )));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return std::future::pending::<io::Result<()>>().await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        res = reader => res,
+        res = writer => res,
+    }
+}
+
+async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Result<()> {
+    if cfg.exec.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--exec needs a stream endpoint (tcp or unix)",
+        ));
+    }
+    let mut last: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 65_536];
+    let mut stdout = tokio::io::stdout();
+    let mut lines = FramedRead::new(tokio::io::stdin(), Framing::Lines.codec(65_507));
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            res = sock.recv_from(&mut buf) => {
+                let (n, peer) = match res {
+                    Ok(x) => x,
+                    Err(err) => {
+                        tracing::debug!(%err, "udp receive error");
+                        continue;
+                    }
+                };
+                if last != Some(peer) {
+                    tracing::info!(%peer, "datagram from new peer");
+                    last = Some(peer);
+                }
+                stdout.write_all(&buf[..n]).await?;
+                stdout.flush().await?;
+            }
+            line = lines.next(), if stdin_open => match line {
+                Some(Ok(line)) => {
+                    let Some(peer) = last else {
+                        tracing::warn!("no peer has sent a datagram yet, input line dropped");
+                        continue;
+                    };
+                    let mut payload = line.to_vec();
+                    payload.extend_from_slice(if cfg.stdio.crlf { b"\r\n" } else { b"\n" });
+                    if let Err(err) = sock.send_to(&payload, peer).await {
+                        tracing::warn!(%err, %peer, "udp send failed");
+                    }
+                }
+                _ => stdin_open = false,
+            },
+            () = shutdown.stopping() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The `sockit` binary: parse arguments, start logging, dispatch, and turn
+//! the outcome into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sockit::cli::Cli;
+use sockit::{commands, error, logging, net};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            eprintln!("sockit: {}", error::usage_line(&err));
+            return ExitCode::from(error::EXIT_USAGE);
+        }
+    };
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    net::raise_fd_limit();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // `sockit … | head` closing early is a normal end of a pipeline.
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sockit: {}", error::render(&err));
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}

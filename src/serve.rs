@@ -1,0 +1,283 @@
+//! The service suite: a registry of services, each with default endpoints and
+//! a TOML section, all bound before any starts and stopped by one shutdown.
+//!
+//! Adding a service means adding its section to [`SuiteConfig`] and one
+//! [`ServiceSpec`] in [`SuiteConfig::specs`]; binding, the startup table,
+//! shutdown and drain come for free.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::echo;
+use crate::endpoint::Endpoint;
+use crate::frame::{DEFAULT_MAX_FRAME, Framing};
+use crate::net::{self, Bound};
+use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown};
+use crate::units::{ByteSize, Secs};
+
+/// A running service instance on one bound socket.
+pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// Starts a service on one of its bound sockets.
+pub type Starter = Arc<dyn Fn(Bound, Shutdown) -> ServiceFuture + Send + Sync>;
+
+/// One entry of the registry: a named service, where it listens, how it starts.
+#[derive(Clone)]
+pub struct ServiceSpec {
+    /// Name shown in the startup table and logs.
+    pub name: &'static str,
+    /// Every endpoint the service listens on.
+    pub endpoints: Vec<Endpoint>,
+    /// Runs the service on one bound socket until shutdown.
+    pub start: Starter,
+}
+
+/// The whole suite's configuration, as read from TOML.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    /// How long live connections may finish after a shutdown signal.
+    pub drain_timeout: Option<Secs>,
+    /// The echo service (RFC 862), tcp and udp 7007 by default.
+    #[serde(default)]
+    pub echo: EchoSection,
+}
+
+/// `[echo]` in the config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EchoSection {
+    /// Set to false to leave the service out.
+    pub enabled: bool,
+    /// Endpoints to listen on.
+    pub listen: Vec<Endpoint>,
+    /// Framing for stream clients.
+    pub frame: Framing,
+    /// Largest frame a client may send.
+    pub max_frame: ByteSize,
+    /// Sent to each stream client on connect.
+    pub greeting: Option<String>,
+    /// Reply template, `{}` replaced by the message.
+    pub reply: Option<String>,
+    /// A message equal to this closes the client.
+    pub exit_word: Option<String>,
+    /// Stream clients served at once.
+    pub max_conns: usize,
+}
+
+impl Default for EchoSection {
+    fn default() -> Self {
+        EchoSection {
+            enabled: true,
+            listen: vec![
+                "tcp://127.0.0.1:7007".parse().expect("valid default"),
+                "udp://127.0.0.1:7007".parse().expect("valid default"),
+            ],
+            frame: Framing::Raw,
+            max_frame: ByteSize(DEFAULT_MAX_FRAME),
+            greeting: None,
+            reply: None,
+            exit_word: None,
+            max_conns: crate::accept::DEFAULT_MAX_CONNS,
+        }
+    }
+}
+
+impl EchoSection {
+    /// The echo service's own config from this section.
+    pub fn config(&self) -> echo::Config {
+        echo::Config {
+            framing: self.frame,
+            max_frame: self.max_frame.0,
+            greeting: self.greeting.clone().map(Into::into),
+            reply: self.reply.as_deref().map(echo::Template::new),
+            exit_word: self.exit_word.clone().map(Into::into),
+            max_conns: self.max_conns,
+        }
+    }
+}
+
+/// A config file that could not be used, naming the line and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read config {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The TOML is invalid, or a key or value is wrong.
+    #[error("config {path} line {line}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// What is wrong, with the key's name.
+        message: String,
+    },
+}
+
+impl SuiteConfig {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })
+    }
+
+    /// The drain timeout to use when the command line does not say.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
+            .map(|s| s.0)
+            .unwrap_or(DEFAULT_DRAIN_TIMEOUT)
+    }
+
+    /// The registry: every enabled service with its endpoints and starter.
+    pub fn specs(&self) -> Vec<ServiceSpec> {
+        let mut specs = Vec::new();
+        if self.echo.enabled {
+            let cfg = Arc::new(self.echo.config());
+            specs.push(ServiceSpec {
+                name: "echo",
+                endpoints: self.echo.listen.clone(),
+                start: Arc::new(move |bound, sd| {
+                    Box::pin(echo::run_bound(cfg.clone(), bound, sd)) as ServiceFuture
+                }),
+            });
+        }
+        specs
+    }
+}
+
+/// A service bound to one endpoint, not yet started.
+pub struct Binding {
+    /// Service name.
+    pub name: &'static str,
+    /// The endpoint actually bound.
+    pub endpoint: Endpoint,
+    bound: Bound,
+    start: Starter,
+}
+
+/// Binds every endpoint of every service, failing before anything starts if
+/// one cannot be bound.
+pub async fn bind_all(specs: &[ServiceSpec]) -> anyhow::Result<Vec<Binding>> {
+    use anyhow::Context;
+    let mut out = Vec::new();
+    for spec in specs {
+        for ep in &spec.endpoints {
+            let bound = net::bind(ep)
+                .await
+                .with_context(|| format!("bind {} for {}", ep, spec.name))?;
+            out.push(Binding {
+                name: spec.name,
+                endpoint: bound.local_endpoint()?,
+                bound,
+                start: spec.start.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The startup table: one row per service endpoint.
+pub fn table(bindings: &[Binding]) -> String {
+    let width = bindings
+        .iter()
+        .map(|b| b.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut out = format!("{:<width$}  endpoint\n", "service");
+    for b in bindings {
+        out.push_str(&format!("{:<width$}  {}\n", b.name, b.endpoint));
+    }
+    out
+}
+
+/// Runs bound services until a signal, then drains them.
+pub async fn run(bindings: Vec<Binding>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+    let mut set = JoinSet::new();
+    for b in bindings {
+        let name = b.name;
+        let endpoint = b.endpoint.clone();
+        let fut = (b.start)(b.bound, shutdown.clone());
+        set.spawn(async move { (name, endpoint, fut.await) });
+    }
+    let all = async {
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((name, ep, Err(err))) => {
+                    tracing::error!(service = name, endpoint = %ep, %err, "service stopped")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(%err, "service task failed"),
+            }
+        }
+    };
+    shutdown::run_until_signal(&shutdown, drain, all).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_echo_on_tcp_and_udp() {
+        let cfg = SuiteConfig::parse("", "t").unwrap();
+        let specs = cfg.specs();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].endpoints.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = SuiteConfig::parse("[echo]\nlisten = []\nbogus = 1\n", "t.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("bogus"), "{text}");
+    }
+
+    #[test]
+    fn bad_endpoint_value_names_line() {
+        let err = SuiteConfig::parse("[echo]\n\nlisten = [\"tcp://:x\"]\n", "t.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("invalid port 'x'"), "{text}");
+    }
+
+    #[test]
+    fn disabled_service_is_left_out() {
+        let cfg = SuiteConfig::parse("[echo]\nenabled = false\n", "t").unwrap();
+        assert!(cfg.specs().is_empty());
+    }
+}

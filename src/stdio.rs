@@ -1,0 +1,393 @@
+//! The netcat data path: stdin and stdout bridged to one stream or one UDP
+//! peer, raw or framed, with half-close, idle timeout and the classic
+//! interactive line mode.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+use tokio_util::codec::FramedRead;
+
+use crate::frame::{FrameCodec, Framing};
+
+/// Read size for raw copies between stdio and a socket.
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// Largest UDP payload we send or accept.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// How long interactive mode waits for a reply before showing the next prompt.
+const REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// After stdin ends, how long a UDP client waits for outstanding replies
+/// unless `--idle-timeout` says otherwise.
+pub const UDP_LINGER: Duration = Duration::from_secs(2);
+
+/// How stdin and stdout map onto the socket.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Framing on the socket side.
+    pub framing: Framing,
+    /// Largest frame accepted from the socket or stdin.
+    pub max_frame: usize,
+    /// Send line endings as CRLF.
+    pub crlf: bool,
+    /// End the session after this long with no data either way.
+    pub idle_timeout: Option<Duration>,
+    /// Line-at-a-time client with an exit word; `prompt` adds `> ` on stderr.
+    pub interactive: Option<Interactive>,
+    /// Shut down the socket's write half when stdin ends (netcat's default).
+    pub half_close: bool,
+}
+
+/// The classic tutorial client: read a line, send it, print the reply.
+#[derive(Debug, Clone)]
+pub struct Interactive {
+    /// Typing this line ends the session.
+    pub exit_word: String,
+    /// Show a `> ` prompt on stderr (stdin is a terminal).
+    pub prompt: bool,
+}
+
+impl Options {
+    /// Whether stdin is read line by line (framed or interactive).
+    fn stdin_lines(&self) -> bool {
+        self.framing != Framing::Raw || self.interactive.is_some()
+    }
+
+    /// What goes on the wire for one line typed on stdin.
+    fn encode_line(&self, line: &[u8], codec: &mut FrameCodec) -> io::Result<Bytes> {
+        let eol: &[u8] = if self.crlf { b"\r\n" } else { b"\n" };
+        let mut out = BytesMut::with_capacity(line.len() + 4);
+        match self.framing {
+            // Interactive raw mode sends the line as typed, like the textbook
+            // client's `s.send(input())`; --crlf asks for a line ending.
+            Framing::Raw if self.crlf => {
+                out.extend_from_slice(line);
+                out.extend_from_slice(eol);
+            }
+            Framing::Raw => out.extend_from_slice(line),
+            Framing::Lines => {
+                out.extend_from_slice(line);
+                out.extend_from_slice(eol);
+            }
+            Framing::Len => {
+                tokio_util::codec::Encoder::encode(codec, Bytes::copy_from_slice(line), &mut out)?
+            }
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// Bridges stdin/stdout to a connected stream until the peer closes, the
+/// user types the exit word, or the idle timeout passes.
+pub async fn bridge<S>(stream: S, opts: &Options) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    bridge_with(stream, tokio::io::stdin(), tokio::io::stdout(), opts).await
+}
+
+/// [`bridge`] over any input and output, so it can be tested without stdio.
+pub async fn bridge_with<S, I, O>(stream: S, input: I, output: O, opts: &Options) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    I: AsyncRead + Unpin,
+    O: AsyncWrite + Unpin,
+{
+    let (sock_rd, mut sock_wr) = tokio::io::split(stream);
+    let activity = Arc::new(Notify::new());
+    let replied = Arc::new(Notify::new());
+
+    let outbound = async {
+        let res = send_input(input, &mut sock_wr, opts, &activity, &replied).await;
+        if res.as_ref().is_ok_and(|ended| *ended == InputEnd::Eof) && opts.half_close {
+            let _ = sock_wr.shutdown().await;
+        }
+        res
+    };
+    let inbound = print_incoming(sock_rd, output, opts, &activity, &replied);
+    let idle = idle_timer(opts.idle_timeout, &activity);
+    tokio::pin!(outbound, inbound, idle);
+
+    tokio::select! {
+        res = &mut inbound => res,
+        res = &mut outbound => match res? {
+            InputEnd::ExitWord => Ok(()),
+            InputEnd::Eof => tokio::select! {
+                res = &mut inbound => res,
+                res = &mut idle => res,
+            },
+        },
+        res = &mut idle => res,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum InputEnd {
+    Eof,
+    ExitWord,
+}
+
+async fn send_input<I, W>(
+    mut input: I,
+    sock: &mut W,
+    opts: &Options,
+    activity: &Notify,
+    replied: &Notify,
+) -> io::Result<InputEnd>
+where
+    I: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !opts.stdin_lines() {
+        let mut buf = vec![0u8; COPY_BUFFER];
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(InputEnd::Eof);
+            }
+            if opts.crlf {
+                sock.write_all(&to_crlf(&buf[..n])).await?;
+            } else {
+                sock.write_all(&buf[..n]).await?;
+            }
+            activity.notify_one();
+        }
+    }
+    let mut codec = opts.framing.codec(opts.max_frame);
+    let mut lines = FramedRead::new(input, Framing::Lines.codec(opts.max_frame));
+    loop {
+        if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next().await else {
+            return Ok(InputEnd::Eof);
+        };
+        let line = line?;
+        if let Some(i) = &opts.interactive {
+            if line.as_ref() == i.exit_word.as_bytes() {
+                return Ok(InputEnd::ExitWord);
+            }
+        }
+        sock.write_all(&opts.encode_line(&line, &mut codec)?)
+            .await?;
+        activity.notify_one();
+        if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
+            let _ = tokio::time::timeout(REPLY_WAIT, replied.notified()).await;
+        }
+    }
+}
+
+/// LF becomes CRLF, leaving existing CRLF pairs alone.
+fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+async fn print_incoming<R, O>(
+    mut sock: R,
+    mut output: O,
+    opts: &Options,
+    activity: &Notify,
+    replied: &Notify,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    O: AsyncWrite + Unpin,
+{
+    if opts.framing == Framing::Raw {
+        let mut buf = vec![0u8; COPY_BUFFER];
+        loop {
+            let n = sock.read(&mut buf).await?;
+            if n == 0 {
+                return output.flush().await;
+            }
+            output.write_all(&buf[..n]).await?;
+            // The textbook client prints each reply on its own line.
+            if opts.interactive.is_some() && buf[n - 1] != b'\n' {
+                output.write_all(b"\n").await?;
+            }
+            output.flush().await?;
+            activity.notify_one();
+            replied.notify_one();
+        }
+    }
+    let mut frames = FramedRead::new(sock, opts.framing.codec(opts.max_frame));
+    while let Some(frame) = frames.next().await {
+        let frame = frame?;
+        output.write_all(&frame).await?;
+        output.write_all(b"\n").await?;
+        if frames.read_buffer().is_empty() {
+            output.flush().await?;
+        }
+        activity.notify_one();
+        replied.notify_one();
+    }
+    output.flush().await
+}
+
+async fn idle_timer(limit: Option<Duration>, activity: &Notify) -> io::Result<()> {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        if tokio::time::timeout(limit, activity.notified())
+            .await
+            .is_err()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("idle for {}", humantime::format_duration(limit)),
+            ));
+        }
+    }
+}
+
+/// Sends stdin to a connected UDP socket, one datagram per line, and prints
+/// each reply on its own line. After stdin ends it waits until every datagram
+/// has been answered or the peer is quiet for `linger`.
+pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) -> io::Result<()> {
+    let activity = Notify::new();
+    let replied = Notify::new();
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let received = std::sync::atomic::AtomicU64::new(0);
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let outbound = async {
+        let mut lines = FramedRead::new(tokio::io::stdin(), Framing::Lines.codec(MAX_DATAGRAM));
+        loop {
+            if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
+                eprint!("> ");
+            }
+            let Some(line) = lines.next().await else {
+                return Ok::<_, io::Error>(InputEnd::Eof);
+            };
+            let line = line?;
+            if let Some(i) = &opts.interactive {
+                if line.as_ref() == i.exit_word.as_bytes() {
+                    return Ok(InputEnd::ExitWord);
+                }
+            }
+            let mut payload = line.to_vec();
+            if opts.crlf {
+                payload.extend_from_slice(b"\r\n");
+            }
+            socket.send(&payload).await?;
+            sent.fetch_add(1, Relaxed);
+            activity.notify_one();
+            if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
+                let _ = tokio::time::timeout(REPLY_WAIT, replied.notified()).await;
+            }
+        }
+    };
+    let inbound = async {
+        let mut buf = vec![0u8; 65_536];
+        let mut stdout = tokio::io::stdout();
+        loop {
+            let n = socket.recv(&mut buf).await?;
+            received.fetch_add(1, Relaxed);
+            stdout.write_all(&buf[..n]).await?;
+            if n == 0 || buf[n - 1] != b'\n' {
+                stdout.write_all(b"\n").await?;
+            }
+            stdout.flush().await?;
+            activity.notify_one();
+            replied.notify_one();
+        }
+    };
+    let idle = idle_timer(opts.idle_timeout, &activity);
+    tokio::pin!(outbound, inbound, idle);
+    tokio::select! {
+        res = &mut inbound => return res,
+        res = &mut idle => return res,
+        res = &mut outbound => if res? == InputEnd::ExitWord { return Ok(()) },
+    }
+    // stdin is done: wait for the replies still owed, within the linger time.
+    let drained = async {
+        while received.load(Relaxed) < sent.load(Relaxed) {
+            tokio::select! {
+                res = &mut inbound => return res,
+                () = activity.notified() => {}
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(linger, drained).await {
+        Ok(res) => res,
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_conversion_keeps_existing_pairs() {
+        assert_eq!(to_crlf(b"a\nb\r\nc"), b"a\r\nb\r\nc");
+    }
+
+    #[tokio::test]
+    async fn bridge_half_closes_and_prints_until_peer_closes() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let opts = Options {
+            framing: Framing::Raw,
+            max_frame: 1024,
+            crlf: false,
+            idle_timeout: None,
+            interactive: None,
+            half_close: true,
+        };
+        let peer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            server.write_all(b"reply:").await.unwrap();
+            server.write_all(&got).await.unwrap();
+        });
+        let mut out = Vec::new();
+        bridge_with(client, &b"hello"[..], &mut out, &opts)
+            .await
+            .unwrap();
+        peer.await.unwrap();
+        assert_eq!(out, b"reply:hello");
+    }
+
+    #[tokio::test]
+    async fn len_framing_wraps_each_input_line() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let opts = Options {
+            framing: Framing::Len,
+            max_frame: 1024,
+            crlf: false,
+            idle_timeout: None,
+            interactive: None,
+            half_close: true,
+        };
+        let peer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            server.write_all(&got).await.unwrap();
+            got
+        });
+        let mut out = Vec::new();
+        bridge_with(client, &b"ab\ncde\n"[..], &mut out, &opts)
+            .await
+            .unwrap();
+        assert_eq!(peer.await.unwrap(), b"\0\0\0\x02ab\0\0\0\x03cde");
+        assert_eq!(out, b"ab\ncde\n");
+    }
+}

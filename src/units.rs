@@ -1,0 +1,125 @@
+//! Human-friendly durations and byte sizes for flags and the config file:
+//! `5` or `5s`, `250ms`, `2m`; `1048576`, `64KiB`, `1MiB`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written as plain seconds (`5`, `0.5`) or with a unit (`250ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(pub Duration);
+
+impl FromStr for Secs {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<f64>() {
+            if secs.is_finite() && secs >= 0.0 {
+                return Ok(Secs(Duration::from_secs_f64(secs)));
+            }
+        }
+        humantime::parse_duration(s).map(Secs).map_err(|_| {
+            format!("invalid duration '{s}' (expected seconds like 5 or 1.5, or 250ms, 2m)")
+        })
+    }
+}
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Secs(Duration::from_secs(n))),
+            Raw::Float(f) => f.to_string().parse().map_err(serde::de::Error::custom),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A byte count written plainly or with a K/M/G (1000s) or KiB/MiB/GiB
+/// (1024s) suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1000 * 1000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1000 * 1000 * 1000,
+            "gib" => 1 << 30,
+            _ => {
+                return Err(format!(
+                    "invalid size '{s}' (expected bytes like 65536, 64KiB or 1MiB)"
+                ));
+            }
+        };
+        num.parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size '{s}' (expected bytes like 65536, 64KiB or 1MiB)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(usize),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!("5".parse::<Secs>().unwrap().0, Duration::from_secs(5));
+        assert_eq!("0.5".parse::<Secs>().unwrap().0, Duration::from_millis(500));
+        assert_eq!(
+            "250ms".parse::<Secs>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert!("soon".parse::<Secs>().is_err());
+        assert!("-1".parse::<Secs>().is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!("1MiB".parse::<ByteSize>().unwrap().0, 1 << 20);
+        assert_eq!("64k".parse::<ByteSize>().unwrap().0, 64_000);
+        assert_eq!("100".parse::<ByteSize>().unwrap().0, 100);
+        assert!("lots".parse::<ByteSize>().is_err());
+    }
+}
