@@ -88,6 +88,7 @@ where
             .instrument(span),
         );
     }
+    tracing::info!(service = opts.service, "stopped accepting");
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         prompt: std::io::stdin().is_terminal(),
                     }),
                     half_close: true,
+                    send_all_input: !std::io::stdin().is_terminal(),
                 },
             };
             Ok(connect::run(&cfg).await?)
@@ -121,6 +122,7 @@ fn stdio_options(
         idle_timeout,
         interactive: None,
         half_close: true,
+        send_all_input: !std::io::stdin().is_terminal(),
     }
 }
 

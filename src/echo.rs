@@ -142,13 +142,9 @@ async fn echo_bytes(mut stream: Stream, greeting: Option<&[u8]>) -> io::Result<(
     if let Some(g) = greeting {
         stream.write_all(g).await?;
     }
-    // Wait for the first byte before allocating, so idle clients cost only
-    // their socket.
-    let mut first = [0u8; 1];
-    if stream.read(&mut first).await? == 0 {
-        return stream.shutdown().await;
-    }
-    stream.write_all(&first).await?;
+    // Allocate only once the client sends something, so idle clients cost
+    // only their socket.
+    stream.readable().await?;
     let mut buf = vec![0u8; ECHO_BUFFER];
     loop {
         let n = stream.read(&mut buf).await?;

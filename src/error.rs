@@ -14,9 +14,13 @@ pub const EXIT_USAGE: u8 = 2;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The exit code for a failed run: 2 for usage errors, 1 for the rest.
+/// The exit code for a failed run: 2 for usage errors (a config file that
+/// does not parse counts, as it stands in for flags), 1 for the rest.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<UsageError>().is_some() {
+    let bad_config = err
+        .downcast_ref::<crate::serve::ConfigError>()
+        .is_some_and(|e| matches!(e, crate::serve::ConfigError::Invalid { .. }));
+    if bad_config || err.downcast_ref::<UsageError>().is_some() {
         EXIT_USAGE
     } else {
         EXIT_FAILURE

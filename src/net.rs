@@ -192,6 +192,17 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
+impl Stream {
+    /// Waits until data (or EOF) can be read, without reading it, so a
+    /// server can put off allocating buffers for idle clients.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+}
+
 /// Connects to a stream endpoint, trying each resolved address in turn within
 /// one overall `timeout` (so `localhost` falls back from `::1` to 127.0.0.1).
 pub async fn connect(ep: &Endpoint, timeout: Option<Duration>) -> io::Result<Stream> {

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::codec::FramedRead;
 
 use crate::frame::{FrameCodec, Framing};
@@ -23,6 +23,9 @@ const MAX_DATAGRAM: usize = 65_507;
 
 /// How long interactive mode waits for a reply before showing the next prompt.
 const REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// After the exit word, the peer counts as done once it is silent this long.
+const QUIET_PERIOD: Duration = Duration::from_millis(250);
 
 /// After stdin ends, how long a UDP client waits for outstanding replies
 /// unless `--idle-timeout` says otherwise.
@@ -43,6 +46,10 @@ pub struct Options {
     pub interactive: Option<Interactive>,
     /// Shut down the socket's write half when stdin ends (netcat's default).
     pub half_close: bool,
+    /// After the peer closes, keep sending stdin until it ends, so piped
+    /// input arrives whole at a peer that only half-closed. A terminal
+    /// session ends when the peer closes.
+    pub send_all_input: bool,
 }
 
 /// The classic tutorial client: read a line, send it, print the reply.
@@ -102,11 +109,16 @@ where
 {
     let (sock_rd, mut sock_wr) = tokio::io::split(stream);
     let activity = Arc::new(Notify::new());
-    let replied = Arc::new(Notify::new());
+    let replied = watch::Sender::new(0u64);
 
     let outbound = async {
         let res = send_input(input, &mut sock_wr, opts, &activity, &replied).await;
-        if res.as_ref().is_ok_and(|ended| *ended == InputEnd::Eof) && opts.half_close {
+        let close = match &res {
+            Ok(InputEnd::Eof) => opts.half_close,
+            Ok(InputEnd::ExitWord) => true,
+            Err(_) => false,
+        };
+        if close {
             let _ = sock_wr.shutdown().await;
         }
         res
@@ -116,9 +128,39 @@ where
     tokio::pin!(outbound, inbound, idle);
 
     tokio::select! {
-        res = &mut inbound => res,
+        res = &mut inbound => {
+            res?;
+            if !opts.send_all_input {
+                return Ok(());
+            }
+            tokio::select! {
+                res = &mut outbound => match res {
+                    // The peer closed both ways: nothing more can arrive.
+                    Err(e) if is_peer_gone(&e) => Ok(()),
+                    other => other.map(drop),
+                },
+                res = &mut idle => res,
+            }
+        }
         res = &mut outbound => match res? {
-            InputEnd::ExitWord => Ok(()),
+            InputEnd::ExitWord => {
+                // Replies to the last lines may still be on their way: show
+                // them, but do not wait for a peer that never closes.
+                let mut reply = replied.subscribe();
+                let settle = async {
+                    loop {
+                        tokio::select! {
+                            res = &mut inbound => return res,
+                            quiet = tokio::time::timeout(QUIET_PERIOD, reply.changed()) => {
+                                if quiet.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                };
+                tokio::time::timeout(REPLY_WAIT, settle).await.unwrap_or(Ok(()))
+            }
             InputEnd::Eof => tokio::select! {
                 res = &mut inbound => res,
                 res = &mut idle => res,
@@ -126,6 +168,13 @@ where
         },
         res = &mut idle => res,
     }
+}
+
+fn is_peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -139,7 +188,7 @@ async fn send_input<I, W>(
     sock: &mut W,
     opts: &Options,
     activity: &Notify,
-    replied: &Notify,
+    replied: &watch::Sender<u64>,
 ) -> io::Result<InputEnd>
 where
     I: AsyncRead + Unpin,
@@ -175,11 +224,12 @@ where
                 return Ok(InputEnd::ExitWord);
             }
         }
+        let mut reply = replied.subscribe();
         sock.write_all(&opts.encode_line(&line, &mut codec)?)
             .await?;
         activity.notify_one();
-        if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
-            let _ = tokio::time::timeout(REPLY_WAIT, replied.notified()).await;
+        if opts.interactive.is_some() {
+            await_reply(&mut reply).await;
         }
     }
 }
@@ -203,7 +253,7 @@ async fn print_incoming<R, O>(
     mut output: O,
     opts: &Options,
     activity: &Notify,
-    replied: &Notify,
+    replied: &watch::Sender<u64>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -223,7 +273,7 @@ where
             }
             output.flush().await?;
             activity.notify_one();
-            replied.notify_one();
+            replied.send_modify(|n| *n += 1);
         }
     }
     let mut frames = FramedRead::new(sock, opts.framing.codec(opts.max_frame));
@@ -235,9 +285,15 @@ where
             output.flush().await?;
         }
         activity.notify_one();
-        replied.notify_one();
+        replied.send_modify(|n| *n += 1);
     }
     output.flush().await
+}
+
+/// The classic client reads the reply before asking for the next line; wait
+/// for one (bounded, since not every server answers every line).
+async fn await_reply(reply: &mut watch::Receiver<u64>) {
+    let _ = tokio::time::timeout(REPLY_WAIT, reply.changed()).await;
 }
 
 async fn idle_timer(limit: Option<Duration>, activity: &Notify) -> io::Result<()> {
@@ -262,7 +318,7 @@ async fn idle_timer(limit: Option<Duration>, activity: &Notify) -> io::Result<()
 /// has been answered or the peer is quiet for `linger`.
 pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) -> io::Result<()> {
     let activity = Notify::new();
-    let replied = Notify::new();
+    let replied = watch::Sender::new(0u64);
     let sent = std::sync::atomic::AtomicU64::new(0);
     let received = std::sync::atomic::AtomicU64::new(0);
     use std::sync::atomic::Ordering::Relaxed;
@@ -286,11 +342,12 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
             if opts.crlf {
                 payload.extend_from_slice(b"\r\n");
             }
+            let mut reply = replied.subscribe();
             socket.send(&payload).await?;
             sent.fetch_add(1, Relaxed);
             activity.notify_one();
-            if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
-                let _ = tokio::time::timeout(REPLY_WAIT, replied.notified()).await;
+            if opts.interactive.is_some() {
+                await_reply(&mut reply).await;
             }
         }
     };
@@ -299,14 +356,14 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         let mut stdout = tokio::io::stdout();
         loop {
             let n = socket.recv(&mut buf).await?;
-            received.fetch_add(1, Relaxed);
             stdout.write_all(&buf[..n]).await?;
             if n == 0 || buf[n - 1] != b'\n' {
                 stdout.write_all(b"\n").await?;
             }
             stdout.flush().await?;
+            received.fetch_add(1, Relaxed);
             activity.notify_one();
-            replied.notify_one();
+            replied.send_modify(|n| *n += 1);
         }
     };
     let idle = idle_timer(opts.idle_timeout, &activity);
@@ -351,6 +408,7 @@ mod tests {
             idle_timeout: None,
             interactive: None,
             half_close: true,
+            send_all_input: true,
         };
         let peer = tokio::spawn(async move {
             let mut got = Vec::new();
@@ -376,6 +434,7 @@ mod tests {
             idle_timeout: None,
             interactive: None,
             half_close: true,
+            send_all_input: true,
         };
         let peer = tokio::spawn(async move {
             let mut got = Vec::new();

@@ -1,1 +1,15 @@
+//! Integration tests: the built binary against real peers (nc, python3's
+//! socket module, sockit's own client) over loopback.
 
+mod support;
+
+mod bench;
+mod cli;
+mod connect;
+mod echo;
+mod endpoints;
+mod framing;
+mod limits;
+mod listen;
+mod serve;
+mod shutdown;

@@ -1,0 +1,64 @@
+//! `sockit bench echo` measures a real server and reports sane numbers.
+
+use crate::support::{Server, sockit_run, stderr_of};
+
+#[test]
+fn bench_echo_reports_json() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let out = sockit_run(
+        &[
+            "bench",
+            "echo",
+            &srv.hostport(),
+            "-c",
+            "8",
+            "-d",
+            "0.5",
+            "-s",
+            "64",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one json object");
+    assert_eq!(v["connections"], 8);
+    assert_eq!(v["errors"], 0);
+    assert!(v["round_trips"].as_u64().unwrap() > 100, "{v}");
+    assert!(v["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["p99_ms"].as_f64().unwrap() >= v["p50_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn bench_echo_counts_errors_against_a_non_echo_server() {
+    // A server that replies with something else: every round trip mismatches.
+    let srv = Server::spawn(&["echo", ":0", "--reply", "nope-{}"]);
+    let out = sockit_run(
+        &[
+            "bench",
+            "echo",
+            &srv.hostport(),
+            "-c",
+            "2",
+            "-d",
+            "0.3",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"], 2, "{v}");
+    assert_eq!(v["round_trips"], 0);
+}
+
+#[test]
+fn bench_echo_table_output() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let out = sockit_run(&["bench", "echo", &srv.hostport(), "-d", "0.2"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("round trips") && text.contains("p99"),
+        "{text}"
+    );
+}

@@ -1,0 +1,220 @@
+//! `sockit connect` against real servers.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::support::{STEP, Server, python, sockit_run, stderr_of, tempdir};
+
+#[test]
+fn pipes_stdin_prints_reply_and_exits_zero() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let out = sockit_run(&["connect", &srv.hostport()], b"hi\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"hi\n");
+}
+
+#[test]
+fn half_closes_on_stdin_eof_and_reads_until_the_peer_closes() {
+    // The server answers only after it sees EOF, then closes: the reply can
+    // only arrive if the client shut down its write half and kept reading.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        s.write_all(format!("got {} bytes", got.len()).as_bytes())
+            .unwrap();
+    });
+    let out = sockit_run(&["connect", &format!(":{port}")], &[7u8; 100_000]);
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"got 100000 bytes");
+}
+
+#[test]
+fn binary_data_round_trips_exactly() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let out = sockit_run(&["connect", &srv.hostport()], &data);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "echoed bytes differ");
+}
+
+#[test]
+fn works_against_openbsd_nc_server() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut nc = std::process::Command::new("nc")
+        .args(["-l", "127.0.0.1", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nc is installed");
+    let mut nc_in = nc.stdin.take().unwrap();
+    nc_in.write_all(b"from nc\n").unwrap();
+    drop(nc_in);
+    // nc prints no readiness line: retry the (instantly refused) connect
+    // until it listens, bounded in time.
+    let start = Instant::now();
+    let out = loop {
+        let out = sockit_run(&["connect", &format!(":{port}")], b"to nc\n");
+        if out.status.success() || start.elapsed() > STEP {
+            break out;
+        }
+    };
+    let mut got = String::new();
+    nc.stdout.take().unwrap().read_to_string(&mut got).unwrap();
+    let _ = nc.wait();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from nc\n");
+    assert_eq!(got, "to nc\n");
+}
+
+#[test]
+fn udp_sends_one_datagram_per_line_and_prints_replies() {
+    let srv = Server::spawn(&["echo", "--udp", ":0", "--reply", "<{}>"]);
+    let out = sockit_run(&["connect", "--udp", &srv.hostport()], b"one\ntwo\nthree\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<one>\n<two>\n<three>\n"
+    );
+}
+
+#[test]
+fn unix_socket_client() {
+    let dir = tempdir();
+    let ep = format!("unix:{}", dir.path().join("e.sock").display());
+    let _srv = Server::spawn(&["echo", &ep]);
+    let out = sockit_run(&["connect", &ep], b"over unix\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"over unix\n");
+}
+
+#[test]
+fn classic_line_mode_against_the_tutorial_server() {
+    let srv = Server::spawn(&[
+        "echo",
+        ":0",
+        "--greeting",
+        "Welcome!",
+        "--reply",
+        "Hello, {}!",
+        "--exit-word",
+        "exit",
+    ]);
+    let out = sockit_run(
+        &["connect", "--lines", &srv.hostport()],
+        b"Michael\nTracy\nexit\nnever sent\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Welcome!\nHello, Michael!\nHello, Tracy!\n"
+    );
+}
+
+#[test]
+fn crlf_flag_sends_crlf_line_endings() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let out = sockit_run(
+        &["connect", "-C", &format!(":{port}")],
+        b"GET / HTTP/1.0\n\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(server.join().unwrap(), b"GET / HTTP/1.0\r\n\r\n");
+}
+
+#[test]
+fn refused_and_unknown_host_are_one_line_exit_1() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = sockit_run(&["connect", &format!("127.0.0.1:{port}")], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&out).trim(),
+        format!("sockit: connect to tcp://127.0.0.1:{port}: connection refused")
+    );
+    let out = sockit_run(&["connect", "no-such-host.invalid:80"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot resolve host 'no-such-host.invalid'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn connect_timeout_gives_up() {
+    // A listener with a full backlog that never accepts: the kernel drops
+    // further SYNs, so a connect hangs until our timeout.
+    let port = python(
+        r#"
+import socket, os, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(0)
+port = l.getsockname()[1]
+fill = []
+for _ in range(8):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    fill.append(c)
+print(port, flush=True)
+if os.fork() == 0:
+    import time
+    for fd in (0, 1, 2): os.close(fd)
+    time.sleep(15)
+    os._exit(0)
+os._exit(0)
+"#,
+        &[],
+    );
+    let port = port.trim();
+    let start = Instant::now();
+    let out = sockit_run(&["connect", "-w", "0.5", &format!(":{port}")], b"x");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("timed out"), "{}", stderr_of(&out));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn idle_timeout_ends_a_silent_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        // The client half-closes at once (empty stdin); keep our side open
+        // and silent so only the idle timer can end the session.
+        let _ = s.read_to_end(&mut rest);
+        let _ = done_rx.recv_timeout(STEP);
+    });
+    let out = sockit_run(
+        &["connect", "--idle-timeout", "0.3", &format!(":{port}")],
+        b"",
+    );
+    let _ = done_tx.send(());
+    holder.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("idle for 300ms"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -1,0 +1,116 @@
+//! Endpoint forms, the announcement, address reuse and Unix socket files.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+
+use crate::support::{Server, sockit_run, stderr_of, tempdir};
+
+#[test]
+fn announces_the_real_port_for_tcp_and_udp() {
+    let tcp = Server::spawn(&["echo", ":0"]);
+    assert!(
+        tcp.endpoint.starts_with("tcp://127.0.0.1:"),
+        "{}",
+        tcp.endpoint
+    );
+    assert_ne!(tcp.port(), 0);
+    let udp = Server::spawn(&["echo", "--udp", ":0"]);
+    assert!(
+        udp.endpoint.starts_with("udp://127.0.0.1:"),
+        "{}",
+        udp.endpoint
+    );
+    let udp2 = Server::spawn(&["echo", "udp://[::1]:0"]);
+    assert!(
+        udp2.endpoint.starts_with("udp://[::1]:"),
+        "{}",
+        udp2.endpoint
+    );
+}
+
+#[test]
+fn localhost_resolves_to_whichever_family_listens() {
+    // The server is only on 127.0.0.1; "localhost" may resolve to ::1 first.
+    let srv = Server::spawn(&["echo", "127.0.0.1:0"]);
+    let out = sockit_run(
+        &["connect", &format!("localhost:{}", srv.port())],
+        b"via name\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"via name\n");
+}
+
+#[test]
+fn restart_binds_at_once_after_serving_a_client() {
+    let mut srv = Server::spawn(&["echo", ":0"]);
+    let port = srv.port();
+    let mut c = TcpStream::connect(srv.addr()).unwrap();
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    // Killing the server closes its side first, leaving TIME_WAIT on the
+    // server's port: exactly what SO_REUSEADDR must get past.
+    srv.kill();
+    let again = Server::spawn(&["echo", &format!(":{port}")]);
+    assert_eq!(again.port(), port);
+    drop(c);
+}
+
+#[test]
+fn unix_socket_stale_file_is_replaced_live_one_is_an_error() {
+    let dir = tempdir();
+    let path = dir.path().join("echo.sock");
+    let ep = format!("unix:{}", path.display());
+    let mut first = Server::spawn(&["echo", &ep]);
+    assert_eq!(first.endpoint, ep);
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.write_all(b"unix!").unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"unix!");
+
+    // A live server's socket is not stolen.
+    let out = sockit_run(&["echo", &ep], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("in use"), "{}", stderr_of(&out));
+
+    // A dead server's socket file is replaced.
+    first.kill();
+    assert!(path.exists(), "SIGKILL leaves the file behind");
+    let second = Server::spawn(&["echo", &ep]);
+    assert_eq!(second.endpoint, ep);
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.write_all(b"again").unwrap();
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"again");
+}
+
+#[test]
+fn clean_shutdown_removes_the_unix_socket_file() {
+    let dir = tempdir();
+    let path = dir.path().join("s.sock");
+    let mut srv = Server::spawn(&["echo", &format!("unix:{}", path.display())]);
+    assert!(path.exists());
+    srv.signal("TERM");
+    assert!(srv.wait_exit(crate::support::STEP).success());
+    assert!(!path.exists());
+}
+
+#[test]
+fn ipv6_loopback_works_with_python_clients() {
+    let srv = Server::spawn(&["echo", "[::1]:0"]);
+    assert!(srv.endpoint.starts_with("tcp://[::1]:"), "{}", srv.endpoint);
+    let got = crate::support::python(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.connect(("::1", int(sys.argv[1])))
+s.send(b"six")
+print(s.recv(1024).decode())
+s.close()
+"#,
+        &[&srv.port().to_string()],
+    );
+    assert_eq!(got.trim(), "six");
+}

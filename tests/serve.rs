@@ -1,0 +1,155 @@
+//! `sockit serve`: the suite, its table and its config file.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use crate::support::{STEP, sockit, sockit_run, stderr_of, tempdir};
+
+/// A running `sockit serve` and the endpoints from its startup table.
+struct Suite {
+    child: Child,
+    rows: Vec<(String, String)>,
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the suite and reads the header plus `count` table rows.
+fn start_suite(args: &[&str], count: usize) -> Suite {
+    let mut child = sockit()
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            eprintln!("[serve] {line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + STEP;
+    let next = || {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("startup table")
+    };
+    let header = next();
+    assert!(header.starts_with("service"), "{header}");
+    let rows = (0..count)
+        .map(|_| {
+            let line = next();
+            let (name, ep) = line.split_once(' ').expect("table row");
+            (name.to_string(), ep.trim().to_string())
+        })
+        .collect();
+    Suite { child, rows }
+}
+
+fn addr_of(ep: &str) -> std::net::SocketAddr {
+    ep.split_once("://").unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn defaults_serve_echo_on_tcp_and_udp_7007() {
+    let suite = start_suite(&[], 2);
+    assert_eq!(
+        suite.rows,
+        vec![
+            ("echo".to_string(), "tcp://127.0.0.1:7007".to_string()),
+            ("echo".to_string(), "udp://127.0.0.1:7007".to_string()),
+        ]
+    );
+    let mut c = TcpStream::connect("127.0.0.1:7007").unwrap();
+    c.set_read_timeout(Some(STEP)).unwrap();
+    c.write_all(b"suite").unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"suite");
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(STEP)).unwrap();
+    u.send_to(b"dgram", "127.0.0.1:7007").unwrap();
+    let n = u.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"dgram");
+}
+
+#[test]
+fn config_chooses_endpoints_and_options() {
+    let dir = tempdir();
+    let cfg = dir.path().join("sockit.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+drain_timeout = "1s"
+
+[echo]
+listen = ["tcp://127.0.0.1:0", "udp://[::1]:0"]
+frame = "lines"
+reply = "Hello, {}!"
+"#,
+    )
+    .unwrap();
+    let suite = start_suite(&["--config", cfg.to_str().unwrap()], 2);
+    assert_eq!(suite.rows.len(), 2, "{:?}", suite.rows);
+    assert!(suite.rows[1].1.starts_with("udp://[::1]:"));
+    let mut c = TcpStream::connect(addr_of(&suite.rows[0].1)).unwrap();
+    c.set_read_timeout(Some(STEP)).unwrap();
+    c.write_all(b"config\n").unwrap();
+    let mut buf = [0u8; 15];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"Hello, config!\n");
+}
+
+#[test]
+fn unknown_key_and_bad_value_name_key_and_line() {
+    let dir = tempdir();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[echo]\nlisten = [\"tcp://127.0.0.1:0\"]\nreplly = \"x\"\n",
+    )
+    .unwrap();
+    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("line 3") && err.contains("replly"), "{err}");
+
+    std::fs::write(&cfg, "[echo]\nframe = \"xml\"\n").unwrap();
+    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("line 2") && err.contains("xml"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_fails_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempdir();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[echo]\nlisten = [\"udp://127.0.0.1:0\", \"tcp://127.0.0.1:{port}\"]\n"),
+    )
+    .unwrap();
+    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(!err.contains("service"), "no table was printed: {err}");
+}

@@ -1,0 +1,302 @@
+//! Helpers that run the built binary and real peers (nc, python3) with every
+//! wait bounded.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest any single step of a test may take.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// The sockit binary with a clean environment.
+pub fn sockit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockit"));
+    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+/// A running sockit server, killed and reaped on drop.
+pub struct Server {
+    child: Child,
+    /// What came after `listening on`: `tcp://127.0.0.1:40123`, `unix:/x`…
+    pub endpoint: String,
+    /// Everything the server printed on stderr, line by line, after the
+    /// announcement.
+    stderr: Receiver<String>,
+    /// The server's stdin, if it was asked for.
+    pub stdin: Option<ChildStdin>,
+    stdout: Option<Receiver<Vec<u8>>>,
+}
+
+impl Server {
+    /// Starts `sockit ARGS` and waits for its `listening on` line.
+    pub fn spawn(args: &[&str]) -> Server {
+        Self::start(sockit().args(args), false)
+    }
+
+    /// Like `spawn`, with stdin and stdout piped to the test.
+    pub fn spawn_piped(args: &[&str]) -> Server {
+        Self::start(sockit().args(args), true)
+    }
+
+    /// Starts a prepared command (e.g. under `sh -c 'ulimit …'`).
+    pub fn start(cmd: &mut Command, piped: bool) -> Server {
+        cmd.stderr(Stdio::piped());
+        if piped {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        } else {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("start sockit");
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let stdout = child.stdout.take().map(chunks_of);
+        let stdin = child.stdin.take();
+        let deadline = Instant::now() + STEP;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stderr.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(ep) = line.strip_prefix("listening on ") {
+                        return Server {
+                            child,
+                            endpoint: ep.trim().to_string(),
+                            stderr,
+                            stdin,
+                            stdout,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("no 'listening on' line; stderr so far: {seen:?}");
+                }
+            }
+        }
+    }
+
+    /// The socket address from the announcement (TCP or UDP).
+    pub fn addr(&self) -> SocketAddr {
+        let rest = self.endpoint.split_once("://").expect("inet endpoint").1;
+        rest.parse().expect("socket address")
+    }
+
+    /// `127.0.0.1:PORT` style address for clients.
+    pub fn hostport(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// The port from the announcement.
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.logs_until(needle).pop().expect("matching line")
+    }
+
+    /// Every stderr line up to and including the first containing `needle`.
+    pub fn logs_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + STEP;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Reads the server's stdout until it contains `needle` (bounded).
+    pub fn read_stdout_until(&self, needle: &[u8]) -> Vec<u8> {
+        let rx = self.stdout.as_ref().expect("stdout is piped");
+        let deadline = Instant::now() + STEP;
+        let mut out = Vec::new();
+        while !contains(&out, needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => out.extend_from_slice(&chunk),
+                Err(_) => panic!(
+                    "stdout never showed {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&out)
+                ),
+            }
+        }
+        out
+    }
+
+    /// Writes to the server's stdin.
+    pub fn write_stdin(&mut self, data: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is piped");
+        stdin.write_all(data).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`; panics (and kills it)
+    /// if it does not.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let pid = self.child.id();
+        let (tx, rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let _ = rx.recv_timeout(limit).is_err()
+                && Command::new("kill")
+                    .arg("-9")
+                    .arg(pid.to_string())
+                    .status()
+                    .is_ok();
+        });
+        let status = self.child.wait().unwrap();
+        let _ = tx.send(());
+        let _ = waiter.join();
+        assert!(
+            status.code().is_some(),
+            "server did not exit in {limit:?} and was killed"
+        );
+        status
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            // Keep the test log useful when something fails.
+            eprintln!("[server] {line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn chunks_of(mut r: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Whether `hay` contains `needle`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Runs a command to completion with `input` on stdin, killing it after
+/// `limit`. Panics on timeout.
+pub fn run(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("command timed out after {limit:?}: {cmd:?}");
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs `python3 -c SCRIPT ARGS…` and returns its stdout; fails the test if
+/// the script fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = run(
+        Command::new("python3").arg("-c").arg(script).args(args),
+        b"",
+        STEP,
+    );
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        script
+    );
+    String::from_utf8(out.stdout).expect("utf-8 from python")
+}
+
+/// Runs `sockit ARGS` with `input` and returns its output.
+pub fn sockit_run(args: &[&str], input: &[u8]) -> Output {
+    run(sockit().args(args), input, STEP)
+}
+
+/// stderr as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary directory that lives for the test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sockit-test")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
