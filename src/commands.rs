@@ -18,21 +18,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connect(a) => {
             let endpoint = usage(a.endpoint.with_udp(a.udp))?;
             let interactive = a.lines || std::io::stdin().is_terminal();
+            let mut stdio = stdio_options(&a.frame, a.crlf, a.idle_timeout.map(|s| s.0));
+            stdio.interactive = interactive.then(|| stdio::Interactive {
+                exit_word: a.exit_word.clone(),
+                prompt: std::io::stdin().is_terminal(),
+            });
             let cfg = connect::Config {
                 endpoint,
                 connect_timeout: a.connect_timeout.map(|s| s.0),
-                stdio: stdio::Options {
-                    framing: a.frame.framing,
-                    max_frame: a.frame.max_frame.0,
-                    crlf: a.crlf,
-                    idle_timeout: a.idle_timeout.map(|s| s.0),
-                    interactive: interactive.then(|| stdio::Interactive {
-                        exit_word: a.exit_word.clone(),
-                        prompt: std::io::stdin().is_terminal(),
-                    }),
-                    half_close: true,
-                    send_all_input: !std::io::stdin().is_terminal(),
-                },
+                stdio,
             };
             Ok(connect::run(&cfg).await?)
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 use tokio_util::codec::Framed;
 use tracing::Level;
@@ -144,10 +144,10 @@ async fn echo_bytes(mut stream: Stream, greeting: Option<&[u8]>) -> io::Result<(
     }
     // Allocate only once the client sends something, so idle clients cost
     // only their socket.
-    stream.readable().await?;
+    stream.wait_for_data().await?;
     let mut buf = vec![0u8; ECHO_BUFFER];
     loop {
-        let n = stream.read(&mut buf).await?;
+        let n = stream.read_drained(&mut buf).await?;
         if n == 0 {
             return stream.shutdown().await;
         }

@@ -24,6 +24,9 @@ const MAX_DATAGRAM: usize = 65_507;
 /// How long interactive mode waits for a reply before showing the next prompt.
 const REPLY_WAIT: Duration = Duration::from_secs(1);
 
+/// How long line mode waits for a server's greeting before sending.
+const GREETING_WAIT: Duration = Duration::from_millis(300);
+
 /// After the exit word, the peer counts as done once it is silent this long.
 const QUIET_PERIOD: Duration = Duration::from_millis(250);
 
@@ -183,6 +186,30 @@ enum InputEnd {
     ExitWord,
 }
 
+enum Typed {
+    Line(Bytes),
+    End(InputEnd),
+}
+
+/// Reads the next input line, showing the prompt first and spotting the
+/// exit word.
+async fn read_line<I: AsyncRead + Unpin>(
+    lines: &mut FramedRead<I, FrameCodec>,
+    opts: &Options,
+) -> io::Result<Typed> {
+    if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
+        eprint!("> ");
+    }
+    let Some(line) = lines.next().await else {
+        return Ok(Typed::End(InputEnd::Eof));
+    };
+    let line = line?;
+    match &opts.interactive {
+        Some(i) if line.as_ref() == i.exit_word.as_bytes() => Ok(Typed::End(InputEnd::ExitWord)),
+        _ => Ok(Typed::Line(line)),
+    }
+}
+
 async fn send_input<I, W>(
     mut input: I,
     sock: &mut W,
@@ -211,19 +238,20 @@ where
     }
     let mut codec = opts.framing.codec(opts.max_frame);
     let mut lines = FramedRead::new(input, Framing::Lines.codec(opts.max_frame));
+    if opts.interactive.is_some() {
+        // Like the textbook client, read the greeting before the first line,
+        // or a late greeting is taken for the first reply and two lines merge
+        // at a raw-mode server.
+        let mut greeting = replied.subscribe();
+        if *greeting.borrow_and_update() == 0 {
+            let _ = tokio::time::timeout(GREETING_WAIT, greeting.changed()).await;
+        }
+    }
     loop {
-        if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
-            eprint!("> ");
-        }
-        let Some(line) = lines.next().await else {
-            return Ok(InputEnd::Eof);
+        let line = match read_line(&mut lines, opts).await? {
+            Typed::Line(line) => line,
+            Typed::End(end) => return Ok(end),
         };
-        let line = line?;
-        if let Some(i) = &opts.interactive {
-            if line.as_ref() == i.exit_word.as_bytes() {
-                return Ok(InputEnd::ExitWord);
-            }
-        }
         let mut reply = replied.subscribe();
         sock.write_all(&opts.encode_line(&line, &mut codec)?)
             .await?;
@@ -326,18 +354,10 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
     let outbound = async {
         let mut lines = FramedRead::new(tokio::io::stdin(), Framing::Lines.codec(MAX_DATAGRAM));
         loop {
-            if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
-                eprint!("> ");
-            }
-            let Some(line) = lines.next().await else {
-                return Ok::<_, io::Error>(InputEnd::Eof);
+            let line = match read_line(&mut lines, opts).await? {
+                Typed::Line(line) => line,
+                Typed::End(end) => return Ok::<_, io::Error>(end),
             };
-            let line = line?;
-            if let Some(i) = &opts.interactive {
-                if line.as_ref() == i.exit_word.as_bytes() {
-                    return Ok(InputEnd::ExitWord);
-                }
-            }
             let mut payload = line.to_vec();
             if opts.crlf {
                 payload.extend_from_slice(b"\r\n");
@@ -398,18 +418,22 @@ mod tests {
         assert_eq!(to_crlf(b"a\nb\r\nc"), b"a\r\nb\r\nc");
     }
 
-    #[tokio::test]
-    async fn bridge_half_closes_and_prints_until_peer_closes() {
-        let (client, mut server) = tokio::io::duplex(1024);
-        let opts = Options {
-            framing: Framing::Raw,
+    fn piped(framing: Framing) -> Options {
+        Options {
+            framing,
             max_frame: 1024,
             crlf: false,
             idle_timeout: None,
             interactive: None,
             half_close: true,
             send_all_input: true,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn bridge_half_closes_and_prints_until_peer_closes() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let opts = piped(Framing::Raw);
         let peer = tokio::spawn(async move {
             let mut got = Vec::new();
             server.read_to_end(&mut got).await.unwrap();
@@ -427,15 +451,7 @@ mod tests {
     #[tokio::test]
     async fn len_framing_wraps_each_input_line() {
         let (client, mut server) = tokio::io::duplex(1024);
-        let opts = Options {
-            framing: Framing::Len,
-            max_frame: 1024,
-            crlf: false,
-            idle_timeout: None,
-            interactive: None,
-            half_close: true,
-            send_all_input: true,
-        };
+        let opts = piped(Framing::Len);
         let peer = tokio::spawn(async move {
             let mut got = Vec::new();
             server.read_to_end(&mut got).await.unwrap();

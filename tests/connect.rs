@@ -4,7 +4,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::support::{STEP, Server, python, sockit_run, stderr_of, tempdir};
+use crate::support::{
+    STEP, Server, TUTORIAL, capture_server, python, sockit_run, stderr_of, tempdir,
+};
 
 #[test]
 fn pipes_stdin_prints_reply_and_exits_zero() {
@@ -98,16 +100,7 @@ fn unix_socket_client() {
 
 #[test]
 fn classic_line_mode_against_the_tutorial_server() {
-    let srv = Server::spawn(&[
-        "echo",
-        ":0",
-        "--greeting",
-        "Welcome!",
-        "--reply",
-        "Hello, {}!",
-        "--exit-word",
-        "exit",
-    ]);
+    let srv = Server::spawn(&[&["echo", ":0"], TUTORIAL].concat());
     let out = sockit_run(
         &["connect", "--lines", &srv.hostport()],
         b"Michael\nTracy\nexit\nnever sent\n",
@@ -121,14 +114,7 @@ fn classic_line_mode_against_the_tutorial_server() {
 
 #[test]
 fn crlf_flag_sends_crlf_line_endings() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        got
-    });
+    let (port, server) = capture_server(|_| Vec::new());
     let out = sockit_run(
         &["connect", "-C", &format!(":{port}")],
         b"GET / HTTP/1.0\n\n",

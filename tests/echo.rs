@@ -3,20 +3,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 
-use crate::support::{STEP, Server, python, run, tempdir};
+use crate::support::{STEP, Server, TUTORIAL, python, run, tempdir};
 
 #[test]
 fn textbook_python_client_gets_exact_replies() {
-    let srv = Server::spawn(&[
-        "echo",
-        ":0",
-        "--greeting",
-        "Welcome!",
-        "--reply",
-        "Hello, {}!",
-        "--exit-word",
-        "exit",
-    ]);
+    let srv = Server::spawn(&[&["echo", ":0"], TUTORIAL].concat());
     let got = python(
         r#"
 import socket, sys

@@ -4,15 +4,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use crate::support::{STEP, Server, python, sockit_run, stderr_of};
+use crate::support::{STEP, Server, expect_reply, python, sockit_run, stderr_of, tcp};
 
 fn still_echoes(srv: &Server) {
-    let mut c = TcpStream::connect(srv.addr()).unwrap();
-    c.set_read_timeout(Some(STEP)).unwrap();
-    c.write_all(b"alive\n").unwrap();
-    let mut buf = [0u8; 6];
-    c.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"alive\n");
+    expect_reply(&mut tcp(srv.addr()), b"alive\n", b"alive\n");
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! `sockit serve`: the suite, its table and its config file.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::support::{STEP, sockit, sockit_run, stderr_of, tempdir};
+use crate::support::{STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir};
 
 /// A running `sockit serve` and the endpoints from its startup table.
 struct Suite {
@@ -73,12 +73,12 @@ fn defaults_serve_echo_on_tcp_and_udp_7007() {
             ("echo".to_string(), "udp://127.0.0.1:7007".to_string()),
         ]
     );
-    let mut c = TcpStream::connect("127.0.0.1:7007").unwrap();
-    c.set_read_timeout(Some(STEP)).unwrap();
-    c.write_all(b"suite").unwrap();
+    expect_reply(
+        &mut tcp("127.0.0.1:7007".parse().unwrap()),
+        b"suite",
+        b"suite",
+    );
     let mut buf = [0u8; 5];
-    c.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"suite");
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(STEP)).unwrap();
     u.send_to(b"dgram", "127.0.0.1:7007").unwrap();
@@ -105,12 +105,8 @@ reply = "Hello, {}!"
     let suite = start_suite(&["--config", cfg.to_str().unwrap()], 2);
     assert_eq!(suite.rows.len(), 2, "{:?}", suite.rows);
     assert!(suite.rows[1].1.starts_with("udp://[::1]:"));
-    let mut c = TcpStream::connect(addr_of(&suite.rows[0].1)).unwrap();
-    c.set_read_timeout(Some(STEP)).unwrap();
-    c.write_all(b"config\n").unwrap();
-    let mut buf = [0u8; 15];
-    c.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"Hello, config!\n");
+    let mut c = tcp(addr_of(&suite.rows[0].1));
+    expect_reply(&mut c, b"config\n", b"Hello, config!\n");
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! SIGINT/SIGTERM: stop accepting, drain live connections, exit 0.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{STEP, Server};
+use crate::support::{STEP, Server, expect_reply, tcp};
 
 #[test]
 fn sigterm_with_no_clients_exits_zero() {
@@ -16,19 +16,14 @@ fn sigterm_with_no_clients_exits_zero() {
 #[test]
 fn sigint_lets_a_live_connection_finish_then_exits_zero() {
     let mut srv = Server::spawn(&["echo", ":0", "--drain-timeout", "10"]);
-    let mut c = TcpStream::connect(srv.addr()).unwrap();
-    c.set_read_timeout(Some(STEP)).unwrap();
-    c.write_all(b"a").unwrap();
-    let mut buf = [0u8; 1];
-    c.read_exact(&mut buf).unwrap();
+    let mut c = tcp(srv.addr());
+    expect_reply(&mut c, b"a", b"a");
     srv.signal("INT");
     srv.wait_for_log("stopped accepting");
     // Stopped accepting: new clients are refused…
     assert!(TcpStream::connect(srv.addr()).is_err());
     // …while the live one is still served.
-    c.write_all(b"b").unwrap();
-    c.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"b");
+    expect_reply(&mut c, b"b", b"b");
     drop(c);
     assert!(srv.wait_exit(STEP).success());
 }
@@ -36,11 +31,9 @@ fn sigint_lets_a_live_connection_finish_then_exits_zero() {
 #[test]
 fn drain_timeout_closes_lingering_connections() {
     let mut srv = Server::spawn(&["echo", ":0", "--drain-timeout", "0.3"]);
-    let mut c = TcpStream::connect(srv.addr()).unwrap();
-    c.set_read_timeout(Some(STEP)).unwrap();
-    c.write_all(b"a").unwrap();
+    let mut c = tcp(srv.addr());
+    expect_reply(&mut c, b"a", b"a");
     let mut buf = [0u8; 1];
-    c.read_exact(&mut buf).unwrap();
     let start = Instant::now();
     srv.signal("TERM");
     // The idle client is cut after the drain period: it sees EOF.

@@ -300,3 +300,46 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in("/tmp")
         .unwrap()
 }
+
+/// The classic tutorial server's flags for `sockit echo`.
+pub const TUTORIAL: &[&str] = &[
+    "--greeting",
+    "Welcome!",
+    "--reply",
+    "Hello, {}!",
+    "--exit-word",
+    "exit",
+];
+
+/// A TCP client with every read bounded by `STEP`.
+pub fn tcp(addr: SocketAddr) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(STEP)).unwrap();
+    c
+}
+
+/// Writes `msg` and reads back exactly `want.len()` bytes, which must match.
+pub fn expect_reply(c: &mut std::net::TcpStream, msg: &[u8], want: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut got = vec![0u8; want.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+/// A one-connection TCP server on a free port: reads everything the client
+/// sends, answers with `reply(received)`, closes, and hands back what it got.
+pub fn capture_server(
+    reply: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static,
+) -> (u16, thread::JoinHandle<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        s.write_all(&reply(&got)).unwrap();
+        got
+    });
+    (port, handle)
+}

@@ -1,0 +1,86 @@
+# Shared helpers for the bench scripts: build, free ports, start/stop servers
+# pinned to one core, and the medians table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SOCKIT="$ROOT/target/release/sockit"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+
+build() {
+    (cd "$ROOT" && cargo build --release --locked --quiet --bin sockit "$@")
+}
+
+# apt-get install the named packages if their commands are missing.
+ensure() { # ensure CMD PKG [CMD PKG]...
+    local missing=()
+    while (($#)); do
+        command -v "$1" >/dev/null || missing+=("$2")
+        shift 2
+    done
+    if ((${#missing[@]})); then
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits (bounded) until something accepts on 127.0.0.1:$1.
+wait_port() {
+    python3 - "$1" <<'PY'
+import socket, sys, time
+end = time.time() + 10
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.time() > end:
+            sys.exit("server did not come up on port " + sys.argv[1])
+        time.sleep(0.05)
+PY
+}
+
+# start_server PORT CMD...: runs CMD pinned to SERVER_CPU in the background,
+# sets SERVER_PID, and waits for the port.
+start_server() {
+    local port=$1
+    shift
+    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
+    SERVER_PID=$!
+    wait_port "$port"
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    # socat/ncat fork children per connection; take them down too.
+    pkill -P "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# medians RESULTS_FILE BASELINE: prints the medians per (case, server) and the
+# ratio of each server to sockit. Lines are "case<TAB>server<TAB>json".
+medians() {
+    python3 - "$1" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    case, server, blob = line.rstrip("\n").split("\t", 2)
+    rows.setdefault(case, {}).setdefault(server, []).append(json.loads(blob))
+for case, servers in rows.items():
+    print(f"\n## {case}")
+    print(f"{'server':<14}{'runs':>5}{'rt/s (median)':>16}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'sockit / this':>15}")
+    med = {s: statistics.median(r["rate"] for r in rs) for s, rs in servers.items()}
+    base = med.get("sockit")
+    for s, rs in servers.items():
+        p50 = statistics.median(r["p50_ms"] for r in rs)
+        p99 = statistics.median(r["p99_ms"] for r in rs)
+        errs = sum(r["errors"] for r in rs)
+        ratio = f"{base / med[s]:.2f}x" if base and med[s] else "-"
+        print(f"{s:<14}{len(rs):>5}{med[s]:>16.0f}{p50:>9.3f}{p99:>9.3f}{errs:>8}{ratio:>15}")
+PY
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the real peers the tests talk to when they
+# are missing (Debian/Ubuntu), then format, lint and test checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nc >/dev/null || need+=(netcat-openbsd)
+command -v python3 >/dev/null || need+=(python3)
+command -v kill >/dev/null || need+=(procps)
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}" >&2
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The tests need OpenBSD nc (-N, -U); the traditional one lacks them.
+if ! nc -h 2>&1 | grep -q -- '-N'; then
+    echo "error: nc is not OpenBSD netcat (apt-get install netcat-openbsd)" >&2
+    exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
