@@ -25,6 +25,11 @@ const ECHO_BUFFER: usize = 16 * 1024;
 const MAX_DATAGRAM: usize = 65_536;
 
 /// A reply template: every `{}` is replaced by the message.
+///
+/// ```
+/// let t = sockit::echo::Template::new("Hello, {}!");
+/// assert_eq!(&t.render(b"Michael")[..], b"Hello, Michael!");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Bytes>,

@@ -39,6 +39,17 @@ impl Transport {
 }
 
 /// Where a socket lives: a host and port over TCP or UDP, or a Unix socket path.
+///
+/// ```
+/// use sockit::endpoint::{Endpoint, Transport};
+///
+/// let ep: Endpoint = ":7007".parse().unwrap();
+/// assert_eq!(ep.to_string(), "tcp://127.0.0.1:7007");
+/// let ep: Endpoint = "udp://[::1]:53".parse().unwrap();
+/// assert_eq!(ep.transport(), Transport::Udp);
+/// let err = "localhost:abc".parse::<Endpoint>().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid port 'abc' in 'localhost:abc'");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// An internet endpoint; `host` is a literal IP or a name still to resolve.

@@ -61,9 +61,17 @@ async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::R
     // Later clients are refused rather than left hanging in the backlog.
     drop(listener);
     tracing::info!(%peer, "connection from");
-    let res = match &cfg.exec {
-        Some(argv) => exec::serve_with_process(stream, argv).await,
-        None => stdio::bridge(stream, &cfg.stdio).await,
+    let session = async {
+        match &cfg.exec {
+            Some(argv) => exec::serve_with_process(stream, argv).await,
+            None => stdio::bridge(stream, &cfg.stdio).await,
+        }
+    };
+    // With one client there is nothing to drain: Ctrl-C ends the session,
+    // as it does for nc.
+    let res = tokio::select! {
+        res = session => res,
+        () = shutdown.stopping() => Ok(()),
     };
     tracing::info!(%peer, "connection closed");
     res

@@ -7,8 +7,23 @@ use clap::Parser;
 use sockit::cli::Cli;
 use sockit::{commands, error, logging, net};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("sockit: start runtime: {err}");
+            return ExitCode::from(error::EXIT_FAILURE);
+        }
+    };
+    let code = rt.block_on(run());
+    // A blocking read of stdin may still be parked in the runtime's thread
+    // pool; waiting for it would keep the process alive until the user
+    // presses Enter.
+    rt.shutdown_background();
+    code
+}
+
+async fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version

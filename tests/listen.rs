@@ -135,3 +135,12 @@ fn lines_framing_with_sockit_connect_both_ends() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "framed hello\n");
     srv.read_stdout_until(b"framed reply\n");
 }
+
+#[test]
+fn sigint_ends_a_single_client_session() {
+    let mut srv = Server::spawn_piped(&["listen", ":0"]);
+    let _c = TcpStream::connect(srv.addr()).unwrap();
+    srv.wait_for_log("connection from");
+    srv.signal("INT");
+    assert!(srv.wait_exit(STEP).success());
+}
