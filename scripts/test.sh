@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v nc >/dev/null || need+=(netcat-openbsd)
+# The tests need OpenBSD nc (-N, -U); another nc is replaced by it.
+nc -h 2>&1 | grep -q -- '-N' || need+=(netcat-openbsd)
 command -v python3 >/dev/null || need+=(python3)
 command -v kill >/dev/null || need+=(procps)
 if ((${#need[@]})); then
@@ -15,9 +16,8 @@ if ((${#need[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The tests need OpenBSD nc (-N, -U); the traditional one lacks them.
 if ! nc -h 2>&1 | grep -q -- '-N'; then
-    echo "error: nc is not OpenBSD netcat (apt-get install netcat-openbsd)" >&2
+    echo "error: nc is not OpenBSD netcat even after installing netcat-openbsd" >&2
     exit 1
 fi
 

@@ -88,6 +88,7 @@ where
             .instrument(span),
         );
     }
+    drop(listener);
     tracing::info!(service = opts.service, "stopped accepting");
     Ok(())
 }

@@ -157,7 +157,7 @@ pub struct ListenArgs {
     #[arg(short, long)]
     pub keep_open: bool,
     /// Clients served at once with -k; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS)]
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
     pub max_conns: usize,
     /// Send line endings as CRLF.
     #[arg(short = 'C', long)]
@@ -200,8 +200,11 @@ pub struct EchoArgs {
     /// Close a client whose message is this word.
     #[arg(long, value_name = "WORD")]
     pub exit_word: Option<String>,
+    /// Close a client after this long without traffic (0 = never).
+    #[arg(short = 'i', long, value_name = "SECS", default_value = "300")]
+    pub idle_timeout: Secs,
     /// Clients served at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS)]
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
     pub max_conns: usize,
     /// At shutdown, wait this long for clients to finish.
     #[arg(long, value_name = "SECS", default_value = "5")]

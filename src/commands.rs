@@ -8,7 +8,7 @@ use crate::cli::{BenchCommand, Cli, Command, EndpointArg, FrameArgs};
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::UsageError;
 use crate::net::{self, Bound};
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::{self, Shutdown, Signals};
 use crate::{bench, connect, echo, listen, serve, stdio};
 use anyhow::Context;
 
@@ -44,10 +44,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_conns: a.max_conns,
                 stdio: stdio_options(&a.frame, a.crlf, a.idle_timeout.map(|s| s.0)),
             };
+            let signals = Signals::install()?;
             let bound = bind_and_announce(&endpoint).await?;
             let sd = Shutdown::new();
             let server = listen::run(cfg, bound, sd.clone());
-            shutdown::run_until_signal(&sd, a.drain_timeout.0, server)
+            shutdown::run_until_signal(&sd, a.drain_timeout.0, signals, server)
                 .await
                 .with_context(|| format!("listen on {endpoint}"))
         }
@@ -60,11 +61,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 reply: a.reply.as_deref().map(echo::Template::new),
                 exit_word: a.exit_word.map(Into::into),
                 max_conns: a.max_conns,
+                idle_timeout: serve::nonzero_duration(a.idle_timeout.0),
             });
+            let signals = Signals::install()?;
             let bound = bind_and_announce(&endpoint).await?;
             let sd = Shutdown::new();
             let server = echo::run_bound(cfg, bound, sd.clone());
-            Ok(shutdown::run_until_signal(&sd, a.drain_timeout.0, server).await?)
+            Ok(shutdown::run_until_signal(&sd, a.drain_timeout.0, signals, server).await?)
         }
         Command::Serve(a) => {
             let suite = match &a.config {
@@ -75,12 +78,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .drain_timeout
                 .map(|s| s.0)
                 .unwrap_or_else(|| suite.drain_timeout());
+            let signals = Signals::install()?;
             let bindings = serve::bind_all(&suite.specs()).await?;
             if bindings.is_empty() {
                 anyhow::bail!("no services enabled in the config");
             }
             eprint!("{}", serve::table(&bindings));
-            Ok(serve::run(bindings, Shutdown::new(), drain).await?)
+            serve::run(bindings, Shutdown::new(), drain, signals).await
         }
         Command::Bench(b) => match b.command {
             BenchCommand::Echo(a) => {

@@ -3,16 +3,18 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, Framed};
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameError, Framing};
+use crate::idle::IdleTimer;
 use crate::net::{Bound, Listener, Stream};
 use crate::shutdown::Shutdown;
 
@@ -20,6 +22,10 @@ use crate::shutdown::Shutdown;
 /// enough that 10,000 connections stay cheap (it is only allocated once a
 /// client sends something).
 const ECHO_BUFFER: usize = 16 * 1024;
+
+/// Stream clients quiet this long are closed, so abandoned or hostile
+/// connections cannot hold slots forever.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_536;
@@ -75,6 +81,8 @@ pub struct Config {
     pub exit_word: Option<Bytes>,
     /// Stream clients served at once.
     pub max_conns: usize,
+    /// Close a stream client after this long without traffic.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -86,6 +94,7 @@ impl Default for Config {
             reply: None,
             exit_word: None,
             max_conns: accept::DEFAULT_MAX_CONNS,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -134,7 +143,7 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
         let cfg = cfg.clone();
         async move {
             if cfg.is_plain() {
-                echo_bytes(stream, cfg.greeting.as_deref()).await
+                echo_bytes(stream, cfg.greeting.as_deref(), cfg.idle_timeout).await
             } else {
                 echo_frames(stream, &cfg).await
             }
@@ -143,54 +152,72 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
     .await
 }
 
-async fn echo_bytes(mut stream: Stream, greeting: Option<&[u8]>) -> io::Result<()> {
+async fn echo_bytes(
+    mut stream: Stream,
+    greeting: Option<&[u8]>,
+    idle: Option<Duration>,
+) -> io::Result<()> {
+    let mut timer = IdleTimer::new(idle);
     if let Some(g) = greeting {
-        stream.write_all(g).await?;
+        timer.guard(stream.write_all(g)).await?;
     }
     // Allocate only once the client sends something, so idle clients cost
     // only their socket.
-    stream.wait_for_data().await?;
+    timer.guard(stream.wait_for_data()).await?;
     let mut buf = vec![0u8; ECHO_BUFFER];
     loop {
-        let n = stream.read_drained(&mut buf).await?;
-        if n == 0 {
+        let step = async {
+            let n = stream.read_drained(&mut buf).await?;
+            stream.write_all(&buf[..n]).await?;
+            Ok(n)
+        };
+        if timer.guard(step).await? == 0 {
             return stream.shutdown().await;
         }
-        stream.write_all(&buf[..n]).await?;
     }
 }
 
-async fn echo_frames(stream: Stream, cfg: &Config) -> io::Result<()> {
-    let mut framed = Framed::new(stream, cfg.framing.codec(cfg.max_frame));
+async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
+    let mut timer = IdleTimer::new(cfg.idle_timeout);
+    let mut codec = cfg.framing.codec(cfg.max_frame);
     if let Some(g) = &cfg.greeting {
-        framed.send(g.clone()).await?;
+        let mut out = BytesMut::new();
+        codec.encode(g.clone(), &mut out)?;
+        timer.guard(stream.write_all(&out)).await?;
     }
+    // As in the byte echo: buffers only once the client speaks.
+    timer.guard(stream.wait_for_data()).await?;
+    let mut framed = Framed::new(stream, codec);
     loop {
-        let Some(first) = framed.next().await else {
-            break;
-        };
-        // Answer everything already buffered before one flush, so a burst of
-        // pipelined messages costs one write, not one per message.
-        let mut next = Some(first);
-        while let Some(frame) = next {
-            let msg = frame.map_err(|e| match e {
-                FrameError::TooLong { .. } => {
-                    tracing::warn!(%e, "closing client that exceeded --max-frame");
-                    io::Error::from(e)
+        let step = async {
+            let Some(first) = framed.next().await else {
+                return Ok(false);
+            };
+            // Answer everything already buffered before one flush, so a burst
+            // of pipelined messages costs one write, not one per message.
+            let mut next = Some(first);
+            while let Some(frame) = next {
+                let msg = frame.inspect_err(|e| {
+                    if let FrameError::TooLong { .. } = e {
+                        tracing::warn!(%e, "closing client that exceeded --max-frame");
+                    }
+                })?;
+                match cfg.answer(&msg) {
+                    Some(reply) => framed.feed(reply).await?,
+                    None => {
+                        framed.flush().await?;
+                        tracing::debug!("exit word received");
+                        return Ok(false);
+                    }
                 }
-                other => other.into(),
-            })?;
-            match cfg.answer(&msg) {
-                Some(reply) => framed.feed(reply).await?,
-                None => {
-                    framed.flush().await?;
-                    tracing::debug!("exit word received");
-                    return framed.get_mut().shutdown().await;
-                }
+                next = framed.next().now_or_never().flatten();
             }
-            next = framed.next().now_or_never().flatten();
+            framed.flush().await?;
+            io::Result::Ok(true)
+        };
+        if !timer.guard(step).await? {
+            break;
         }
-        framed.flush().await?;
     }
     framed.get_mut().shutdown().await
 }

@@ -74,7 +74,8 @@ fn describe_io(err: &io::Error) -> String {
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            .and_then(io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<crate::stdio::StdoutClosed>())
     })
 }
 

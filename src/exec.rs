@@ -7,6 +7,9 @@ use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
+/// How long a child may keep running after closing its stdout.
+const CHILD_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `argv` wired to `stream` until the child closes its stdout. The
 /// child's stdin is closed when the client half-closes, so filters like `sort`
 /// see end of input; the child is killed if the connection task is dropped.
@@ -44,9 +47,15 @@ where
         res = &mut from_child => res,
         () = &mut to_child => from_child.await,
     };
-    match child.wait().await {
-        Ok(status) => tracing::info!(%status, program = %prog, "child exited"),
-        Err(err) => tracing::warn!(%err, "waiting for child failed"),
+    // The child closed its stdout; give it a moment to exit, then stop it so
+    // a stuck child cannot outlive its connection.
+    match tokio::time::timeout(CHILD_EXIT_WAIT, child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, program = %prog, "child exited"),
+        Ok(Err(err)) => tracing::warn!(%err, "waiting for child failed"),
+        Err(_) => {
+            tracing::warn!(program = %prog, "child still running after its output closed, killing it");
+            let _ = child.kill().await;
+        }
     }
     res
 }

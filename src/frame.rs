@@ -113,6 +113,18 @@ impl Decoder for FrameCodec {
                 .decode(src)
                 .map(|line| line.map(strip_cr))
                 .map_err(|e| lines_error(e, max)),
+            // The inner codec reserves the whole announced length as soon as
+            // it sees a header, so a peer could pin `max` bytes per
+            // connection with 4 bytes. Hand it only complete frames; the
+            // buffer then grows only as data really arrives.
+            FrameCodec::Len(_)
+                if src.len() >= 4 && {
+                    let n = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+                    n <= max && src.len() < 4 + n
+                } =>
+            {
+                Ok(None)
+            }
             FrameCodec::Len(c) => c.decode(src).map(|f| f.map(BytesMut::freeze)).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::InvalidData {
                     FrameError::TooLong { max }
@@ -234,6 +246,14 @@ mod tests {
             decode_all(Framing::Len, 4, &[0, 0, 0, 9, 1]),
             Err(FrameError::TooLong { max: 4 })
         ));
+    }
+
+    #[test]
+    fn a_len_header_alone_reserves_nothing() {
+        let mut codec = Framing::Len.codec(1 << 20);
+        let mut buf = BytesMut::from(&[0u8, 0x10, 0, 0][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 4096, "capacity {}", buf.capacity());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`accept`]: the shared accept loop (caps, back-off, spans).
 //! - [`shutdown`]: signal, stop accepting, bounded drain.
 //! - [`frame`]: raw, lines and length-prefixed codecs.
+//! - [`idle`]: per-connection idle timeouts.
 //! - [`stdio`]: the netcat data path between stdio and a socket.
 //! - [`exec`]: a process per connection.
 //! - [`connect`], [`listen`], [`echo`]: the services.
@@ -32,6 +33,7 @@ pub mod endpoint;
 pub mod error;
 pub mod exec;
 pub mod frame;
+pub mod idle;
 pub mod listen;
 pub mod logging;
 pub mod net;

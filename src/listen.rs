@@ -108,7 +108,6 @@ async fn run_many(cfg: Config, listener: Listener, shutdown: Shutdown) -> io::Re
 /// Reads stdin into the broadcast channel. At EOF clients are left alone:
 /// `listen -k </dev/null` is a plain sink, as with ncat.
 async fn read_stdin(tx: broadcast::Sender<Bytes>, opts: stdio::Options) {
-    let mut codec = opts.framing.codec(opts.max_frame);
     let stdin = tokio::io::stdin();
     if opts.framing == Framing::Raw {
         let mut stdin = stdin;
@@ -117,27 +116,29 @@ async fn read_stdin(tx: broadcast::Sender<Bytes>, opts: stdio::Options) {
             buf.reserve(READ_BUFFER);
             match stdin.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
+                Ok(_) if opts.crlf => {
+                    let _ = tx.send(stdio::to_crlf(&buf.split()).into());
+                }
                 Ok(_) => {
                     let _ = tx.send(buf.split().freeze());
                 }
             }
         }
     }
+    let mut codec = opts.framing.codec(opts.max_frame);
     let mut lines = FramedRead::new(stdin, Framing::Lines.codec(opts.max_frame));
-    while let Some(Ok(line)) = lines.next().await {
-        let mut out = BytesMut::new();
-        match opts.framing {
-            Framing::Len => {
-                if tokio_util::codec::Encoder::encode(&mut codec, line, &mut out).is_err() {
-                    continue;
-                }
+    while let Some(line) = lines.next().await {
+        // An over-long line is skipped (the codec resyncs at the next
+        // newline); it must not end forwarding for the rest of the run.
+        match line
+            .map_err(io::Error::from)
+            .and_then(|l| opts.encode_line(&l, &mut codec))
+        {
+            Ok(out) => {
+                let _ = tx.send(out);
             }
-            _ => {
-                out.extend_from_slice(&line);
-                out.extend_from_slice(if opts.crlf { b"\r\n" } else { b"\n" });
-            }
+            Err(err) => tracing::warn!(%err, "stdin line dropped"),
         }
-        let _ = tx.send(out.freeze());
     }
 }
 
@@ -231,8 +232,7 @@ async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Resu
                     tracing::info!(%peer, "datagram from new peer");
                     last = Some(peer);
                 }
-                stdout.write_all(&buf[..n]).await?;
-                stdout.flush().await?;
+                stdio::emit(&mut stdout, &buf[..n], false, true).await?;
             }
             line = lines.next(), if stdin_open => match line {
                 Some(Ok(line)) => {

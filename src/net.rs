@@ -108,6 +108,15 @@ async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                     "address in use by a running server",
                 )),
                 Err(probe) if probe.kind() == io::ErrorKind::ConnectionRefused => {
+                    // Linux refuses connects to any non-socket too: never
+                    // delete what is not a socket.
+                    use std::os::unix::fs::FileTypeExt;
+                    if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "path exists and is not a socket",
+                        ));
+                    }
                     std::fs::remove_file(path)?;
                     UnixListener::bind(path)
                 }
@@ -275,11 +284,16 @@ pub async fn connect(ep: &Endpoint, timeout: Option<Duration>) -> io::Result<Str
     with_timeout(timeout, attempt).await
 }
 
-/// Creates a UDP socket connected to the first resolved address of `ep`.
+/// Creates a UDP socket connected to a resolved address of `ep`. A UDP
+/// "connect" cannot tell whether anyone listens, so there is no fallback as
+/// with TCP; IPv4 goes first because `localhost` resolves to `::1` first
+/// while UDP services, ours included, mostly bind 127.0.0.1.
 pub async fn connect_udp(ep: &Endpoint, timeout: Option<Duration>) -> io::Result<UdpSocket> {
     with_timeout(timeout, async {
         let mut last_err = None;
-        for addr in ep.resolve().await? {
+        let mut addrs = ep.resolve().await?;
+        addrs.sort_by_key(|a| a.is_ipv6());
+        for addr in addrs {
             let local: SocketAddr = if addr.is_ipv4() {
                 "0.0.0.0:0".parse().expect("literal address")
             } else {

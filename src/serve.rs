@@ -19,7 +19,7 @@ use crate::echo;
 use crate::endpoint::Endpoint;
 use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::net::{self, Bound};
-use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown};
+use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown, Signals};
 use crate::units::{ByteSize, Secs};
 
 /// A running service instance on one bound socket.
@@ -69,7 +69,9 @@ pub struct EchoSection {
     /// A message equal to this closes the client.
     pub exit_word: Option<String>,
     /// Stream clients served at once.
-    pub max_conns: usize,
+    pub max_conns: std::num::NonZeroUsize,
+    /// Close a client idle this long (0 = never).
+    pub idle_timeout: Secs,
 }
 
 impl Default for EchoSection {
@@ -85,7 +87,9 @@ impl Default for EchoSection {
             greeting: None,
             reply: None,
             exit_word: None,
-            max_conns: crate::accept::DEFAULT_MAX_CONNS,
+            max_conns: std::num::NonZeroUsize::new(crate::accept::DEFAULT_MAX_CONNS)
+                .expect("nonzero default"),
+            idle_timeout: Secs(echo::DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -99,9 +103,15 @@ impl EchoSection {
             greeting: self.greeting.clone().map(Into::into),
             reply: self.reply.as_deref().map(echo::Template::new),
             exit_word: self.exit_word.clone().map(Into::into),
-            max_conns: self.max_conns,
+            max_conns: self.max_conns.get(),
+            idle_timeout: nonzero_duration(self.idle_timeout.0),
         }
     }
+}
+
+/// 0 means "no timeout" in flags and config.
+pub fn nonzero_duration(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 /// A config file that could not be used, naming the line and the problem.
@@ -223,8 +233,14 @@ pub fn table(bindings: &[Binding]) -> String {
     out
 }
 
-/// Runs bound services until a signal, then drains them.
-pub async fn run(bindings: Vec<Binding>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+/// Runs bound services until a signal, then drains them. Fails if any
+/// service stopped with an error.
+pub async fn run(
+    bindings: Vec<Binding>,
+    shutdown: Shutdown,
+    drain: Duration,
+    signals: Signals,
+) -> anyhow::Result<()> {
     let mut set = JoinSet::new();
     for b in bindings {
         let name = b.name;
@@ -233,18 +249,26 @@ pub async fn run(bindings: Vec<Binding>, shutdown: Shutdown, drain: Duration) ->
         set.spawn(async move { (name, endpoint, fut.await) });
     }
     let all = async {
+        let mut failed = 0;
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok((name, ep, Err(err))) => {
-                    tracing::error!(service = name, endpoint = %ep, %err, "service stopped")
+                    tracing::error!(service = name, endpoint = %ep, %err, "service stopped");
+                    failed += 1;
                 }
                 Ok(_) => {}
-                Err(err) => tracing::error!(%err, "service task failed"),
+                Err(err) => {
+                    tracing::error!(%err, "service task failed");
+                    failed += 1;
+                }
             }
         }
+        failed
     };
-    shutdown::run_until_signal(&shutdown, drain, all).await;
-    Ok(())
+    match shutdown::run_until_signal(&shutdown, drain, signals, all).await {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} service endpoint(s) stopped with errors"),
+    }
 }
 
 #[cfg(test)]

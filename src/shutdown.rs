@@ -82,40 +82,49 @@ impl Shutdown {
     }
 }
 
-/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// SIGINT and SIGTERM handlers. They are installed when this is created, so
+/// create it before announcing: a signal sent right after the `listening on`
+/// line must be a clean shutdown, not the default death by signal.
+#[derive(Debug)]
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }
 
 /// Runs a server future until it ends or a signal arrives, then drains.
 /// The future is expected to return once `shutdown.stopping()` fires.
-pub async fn run_until_signal<F, T>(shutdown: &Shutdown, drain_timeout: Duration, server: F) -> T
+pub async fn run_until_signal<F, T>(
+    shutdown: &Shutdown,
+    drain_timeout: Duration,
+    mut signals: Signals,
+    server: F,
+) -> T
 where
     F: Future<Output = T>,
 {
     tokio::pin!(server);
     let out = tokio::select! {
         out = &mut server => out,
-        () = signal() => {
+        () = signals.recv() => {
             tracing::info!("shutting down");
             shutdown.trigger();
             server.await

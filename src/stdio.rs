@@ -3,14 +3,13 @@
 //! interactive line mode.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
 use crate::frame::{FrameCodec, Framing};
@@ -23,6 +22,9 @@ const MAX_DATAGRAM: usize = 65_507;
 
 /// How long interactive mode waits for a reply before showing the next prompt.
 const REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// After the peer closes, how long stdin may stay silent before we quit.
+const PEER_EOF_LINGER: Duration = Duration::from_millis(500);
 
 /// How long line mode waits for a server's greeting before sending.
 const GREETING_WAIT: Duration = Duration::from_millis(300);
@@ -70,8 +72,8 @@ impl Options {
         self.framing != Framing::Raw || self.interactive.is_some()
     }
 
-    /// What goes on the wire for one line typed on stdin.
-    fn encode_line(&self, line: &[u8], codec: &mut FrameCodec) -> io::Result<Bytes> {
+    /// What goes on the wire for one line read from stdin.
+    pub(crate) fn encode_line(&self, line: &[u8], codec: &mut FrameCodec) -> io::Result<Bytes> {
         let eol: &[u8] = if self.crlf { b"\r\n" } else { b"\n" };
         let mut out = BytesMut::with_capacity(line.len() + 4);
         match self.framing {
@@ -111,7 +113,7 @@ where
     O: AsyncWrite + Unpin,
 {
     let (sock_rd, mut sock_wr) = tokio::io::split(stream);
-    let activity = Arc::new(Notify::new());
+    let activity = watch::Sender::new(());
     let replied = watch::Sender::new(0u64);
 
     let outbound = async {
@@ -136,12 +138,17 @@ where
             if !opts.send_all_input {
                 return Ok(());
             }
+            // Keep sending what stdin still has, but end once it stalls, so
+            // a finished peer is not held by a producer that has gone quiet
+            // (socat's -t does the same).
+            let linger = idle_timer(Some(PEER_EOF_LINGER), &activity);
             tokio::select! {
                 res = &mut outbound => match res {
                     // The peer closed both ways: nothing more can arrive.
                     Err(e) if is_peer_gone(&e) => Ok(()),
                     other => other.map(drop),
                 },
+                _ = linger => Ok(()),
                 res = &mut idle => res,
             }
         }
@@ -214,7 +221,7 @@ async fn send_input<I, W>(
     mut input: I,
     sock: &mut W,
     opts: &Options,
-    activity: &Notify,
+    activity: &watch::Sender<()>,
     replied: &watch::Sender<u64>,
 ) -> io::Result<InputEnd>
 where
@@ -233,7 +240,7 @@ where
             } else {
                 sock.write_all(&buf[..n]).await?;
             }
-            activity.notify_one();
+            activity.send_replace(());
         }
     }
     let mut codec = opts.framing.codec(opts.max_frame);
@@ -255,7 +262,7 @@ where
         let mut reply = replied.subscribe();
         sock.write_all(&opts.encode_line(&line, &mut codec)?)
             .await?;
-        activity.notify_one();
+        activity.send_replace(());
         if opts.interactive.is_some() {
             await_reply(&mut reply).await;
         }
@@ -263,7 +270,7 @@ where
 }
 
 /// LF becomes CRLF, leaving existing CRLF pairs alone.
-fn to_crlf(data: &[u8]) -> Vec<u8> {
+pub(crate) fn to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 16);
     let mut prev = 0u8;
     for &b in data {
@@ -280,7 +287,7 @@ async fn print_incoming<R, O>(
     mut sock: R,
     mut output: O,
     opts: &Options,
-    activity: &Notify,
+    activity: &watch::Sender<()>,
     replied: &watch::Sender<u64>,
 ) -> io::Result<()>
 where
@@ -292,30 +299,59 @@ where
         loop {
             let n = sock.read(&mut buf).await?;
             if n == 0 {
-                return output.flush().await;
+                return output.flush().await.map_err(stdout_error);
             }
-            output.write_all(&buf[..n]).await?;
             // The textbook client prints each reply on its own line.
-            if opts.interactive.is_some() && buf[n - 1] != b'\n' {
-                output.write_all(b"\n").await?;
-            }
-            output.flush().await?;
-            activity.notify_one();
+            let newline = opts.interactive.is_some() && buf[n - 1] != b'\n';
+            emit(&mut output, &buf[..n], newline, true).await?;
+            activity.send_replace(());
             replied.send_modify(|n| *n += 1);
         }
     }
     let mut frames = FramedRead::new(sock, opts.framing.codec(opts.max_frame));
     while let Some(frame) = frames.next().await {
         let frame = frame?;
-        output.write_all(&frame).await?;
-        output.write_all(b"\n").await?;
-        if frames.read_buffer().is_empty() {
-            output.flush().await?;
-        }
-        activity.notify_one();
+        let flush = frames.read_buffer().is_empty();
+        emit(&mut output, &frame, true, flush).await?;
+        activity.send_replace(());
         replied.send_modify(|n| *n += 1);
     }
-    output.flush().await
+    output.flush().await.map_err(stdout_error)
+}
+
+/// stdout went away (`sockit … | head`): a normal end of a pipeline, told
+/// apart from a broken socket so only this one exits 0.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+pub struct StdoutClosed;
+
+fn stdout_error(err: io::Error) -> io::Error {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        err
+    }
+}
+
+/// Writes one chunk of received data to stdout, optionally ending it with a
+/// newline and flushing.
+pub(crate) async fn emit<O: AsyncWrite + Unpin>(
+    out: &mut O,
+    data: &[u8],
+    newline: bool,
+    flush: bool,
+) -> io::Result<()> {
+    let res = async {
+        out.write_all(data).await?;
+        if newline {
+            out.write_all(b"\n").await?;
+        }
+        if flush {
+            out.flush().await?;
+        }
+        Ok(())
+    };
+    res.await.map_err(stdout_error)
 }
 
 /// The classic client reads the reply before asking for the next line; wait
@@ -324,28 +360,23 @@ async fn await_reply(reply: &mut watch::Receiver<u64>) {
     let _ = tokio::time::timeout(REPLY_WAIT, reply.changed()).await;
 }
 
-async fn idle_timer(limit: Option<Duration>, activity: &Notify) -> io::Result<()> {
+async fn idle_timer(limit: Option<Duration>, activity: &watch::Sender<()>) -> io::Result<()> {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
-    loop {
-        if tokio::time::timeout(limit, activity.notified())
-            .await
-            .is_err()
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("idle for {}", humantime::format_duration(limit)),
-            ));
-        }
-    }
+    let mut seen = activity.subscribe();
+    while let Ok(Ok(())) = tokio::time::timeout(limit, seen.changed()).await {}
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("idle for {}", humantime::format_duration(limit)),
+    ))
 }
 
 /// Sends stdin to a connected UDP socket, one datagram per line, and prints
 /// each reply on its own line. After stdin ends it waits until every datagram
 /// has been answered or the peer is quiet for `linger`.
 pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) -> io::Result<()> {
-    let activity = Notify::new();
+    let activity = watch::Sender::new(());
     let replied = watch::Sender::new(0u64);
     let sent = std::sync::atomic::AtomicU64::new(0);
     let received = std::sync::atomic::AtomicU64::new(0);
@@ -365,7 +396,7 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
             let mut reply = replied.subscribe();
             socket.send(&payload).await?;
             sent.fetch_add(1, Relaxed);
-            activity.notify_one();
+            activity.send_replace(());
             if opts.interactive.is_some() {
                 await_reply(&mut reply).await;
             }
@@ -376,13 +407,10 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         let mut stdout = tokio::io::stdout();
         loop {
             let n = socket.recv(&mut buf).await?;
-            stdout.write_all(&buf[..n]).await?;
-            if n == 0 || buf[n - 1] != b'\n' {
-                stdout.write_all(b"\n").await?;
-            }
-            stdout.flush().await?;
+            let newline = n == 0 || buf[n - 1] != b'\n';
+            emit(&mut stdout, &buf[..n], newline, true).await?;
             received.fetch_add(1, Relaxed);
-            activity.notify_one();
+            activity.send_replace(());
             replied.send_modify(|n| *n += 1);
         }
     };
@@ -394,11 +422,12 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         res = &mut outbound => if res? == InputEnd::ExitWord { return Ok(()) },
     }
     // stdin is done: wait for the replies still owed, within the linger time.
+    let mut seen = activity.subscribe();
     let drained = async {
         while received.load(Relaxed) < sent.load(Relaxed) {
             tokio::select! {
                 res = &mut inbound => return res,
-                () = activity.notified() => {}
+                _ = seen.changed() => {}
             }
         }
         Ok(())

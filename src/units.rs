@@ -17,8 +17,8 @@ impl FromStr for Secs {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Ok(secs) = s.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                return Ok(Secs(Duration::from_secs_f64(secs)));
+            if let Ok(d) = Duration::try_from_secs_f64(secs) {
+                return Ok(Secs(d));
             }
         }
         humantime::parse_duration(s).map(Secs).map_err(|_| {
@@ -50,8 +50,8 @@ impl<'de> Deserialize<'de> for Secs {
     }
 }
 
-/// A byte count written plainly or with a K/M/G (1000s) or KiB/MiB/GiB
-/// (1024s) suffix.
+/// A byte count of at least 1, written plainly or with a K/M/G (1000s) or
+/// KiB/MiB/GiB (1024s) suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub usize);
 
@@ -79,6 +79,7 @@ impl FromStr for ByteSize {
         num.parse::<usize>()
             .ok()
             .and_then(|n| n.checked_mul(mult))
+            .filter(|&n| n > 0)
             .map(ByteSize)
             .ok_or_else(|| format!("invalid size '{s}' (expected bytes like 65536, 64KiB or 1MiB)"))
     }
@@ -93,9 +94,17 @@ impl<'de> Deserialize<'de> for ByteSize {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Int(n) => n.to_string().parse().map_err(serde::de::Error::custom),
             Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Parses a count that must be at least 1 (`--max-conns`).
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
     }
 }
 
@@ -113,6 +122,7 @@ mod tests {
         );
         assert!("soon".parse::<Secs>().is_err());
         assert!("-1".parse::<Secs>().is_err());
+        assert!("1e30".parse::<Secs>().is_err());
     }
 
     #[test]
@@ -121,5 +131,6 @@ mod tests {
         assert_eq!("64k".parse::<ByteSize>().unwrap().0, 64_000);
         assert_eq!("100".parse::<ByteSize>().unwrap().0, 100);
         assert!("lots".parse::<ByteSize>().is_err());
+        assert!("0".parse::<ByteSize>().is_err());
     }
 }

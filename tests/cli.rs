@@ -84,3 +84,24 @@ fn quiet_hides_info_logs_but_not_the_announcement() {
     assert!(lines.last().unwrap().contains("WARN"), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("accepted")), "{lines:?}");
 }
+
+#[test]
+fn verbose_shows_debug_logs() {
+    let srv = Server::spawn(&["-v", "echo", ":0"]);
+    let _c = std::net::TcpStream::connect(srv.addr()).unwrap();
+    let line = srv.wait_for_log("connection accepted");
+    assert!(line.contains("DEBUG"), "{line}");
+}
+
+#[test]
+fn zero_and_huge_values_are_usage_errors_not_panics() {
+    for args in [
+        &["echo", ":0", "--max-frame", "0"][..],
+        &["echo", ":0", "--max-conns", "0"],
+        &["connect", "-w", "1e30", ":1"],
+        &["echo", ":0", "--drain-timeout", "1e30"],
+    ] {
+        let out = sockit_run(args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    }
+}

@@ -204,3 +204,71 @@ fn idle_timeout_ends_a_silent_session() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn udp_to_localhost_reaches_an_ipv4_server() {
+    let srv = Server::spawn(&["echo", "--udp", ":0"]);
+    let out = sockit_run(
+        &["connect", "--udp", &format!("localhost:{}", srv.port())],
+        b"lo\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"lo\n");
+}
+
+#[test]
+fn ipv6_tcp_and_udp_clients() {
+    let tcp = Server::spawn(&["echo", "[::1]:0"]);
+    let out = sockit_run(&["connect", &format!("[::1]:{}", tcp.port())], b"v6 tcp\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"v6 tcp\n");
+    let udp = Server::spawn(&["echo", "udp://[::1]:0"]);
+    let out = sockit_run(
+        &["connect", &format!("udp://[::1]:{}", udp.port())],
+        b"v6 udp\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"v6 udp\n");
+}
+
+#[test]
+fn max_frame_on_the_client_side_is_an_error() {
+    let (port, _server) = capture_server(|_| b"a line much longer than eight bytes\n".to_vec());
+    let out = sockit_run(
+        &[
+            "connect",
+            "--frame",
+            "lines",
+            "--max-frame",
+            "8",
+            &format!(":{port}"),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("frame longer than 8 bytes"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn custom_exit_word_quits_line_mode() {
+    let srv = Server::spawn(&["echo", ":0", "--frame", "lines", "--exit-word", "quit"]);
+    let out = sockit_run(
+        &[
+            "connect",
+            "--lines",
+            "--frame",
+            "lines",
+            "--exit-word",
+            "bye",
+            &srv.hostport(),
+        ],
+        b"one\nquit\nbye\nnever\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // "quit" reaches the server, which closes; "bye" would have quit locally.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
+}

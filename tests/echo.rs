@@ -130,3 +130,13 @@ print(ok)
     );
     assert_eq!(got.trim(), "500");
 }
+
+#[test]
+fn idle_clients_are_closed_after_the_idle_timeout() {
+    let srv = Server::spawn(&["echo", ":0", "--idle-timeout", "0.3"]);
+    let mut c = crate::support::tcp(srv.addr());
+    crate::support::expect_reply(&mut c, b"hi", b"hi");
+    let mut buf = [0u8; 1];
+    // Ok(0) is the server's close; a read timeout would be an error.
+    assert_eq!(c.read(&mut buf).unwrap(), 0);
+}

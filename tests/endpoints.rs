@@ -114,3 +114,18 @@ s.close()
     );
     assert_eq!(got.trim(), "six");
 }
+
+#[test]
+fn unix_bind_never_deletes_a_regular_file() {
+    let dir = tempdir();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "precious").unwrap();
+    let out = sockit_run(&["echo", &format!("unix:{}", path.display())], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("not a socket"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}

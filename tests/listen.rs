@@ -89,7 +89,8 @@ fn max_conns_closes_extra_clients_at_once() {
     let mut second = TcpStream::connect(srv.addr()).unwrap();
     second.set_read_timeout(Some(STEP)).unwrap();
     let mut buf = [0u8; 1];
-    assert_eq!(second.read(&mut buf).unwrap_or(0), 0, "extra client closed");
+    // Ok(0) is a close; a read timeout would be an error.
+    assert_eq!(second.read(&mut buf).unwrap(), 0, "extra client closed");
     srv.wait_for_log("connection limit reached");
 }
 
@@ -123,7 +124,7 @@ fn unix_listener_with_nc_client() {
 }
 
 #[test]
-fn lines_framing_with_sockit_connect_both_ends() {
+fn len_framing_with_sockit_on_both_ends() {
     let mut srv = Server::spawn_piped(&["listen", ":0", "--frame", "len"]);
     srv.write_stdin(b"framed hello\n");
     drop(srv.stdin.take());
@@ -143,4 +144,28 @@ fn sigint_ends_a_single_client_session() {
     srv.wait_for_log("connection from");
     srv.signal("INT");
     assert!(srv.wait_exit(STEP).success());
+}
+
+#[test]
+fn exits_when_its_client_closes_even_with_stdin_still_open() {
+    let mut srv = Server::spawn_piped(&["listen", ":0"]);
+    srv.write_stdin(b"some input\n");
+    let mut c = TcpStream::connect(srv.addr()).unwrap();
+    c.set_read_timeout(Some(STEP)).unwrap();
+    let mut buf = [0u8; 11];
+    c.read_exact(&mut buf).unwrap();
+    drop(c);
+    // stdin stays open: the server must not wait for it.
+    assert!(srv.wait_exit(STEP).success());
+}
+
+#[test]
+fn oversized_frame_from_a_keep_open_client_drops_only_that_client() {
+    let srv = Server::spawn_piped(&["listen", "-k", ":0", "--frame", "lines", "--max-frame", "8"]);
+    let mut bad = TcpStream::connect(srv.addr()).unwrap();
+    bad.write_all(b"far too long for eight\n").unwrap();
+    srv.wait_for_log("frame longer than 8 bytes");
+    let mut good = TcpStream::connect(srv.addr()).unwrap();
+    good.write_all(b"short\n").unwrap();
+    srv.read_stdout_until(b"short\n");
 }

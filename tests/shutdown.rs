@@ -42,3 +42,39 @@ fn drain_timeout_closes_lingering_connections() {
     assert!(start.elapsed() < Duration::from_secs(5));
     srv.wait_for_log("drain timeout reached");
 }
+
+#[test]
+fn serve_drains_and_exits_zero_on_sigterm() {
+    let dir = crate::support::tempdir();
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(&cfg, "[echo]\nlisten = [\"tcp://127.0.0.1:0\"]\n").unwrap();
+    let mut child = crate::support::sockit()
+        .args([
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--drain-timeout",
+            "0.3",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let _header = lines.next().unwrap().unwrap();
+    let row = lines.next().unwrap().unwrap();
+    let ep = row.split_whitespace().nth(1).unwrap().to_string();
+    let mut c = tcp(ep.trim_start_matches("tcp://").parse().unwrap());
+    expect_reply(&mut c, b"x", b"x");
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    // The idle client is cut when the drain period ends; then the suite exits 0.
+    let mut buf = [0u8; 1];
+    assert_eq!(c.read(&mut buf).unwrap(), 0);
+    assert!(child.wait().unwrap().success());
+}

@@ -163,6 +163,8 @@ fn load_thread(
 }
 
 /// One connection's closed loop; returns its latencies and whether it failed.
+/// One timer covers the whole run: a timeout per round trip would cost a
+/// timer-wheel insert and removal each time.
 async fn round_trips(
     mut stream: Stream,
     payload: Arc<[u8]>,
@@ -173,9 +175,9 @@ async fn round_trips(
     // One spare byte: a complete reply is then a short read, which lets the
     // next wait skip the EAGAIN read (see `Stream::read_drained`).
     let mut back = vec![0u8; len + 1];
-    while Instant::now() < deadline {
-        let t0 = Instant::now();
-        let trip = async {
+    let run = async {
+        loop {
+            let t0 = Instant::now();
             stream.write_all(&payload).await?;
             let mut got = 0;
             while got < len {
@@ -185,14 +187,20 @@ async fn round_trips(
                 }
                 got += n;
             }
-            io::Result::Ok(got)
-        };
-        match tokio::time::timeout_at(deadline.into(), trip).await {
-            Ok(Ok(got)) if back[..got] == payload[..] => stats::record(&mut hist, t0.elapsed()),
-            Ok(_) => return (hist, true),
-            // The deadline cut an unfinished round trip: not an error.
-            Err(_) => break,
+            if back[..got] != payload[..] {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "reply differs"));
+            }
+            let now = Instant::now();
+            stats::record(&mut hist, now - t0);
+            if now >= deadline {
+                return io::Result::Ok(());
+            }
         }
-    }
-    (hist, false)
+    };
+    // The deadline cutting an unfinished round trip is not an error.
+    let failed = matches!(
+        tokio::time::timeout_at(deadline.into(), run).await,
+        Ok(Err(_))
+    );
+    (hist, failed)
 }
