@@ -57,7 +57,9 @@ impl IdleTimer {
     /// Runs `step`, failing with `TimedOut` if the connection was already idle
     /// for the limit before it completes; counts its completion as activity.
     pub async fn guard<T>(&mut self, step: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+        // Biased: no random branch choice per step, and the step wins a tie.
         let out = tokio::select! {
+            biased;
             res = step => res,
             err = self.expired() => Err(err),
         };

@@ -94,7 +94,9 @@ async fn run_many(cfg: Config, listener: Listener, shutdown: Shutdown) -> io::Re
     let (to_clients, _) = broadcast::channel::<Bytes>(BROADCAST_DEPTH);
     let (to_stdout, from_clients) = mpsc::channel::<Bytes>(STDOUT_DEPTH);
     tokio::spawn(read_stdin(to_clients.clone(), cfg.stdio.clone()));
-    tokio::spawn(write_stdout(from_clients));
+    // Tracked, so the drain also waits for client data still queued for
+    // stdout; it ends once the last client is gone.
+    shutdown.spawn(write_stdout(from_clients));
     let framing = cfg.stdio.framing;
     let max_frame = cfg.stdio.max_frame;
     accept::serve(listener, shutdown, opts, move |stream, _| {
