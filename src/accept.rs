@@ -40,10 +40,11 @@ pub async fn serve<H, Fut>(
     handler: H,
 ) -> io::Result<()>
 where
-    H: Fn(Stream, PeerAddr) -> Fut,
+    H: Fn(Stream, PeerAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = io::Result<()>> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(opts.max_conns));
+    let handler = Arc::new(handler);
     let mut backoff = BACKOFF_START;
     loop {
         let accepted = tokio::select! {
@@ -74,19 +75,21 @@ where
             continue;
         };
         let span = tracing::info_span!("conn", service = opts.service, %peer);
-        let fut = handler(stream, peer);
         let level = opts.level;
-        shutdown.spawn(
+        let handler = handler.clone();
+        // The handler's future is created inside the task so it is stored
+        // once, not also as a capture (see `Shutdown::spawn`).
+        shutdown.spawn(move || {
             async move {
                 log_at(level, "connection accepted");
-                match fut.await {
+                match handler(stream, peer).await {
                     Ok(()) => log_at(level, "connection closed"),
                     Err(err) => log_conn_error(&err),
                 }
                 drop(permit);
             }
-            .instrument(span),
-        );
+            .instrument(span)
+        });
     }
     drop(listener);
     tracing::info!(service = opts.service, "stopped accepting");

@@ -145,7 +145,9 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
             if cfg.is_plain() {
                 echo_bytes(stream, cfg.greeting.as_deref(), cfg.idle_timeout).await
             } else {
-                echo_frames(stream, &cfg).await
+                // Boxed: its state machine is several KiB, and inline it
+                // would size every plain-echo task the same.
+                Box::pin(echo_frames(stream, &cfg)).await
             }
         }
     })
@@ -157,7 +159,8 @@ async fn echo_bytes(
     greeting: Option<&[u8]>,
     idle: Option<Duration>,
 ) -> io::Result<()> {
-    let mut timer = IdleTimer::new(idle);
+    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut timer = IdleTimer::new(idle, sleep);
     if let Some(g) = greeting {
         timer.guard(stream.write_all(g)).await?;
     }
@@ -178,7 +181,8 @@ async fn echo_bytes(
 }
 
 async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
-    let mut timer = IdleTimer::new(cfg.idle_timeout);
+    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut timer = IdleTimer::new(cfg.idle_timeout, sleep);
     let mut codec = cfg.framing.codec(cfg.max_frame);
     if let Some(g) = &cfg.greeting {
         let mut out = BytesMut::new();

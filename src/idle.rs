@@ -9,22 +9,26 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-/// Ends a connection that has been quiet for `limit`.
+/// Ends a connection that has been quiet for `limit`. The `Sleep` is
+/// borrowed from the caller's pinned stack so it lives inside the connection
+/// task itself: a boxed one costs a heap block per idle connection.
 #[derive(Debug)]
-pub struct IdleTimer {
+pub struct IdleTimer<'a> {
     limit: Option<Duration>,
     last: Instant,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Pin<&'a mut Sleep>,
 }
 
-impl IdleTimer {
-    /// A timer that never fires when `limit` is `None`.
-    pub fn new(limit: Option<Duration>) -> Self {
+impl<'a> IdleTimer<'a> {
+    /// A timer on `sleep` that never fires when `limit` is `None`. Create
+    /// the sleep with `let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));`.
+    pub fn new(limit: Option<Duration>, mut sleep: Pin<&'a mut Sleep>) -> Self {
         let now = Instant::now();
+        sleep.as_mut().reset(now + limit.unwrap_or_default());
         IdleTimer {
             limit,
             last: now,
-            sleep: Box::pin(tokio::time::sleep_until(now + limit.unwrap_or_default())),
+            sleep,
         }
     }
 
@@ -74,7 +78,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fires_only_after_a_quiet_limit() {
-        let mut t = IdleTimer::new(Some(Duration::from_secs(10)));
+        let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut t = IdleTimer::new(Some(Duration::from_secs(10)), sleep);
         tokio::time::sleep(Duration::from_secs(6)).await;
         t.touch();
         let started = Instant::now();
@@ -85,7 +90,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn guard_passes_results_through() {
-        let mut t = IdleTimer::new(Some(Duration::from_secs(1)));
+        let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut t = IdleTimer::new(Some(Duration::from_secs(1)), sleep);
         assert_eq!(t.guard(async { Ok(5) }).await.unwrap(), 5);
         let slow = t.guard(std::future::pending::<io::Result<()>>()).await;
         assert_eq!(slow.unwrap_err().kind(), io::ErrorKind::TimedOut);

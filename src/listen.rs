@@ -96,7 +96,7 @@ async fn run_many(cfg: Config, listener: Listener, shutdown: Shutdown) -> io::Re
     tokio::spawn(read_stdin(to_clients.clone(), cfg.stdio.clone()));
     // Tracked, so the drain also waits for client data still queued for
     // stdout; it ends once the last client is gone.
-    shutdown.spawn(write_stdout(from_clients));
+    shutdown.spawn(move || write_stdout(from_clients));
     let framing = cfg.stdio.framing;
     let max_frame = cfg.stdio.max_frame;
     accept::serve(listener, shutdown, opts, move |stream, _| {
