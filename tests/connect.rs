@@ -272,3 +272,26 @@ fn custom_exit_word_quits_line_mode() {
     // "quit" reaches the server, which closes; "bye" would have quit locally.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
 }
+
+#[test]
+fn on_a_terminal_it_prompts_and_talks_line_by_line() {
+    // script(1) gives sockit a pseudo-terminal for stdin and stdout.
+    let srv = Server::spawn(&[&["echo", ":0"], TUTORIAL].concat());
+    let inner = format!(
+        "{} connect {}",
+        env!("CARGO_BIN_EXE_sockit"),
+        srv.hostport()
+    );
+    let out = crate::support::run(
+        std::process::Command::new("script")
+            .args(["-qefc", &inner, "/dev/null"])
+            .env("NO_COLOR", "1"),
+        b"Michael\nexit\n",
+        STEP,
+    );
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Welcome!"), "{screen}");
+    assert!(screen.contains("> "), "no prompt: {screen}");
+    assert!(screen.contains("Hello, Michael!"), "{screen}");
+}
