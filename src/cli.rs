@@ -236,6 +236,9 @@ pub struct ServeArgs {
 
 /// `sockit bench`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit bench echo :7007 -c 100 -d 10 -s 64   100 connections for 10 s\n  \
+    sockit bench echo :7007 --json              one JSON object for scripts")]
 pub struct BenchArgs {
     /// Which load generator.
     #[command(subcommand)]

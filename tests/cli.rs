@@ -10,6 +10,7 @@ fn help_shows_examples_for_every_subcommand() {
         vec!["listen"],
         vec!["echo"],
         vec!["serve"],
+        vec!["bench"],
         vec!["bench", "echo"],
     ] {
         let mut args = sub.clone();

@@ -119,19 +119,19 @@ fn slow_dribbling_client_does_not_block_others() {
     assert_eq!(&buf, b"half a line\n");
 }
 
+/// `sockit echo :0` started under `ulimit ARGS`.
+fn echo_under_ulimit(args: &str) -> Server {
+    let script = format!(
+        "ulimit {args} && exec {} echo :0",
+        env!("CARGO_BIN_EXE_sockit")
+    );
+    Server::start(Command::new("sh").args(["-c", &script]), false)
+}
+
 #[test]
 fn soft_fd_limit_is_raised_to_the_hard_limit() {
     // Soft limit 64 would allow ~60 clients; the server must lift it.
-    let srv = Server::start(
-        Command::new("sh").args([
-            "-c",
-            &format!(
-                "ulimit -Sn 64 && exec {} echo :0",
-                env!("CARGO_BIN_EXE_sockit")
-            ),
-        ]),
-        false,
-    );
+    let srv = echo_under_ulimit("-Sn 64");
     let got = python(
         r#"
 import socket, sys
@@ -152,16 +152,7 @@ print(ok)
 #[test]
 fn running_out_of_descriptors_backs_off_and_recovers() {
     // Hard limit 64: the server cannot lift it, so 150 clients exhaust it.
-    let srv = Server::start(
-        Command::new("sh").args([
-            "-c",
-            &format!(
-                "ulimit -n 64 && exec {} echo :0",
-                env!("CARGO_BIN_EXE_sockit")
-            ),
-        ]),
-        false,
-    );
+    let srv = echo_under_ulimit("-n 64");
     python(
         r#"
 import socket, sys
