@@ -8,6 +8,8 @@ need=()
 # The tests need OpenBSD nc (-N, -U); another nc is replaced by it.
 nc -h 2>&1 | grep -q -- '-N' || need+=(netcat-openbsd)
 command -v python3 >/dev/null || need+=(python3)
+command -v rdate >/dev/null || need+=(rdate)
+command -v script >/dev/null || need+=(bsdutils)
 command -v kill >/dev/null || need+=(procps)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2

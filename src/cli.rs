@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::frame::Framing;
+use crate::timeclient::Protocol;
 use crate::units::{ByteSize, Secs};
 
 /// sockit: a socket toolkit — netcat client and server, echo, and a service suite.
@@ -57,6 +58,12 @@ pub enum Command {
     Listen(ListenArgs),
     /// Run an echo server (RFC 862, or greeting/reply/exit-word line mode).
     Echo(EchoArgs),
+    /// Ask a server for the time, or run a time server (`time serve`).
+    Time(TimeArgs),
+    /// Run a discard server (RFC 863): reads and throws away.
+    Discard(ClassicArgs),
+    /// Run a character generator (RFC 864): endless rotating lines.
+    Chargen(ClassicArgs),
     /// Run the service suite from built-in defaults or a TOML config.
     Serve(ServeArgs),
     /// Load generators that measure servers.
@@ -88,6 +95,16 @@ impl EndpointArg {
     /// The endpoint with `--udp` applied.
     pub fn with_udp(&self, udp: bool) -> Result<Endpoint, EndpointError> {
         self.endpoint.clone().with_udp_flag(udp, &self.text)
+    }
+
+    /// For UDP-first commands: UDP unless `--tcp` or a scheme says otherwise.
+    pub fn udp_unless(&self, tcp: bool) -> Result<Endpoint, EndpointError> {
+        use crate::endpoint::Transport;
+        match self.endpoint.transport() {
+            Transport::Udp if tcp => Err(EndpointError::TcpConflict(self.text.clone())),
+            Transport::Tcp if !tcp && !self.text.contains("://") => self.with_udp(true),
+            _ => Ok(self.endpoint.clone()),
+        }
     }
 }
 
@@ -212,6 +229,105 @@ pub struct EchoArgs {
     /// Framing.
     #[command(flatten)]
     pub frame: FrameArgs,
+}
+
+/// `sockit time`: the client, or `time serve`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  \
+    sockit time :9000                            ask a format-time server (UDP)\n  \
+    sockit time :9000 '%H:%M:%S'                 in a format of your own\n  \
+    sockit time :7037 --protocol rfc868          RFC 868 time and the local clock's offset\n  \
+    sockit time tcp://:7013 --protocol daytime   RFC 867 over TCP\n  \
+    sockit time serve :9000                      the format-time server\n\n\
+    Formats are chrono's strftime: %Y %m %d %H %M %S %A %B %j %Z %z %s %.3f …"
+)]
+pub struct TimeArgs {
+    /// `serve` runs a server instead of asking one.
+    #[command(subcommand)]
+    pub command: Option<TimeCommand>,
+    /// The server: HOST:PORT (UDP unless --tcp or tcp://), udp://…, unix:PATH.
+    #[arg(required = true)]
+    pub endpoint: Option<EndpointArg>,
+    /// strftime format to ask for (format protocol); empty asks for the
+    /// server's default.
+    #[arg(default_value = "")]
+    pub format: String,
+    /// Which time protocol to speak.
+    #[arg(short, long, value_enum, default_value_t = Protocol::Format)]
+    pub protocol: Protocol,
+    /// Use TCP instead of UDP.
+    #[arg(short, long)]
+    pub tcp: bool,
+    /// UDP resends after the first try.
+    #[arg(short, long, default_value_t = 3)]
+    pub retries: u32,
+    /// How long to wait for each reply.
+    #[arg(short = 'w', long, value_name = "SECS", default_value = "1")]
+    pub timeout: Secs,
+}
+
+/// Subcommands of `sockit time`.
+#[derive(Debug, Subcommand)]
+pub enum TimeCommand {
+    /// Run a time server: format-time (default), RFC 868 or RFC 867 daytime.
+    Serve(TimeServeArgs),
+}
+
+/// `sockit time serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit time serve :9000                      format-time over UDP\n  \
+    sockit time serve :9000 --tcp --utc          one reply line per request line, in UTC\n  \
+    sockit time serve :7037 --protocol rfc868    what rdate -pu asks\n  \
+    sockit time serve :7013 --protocol daytime --tcp")]
+pub struct TimeServeArgs {
+    /// Where to listen: :PORT (UDP unless --tcp or tcp://), udp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Which time protocol to serve.
+    #[arg(short, long, value_enum, default_value_t = Protocol::Format)]
+    pub protocol: Protocol,
+    /// Use TCP instead of UDP.
+    #[arg(short, long)]
+    pub tcp: bool,
+    /// Serve UTC instead of local time (format protocol).
+    #[arg(long)]
+    pub utc: bool,
+    /// Server limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `sockit discard` and `sockit chargen`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit discard :7009          TCP; add --udp for UDP\n  \
+    sockit chargen :7019          nc 127.0.0.1 7019 | head -3")]
+pub struct ClassicArgs {
+    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Server limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits every server has.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Clients served at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
+    pub max_conns: usize,
+    /// Close a client after this long without progress (0 = never).
+    #[arg(short = 'i', long, value_name = "SECS", default_value = "300")]
+    pub idle_timeout: Secs,
+    /// At shutdown, wait this long for clients to finish.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
 }
 
 /// `sockit serve`.

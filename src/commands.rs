@@ -4,12 +4,18 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use crate::cli::{BenchCommand, Cli, Command, EndpointArg, FrameArgs};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::cli::{
+    BenchCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, TimeCommand, TimeServeArgs,
+};
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::UsageError;
 use crate::net::{self, Bound};
 use crate::shutdown::{self, Shutdown, Signals};
-use crate::{bench, connect, echo, listen, serve, stdio};
+use crate::timeclient::{self, Protocol};
+use crate::{bench, classic, connect, echo, listen, serve, stdio, time};
 use anyhow::Context;
 
 /// Runs one parsed command line to completion.
@@ -44,13 +50,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_conns: a.max_conns,
                 stdio: stdio_options(&a.frame, a.crlf, a.idle_timeout.map(|s| s.0)),
             };
-            let signals = Signals::install()?;
-            let bound = bind_and_announce(&endpoint).await?;
-            let sd = Shutdown::new();
-            let server = listen::run(cfg, bound, sd.clone());
-            shutdown::run_until_signal(&sd, a.drain_timeout.0, signals, server)
-                .await
-                .with_context(|| format!("listen on {endpoint}"))
+            serve_one(&endpoint, a.drain_timeout.0, |bound, sd| {
+                listen::run(cfg, bound, sd)
+            })
+            .await
         }
         Command::Echo(a) => {
             let endpoint = usage(a.endpoint.with_udp(a.udp))?;
@@ -63,12 +66,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_conns: a.max_conns,
                 idle_timeout: serve::nonzero_duration(a.idle_timeout.0),
             });
-            let signals = Signals::install()?;
-            let bound = bind_and_announce(&endpoint).await?;
-            let sd = Shutdown::new();
-            let server = echo::run_bound(cfg, bound, sd.clone());
-            Ok(shutdown::run_until_signal(&sd, a.drain_timeout.0, signals, server).await?)
+            serve_one(&endpoint, a.drain_timeout.0, |bound, sd| {
+                echo::run_bound(cfg, bound, sd)
+            })
+            .await
         }
+        Command::Time(a) => match a.command {
+            Some(TimeCommand::Serve(s)) => serve_time(s).await,
+            None => {
+                let arg = a.endpoint.expect("clap requires the endpoint");
+                let cfg = timeclient::Config {
+                    endpoint: usage(arg.udp_unless(a.tcp))?,
+                    protocol: a.protocol,
+                    format: a.format,
+                    retries: a.retries,
+                    timeout: a.timeout.0,
+                };
+                let answer = timeclient::query(&cfg)
+                    .await
+                    .with_context(|| format!("time from {}", cfg.endpoint))?;
+                println!("{answer}");
+                Ok(())
+            }
+        },
+        Command::Discard(a) => serve_classic(classic::Service::Discard, a).await,
+        Command::Chargen(a) => serve_classic(classic::Service::Chargen, a).await,
         Command::Serve(a) => {
             let suite = match &a.config {
                 Some(path) => serve::SuiteConfig::load(path)?,
@@ -108,6 +130,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn serve_time(a: TimeServeArgs) -> anyhow::Result<()> {
+    let endpoint = usage(a.endpoint.udp_unless(a.tcp))?;
+    let limits = &a.limits;
+    let classic = |service| classic::Config {
+        service,
+        max_conns: limits.max_conns,
+        idle_timeout: serve::nonzero_duration(limits.idle_timeout.0),
+    };
+    let drain = limits.drain_timeout.0;
+    match a.protocol {
+        Protocol::Format => {
+            let cfg = Arc::new(time::Config {
+                utc: a.utc,
+                max_conns: limits.max_conns,
+                idle_timeout: serve::nonzero_duration(limits.idle_timeout.0),
+            });
+            serve_one(&endpoint, drain, |b, sd| time::run_bound(cfg, b, sd)).await
+        }
+        Protocol::Rfc868 => {
+            let cfg = Arc::new(classic(classic::Service::Time));
+            serve_one(&endpoint, drain, |b, sd| classic::run_bound(cfg, b, sd)).await
+        }
+        Protocol::Daytime => {
+            let cfg = Arc::new(classic(classic::Service::Daytime));
+            serve_one(&endpoint, drain, |b, sd| classic::run_bound(cfg, b, sd)).await
+        }
+    }
+}
+
+async fn serve_classic(service: classic::Service, a: ClassicArgs) -> anyhow::Result<()> {
+    let endpoint = usage(a.endpoint.with_udp(a.udp))?;
+    let cfg = Arc::new(classic::Config {
+        service,
+        max_conns: a.limits.max_conns,
+        idle_timeout: serve::nonzero_duration(a.limits.idle_timeout.0),
+    });
+    serve_one(&endpoint, a.limits.drain_timeout.0, |b, sd| {
+        classic::run_bound(cfg, b, sd)
+    })
+    .await
+}
+
 fn stdio_options(
     frame: &FrameArgs,
     crlf: bool,
@@ -122,6 +186,22 @@ fn stdio_options(
         half_close: true,
         send_all_input: !std::io::stdin().is_terminal(),
     }
+}
+
+/// Runs one server: installs the signal handlers, binds, announces, serves
+/// until a signal, drains. Every server subcommand goes through here.
+async fn serve_one<F, Fut>(endpoint: &Endpoint, drain: Duration, start: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Bound, Shutdown) -> Fut,
+    Fut: Future<Output = std::io::Result<()>>,
+{
+    let signals = Signals::install()?;
+    let bound = bind_and_announce(endpoint).await?;
+    let sd = Shutdown::new();
+    let server = start(bound, sd.clone());
+    shutdown::run_until_signal(&sd, drain, signals, server)
+        .await
+        .with_context(|| format!("serve {endpoint}"))
 }
 
 async fn bind_and_announce(endpoint: &Endpoint) -> anyhow::Result<Bound> {

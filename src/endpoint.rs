@@ -111,6 +111,9 @@ pub enum EndpointError {
     /// `--udp` was combined with an endpoint that names another transport.
     #[error("--udp conflicts with '{0}'")]
     UdpConflict(String),
+    /// `--tcp` was combined with a `udp://` endpoint.
+    #[error("--tcp conflicts with '{0}'")]
+    TcpConflict(String),
 }
 
 impl Endpoint {

@@ -201,6 +201,65 @@ impl Encoder<Bytes> for FrameCodec {
     }
 }
 
+/// One line from [`TolerantLines`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A line, without its LF or CRLF.
+    Text(Bytes),
+    /// A line longer than the cap; its bytes were skipped.
+    TooLong,
+}
+
+/// Newline framing that reports an over-long line as an item rather than an
+/// error: `Framed` ends the stream after any decode error, but a line
+/// protocol should answer "too long" and carry on with the next line.
+#[derive(Debug)]
+pub struct TolerantLines {
+    inner: AnyDelimiterCodec,
+}
+
+impl TolerantLines {
+    /// Lines of at most `max` bytes.
+    pub fn new(max: usize) -> Self {
+        TolerantLines {
+            inner: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), max),
+        }
+    }
+}
+
+impl Decoder for TolerantLines {
+    type Item = Line;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> std::io::Result<Option<Line>> {
+        tolerate(self.inner.decode(src))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> std::io::Result<Option<Line>> {
+        tolerate(self.inner.decode_eof(src))
+    }
+}
+
+fn tolerate(res: Result<Option<Bytes>, AnyDelimiterCodecError>) -> std::io::Result<Option<Line>> {
+    match res {
+        Ok(line) => Ok(line.map(|l| Line::Text(strip_cr(l)))),
+        // The inner codec now skips to the next newline by itself.
+        Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => Ok(Some(Line::TooLong)),
+        Err(AnyDelimiterCodecError::Io(e)) => Err(e),
+    }
+}
+
+impl Encoder<Bytes> for TolerantLines {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> std::io::Result<()> {
+        dst.reserve(item.len() + 1);
+        dst.extend_from_slice(&item);
+        dst.extend_from_slice(b"\n");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +278,18 @@ mod tests {
     fn lines_strip_crlf_and_keep_a_last_partial_line() {
         let got = decode_all(Framing::Lines, 64, b"a\r\nbb\n\nlast").unwrap();
         assert_eq!(got, vec!["a", "bb", "", "last"]);
+    }
+
+    #[test]
+    fn tolerant_lines_carry_on_after_an_overlong_line() {
+        let mut codec = TolerantLines::new(4);
+        let mut buf = BytesMut::from(&b"ok\nmuch too long\nyes\r\n"[..]);
+        let mut got = Vec::new();
+        while let Some(l) = codec.decode_eof(&mut buf).unwrap() {
+            got.push(l);
+        }
+        let text = |s: &'static [u8]| Line::Text(Bytes::from_static(s));
+        assert_eq!(got, [text(b"ok"), Line::TooLong, text(b"yes")]);
     }
 
     #[test]

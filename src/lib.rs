@@ -15,7 +15,8 @@
 //! - [`idle`]: per-connection idle timeouts.
 //! - [`stdio`]: the netcat data path between stdio and a socket.
 //! - [`exec`]: a process per connection.
-//! - [`connect`], [`listen`], [`echo`]: the services.
+//! - [`connect`], [`listen`], [`echo`], [`time`], [`classic`]: the services.
+//! - [`timeclient`]: the time client for all three time protocols.
 //! - [`serve`]: the suite, its registry and TOML config.
 //! - [`bench`]: load generators.
 //! - [`cli`], [`commands`], [`logging`], [`error`], [`units`]: the command-line edge.
@@ -25,6 +26,7 @@
 
 pub mod accept;
 pub mod bench;
+pub mod classic;
 pub mod cli;
 pub mod commands;
 pub mod connect;
@@ -40,4 +42,6 @@ pub mod net;
 pub mod serve;
 pub mod shutdown;
 pub mod stdio;
+pub mod time;
+pub mod timeclient;
 pub mod units;

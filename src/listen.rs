@@ -17,7 +17,7 @@ use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
 use crate::exec;
-use crate::frame::Framing;
+use crate::frame::{Framing, Line, TolerantLines};
 use crate::net::{Bound, Listener, Stream};
 use crate::shutdown::Shutdown;
 use crate::stdio;
@@ -128,14 +128,18 @@ async fn read_stdin(tx: broadcast::Sender<Bytes>, opts: stdio::Options) {
         }
     }
     let mut codec = opts.framing.codec(opts.max_frame);
-    let mut lines = FramedRead::new(stdin, Framing::Lines.codec(opts.max_frame));
-    while let Some(line) = lines.next().await {
-        // An over-long line is skipped (the codec resyncs at the next
-        // newline); it must not end forwarding for the rest of the run.
-        match line
-            .map_err(io::Error::from)
-            .and_then(|l| opts.encode_line(&l, &mut codec))
-        {
+    let mut lines = FramedRead::new(stdin, TolerantLines::new(opts.max_frame));
+    // An over-long line is skipped; it must not end forwarding for the rest
+    // of the run.
+    while let Some(Ok(line)) = lines.next().await {
+        let Line::Text(line) = line else {
+            tracing::warn!(
+                max_frame = opts.max_frame,
+                "stdin line longer than --max-frame dropped"
+            );
+            continue;
+        };
+        match opts.encode_line(&line, &mut codec) {
             Ok(out) => {
                 let _ = tx.send(out);
             }

@@ -15,12 +15,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
-use crate::echo;
 use crate::endpoint::Endpoint;
 use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::net::{self, Bound};
 use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown, Signals};
 use crate::units::{ByteSize, Secs};
+use crate::{classic, echo, time};
 
 /// A running service instance on one bound socket.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -48,6 +48,84 @@ pub struct SuiteConfig {
     /// The echo service (RFC 862), tcp and udp 7007 by default.
     #[serde(default)]
     pub echo: EchoSection,
+    /// Discard (RFC 863), tcp and udp 7009 by default.
+    #[serde(default)]
+    pub discard: ClassicSection,
+    /// Daytime (RFC 867), tcp and udp 7013 by default.
+    #[serde(default)]
+    pub daytime: ClassicSection,
+    /// Chargen (RFC 864), tcp and udp 7019 by default.
+    #[serde(default)]
+    pub chargen: ClassicSection,
+    /// Time (RFC 868), tcp and udp 7037 by default.
+    #[serde(default)]
+    pub time: ClassicSection,
+    /// The format-time service, udp 9000 by default.
+    #[serde(default)]
+    pub format_time: FormatTimeSection,
+}
+
+/// `[discard]`, `[daytime]`, `[chargen]` and `[time]`: unset fields take the
+/// service's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassicSection {
+    /// Set to false to leave the service out.
+    pub enabled: Option<bool>,
+    /// Endpoints to listen on.
+    pub listen: Option<Vec<Endpoint>>,
+    /// TCP clients served at once.
+    pub max_conns: Option<std::num::NonZeroUsize>,
+    /// Close a client after this long without progress (0 = never).
+    pub idle_timeout: Option<Secs>,
+}
+
+/// `[format_time]`: the classic section's keys plus `utc`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormatTimeSection {
+    /// Set to false to leave the service out.
+    pub enabled: Option<bool>,
+    /// Endpoints to listen on.
+    pub listen: Option<Vec<Endpoint>>,
+    /// TCP clients served at once.
+    pub max_conns: Option<std::num::NonZeroUsize>,
+    /// Close a TCP client after this long without a request (0 = never).
+    pub idle_timeout: Option<Secs>,
+    /// Serve UTC instead of local time.
+    pub utc: bool,
+}
+
+/// Endpoints `tcp://127.0.0.1:PORT` and `udp://127.0.0.1:PORT`.
+fn both(port: u16) -> Vec<Endpoint> {
+    let at = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    vec![Endpoint::tcp(at), Endpoint::udp(at)]
+}
+
+fn max_conns(n: Option<std::num::NonZeroUsize>) -> usize {
+    n.map_or(
+        crate::accept::DEFAULT_MAX_CONNS,
+        std::num::NonZeroUsize::get,
+    )
+}
+
+fn idle(t: Option<Secs>) -> Option<Duration> {
+    t.map_or(Some(echo::DEFAULT_IDLE_TIMEOUT), |s| nonzero_duration(s.0))
+}
+
+/// One registry entry from a service's config and its `run_bound`.
+fn spec<C, F, Fut>(name: &'static str, endpoints: Vec<Endpoint>, cfg: C, run: F) -> ServiceSpec
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Bound, Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    let cfg = Arc::new(cfg);
+    ServiceSpec {
+        name,
+        endpoints,
+        start: Arc::new(move |bound, sd| Box::pin(run(cfg.clone(), bound, sd)) as ServiceFuture),
+    }
 }
 
 /// `[echo]` in the config.
@@ -174,14 +252,36 @@ impl SuiteConfig {
     pub fn specs(&self) -> Vec<ServiceSpec> {
         let mut specs = Vec::new();
         if self.echo.enabled {
-            let cfg = Arc::new(self.echo.config());
-            specs.push(ServiceSpec {
-                name: "echo",
-                endpoints: self.echo.listen.clone(),
-                start: Arc::new(move |bound, sd| {
-                    Box::pin(echo::run_bound(cfg.clone(), bound, sd)) as ServiceFuture
-                }),
-            });
+            let endpoints = self.echo.listen.clone();
+            specs.push(spec("echo", endpoints, self.echo.config(), echo::run_bound));
+        }
+        let classic = [
+            (&self.discard, classic::Service::Discard, 7009),
+            (&self.daytime, classic::Service::Daytime, 7013),
+            (&self.chargen, classic::Service::Chargen, 7019),
+            (&self.time, classic::Service::Time, 7037),
+        ];
+        for (section, service, port) in classic {
+            if section.enabled == Some(false) {
+                continue;
+            }
+            let cfg = classic::Config {
+                service,
+                max_conns: max_conns(section.max_conns),
+                idle_timeout: idle(section.idle_timeout),
+            };
+            let endpoints = section.listen.clone().unwrap_or_else(|| both(port));
+            specs.push(spec(service.name(), endpoints, cfg, classic::run_bound));
+        }
+        let ft = &self.format_time;
+        if ft.enabled != Some(false) {
+            let cfg = time::Config {
+                utc: ft.utc,
+                max_conns: max_conns(ft.max_conns),
+                idle_timeout: idle(ft.idle_timeout),
+            };
+            let endpoints = ft.listen.clone().unwrap_or_else(|| both(9000).split_off(1));
+            specs.push(spec("format-time", endpoints, cfg, time::run_bound));
         }
         specs
     }
@@ -276,11 +376,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_serve_echo_on_tcp_and_udp() {
+    fn defaults_match_the_design_ports() {
         let cfg = SuiteConfig::parse("", "t").unwrap();
-        let specs = cfg.specs();
-        assert_eq!(specs.len(), 1);
-        assert_eq!(specs[0].endpoints.len(), 2);
+        let rows: Vec<String> = cfg
+            .specs()
+            .iter()
+            .flat_map(|s| s.endpoints.iter().map(move |e| format!("{} {e}", s.name)))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "echo tcp://127.0.0.1:7007",
+                "echo udp://127.0.0.1:7007",
+                "discard tcp://127.0.0.1:7009",
+                "discard udp://127.0.0.1:7009",
+                "daytime tcp://127.0.0.1:7013",
+                "daytime udp://127.0.0.1:7013",
+                "chargen tcp://127.0.0.1:7019",
+                "chargen udp://127.0.0.1:7019",
+                "time tcp://127.0.0.1:7037",
+                "time udp://127.0.0.1:7037",
+                "format-time udp://127.0.0.1:9000",
+            ]
+        );
     }
 
     #[test]
@@ -301,7 +419,9 @@ mod tests {
 
     #[test]
     fn disabled_service_is_left_out() {
-        let cfg = SuiteConfig::parse("[echo]\nenabled = false\n", "t").unwrap();
-        assert!(cfg.specs().is_empty());
+        let cfg =
+            SuiteConfig::parse("[echo]\nenabled = false\n[time]\nenabled = false\n", "t").unwrap();
+        let names: Vec<_> = cfg.specs().iter().map(|s| s.name).collect();
+        assert_eq!(names, ["discard", "daytime", "chargen", "format-time"]);
     }
 }

@@ -169,3 +169,16 @@ fn oversized_frame_from_a_keep_open_client_drops_only_that_client() {
     good.write_all(b"short\n").unwrap();
     srv.read_stdout_until(b"short\n");
 }
+
+#[test]
+fn keep_open_skips_an_overlong_stdin_line_and_carries_on() {
+    let mut srv =
+        Server::spawn_piped(&["listen", "-k", ":0", "--frame", "lines", "--max-frame", "8"]);
+    let mut c = TcpStream::connect(srv.addr()).unwrap();
+    c.set_read_timeout(Some(STEP)).unwrap();
+    srv.wait_for_log("connection accepted");
+    srv.write_stdin(b"this line is too long\nok\n");
+    let mut buf = [0u8; 3];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ok\n");
+}

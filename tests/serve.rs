@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::support::{STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir};
+use crate::support::{ONLY_ECHO, STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir};
 
 /// A running `sockit serve` and the endpoints from its startup table.
 struct Suite {
@@ -64,15 +64,28 @@ fn addr_of(ep: &str) -> std::net::SocketAddr {
 }
 
 #[test]
-fn defaults_serve_echo_on_tcp_and_udp_7007() {
-    let suite = start_suite(&[], 2);
+fn defaults_serve_the_suite_on_the_design_ports() {
+    let suite = start_suite(&[], 11);
+    let rows: Vec<String> = suite.rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
-        suite.rows,
-        vec![
-            ("echo".to_string(), "tcp://127.0.0.1:7007".to_string()),
-            ("echo".to_string(), "udp://127.0.0.1:7007".to_string()),
+        rows,
+        [
+            "echo tcp://127.0.0.1:7007",
+            "echo udp://127.0.0.1:7007",
+            "discard tcp://127.0.0.1:7009",
+            "discard udp://127.0.0.1:7009",
+            "daytime tcp://127.0.0.1:7013",
+            "daytime udp://127.0.0.1:7013",
+            "chargen tcp://127.0.0.1:7019",
+            "chargen udp://127.0.0.1:7019",
+            "time tcp://127.0.0.1:7037",
+            "time udp://127.0.0.1:7037",
+            "format-time udp://127.0.0.1:9000",
         ]
     );
+    let out = crate::support::sockit_run(&["time", ":9000", "%Y"], b"");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 4);
     expect_reply(
         &mut tcp("127.0.0.1:7007".parse().unwrap()),
         b"suite",
@@ -99,7 +112,9 @@ drain_timeout = "1s"
 listen = ["tcp://127.0.0.1:0", "udp://[::1]:0"]
 frame = "lines"
 reply = "Hello, {}!"
-"#,
+"#
+        .to_string()
+            + ONLY_ECHO,
     )
     .unwrap();
     let suite = start_suite(&["--config", cfg.to_str().unwrap()], 2);
@@ -139,7 +154,9 @@ fn a_port_in_use_fails_before_anything_starts() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        format!("[echo]\nlisten = [\"udp://127.0.0.1:0\", \"tcp://127.0.0.1:{port}\"]\n"),
+        format!(
+            "[echo]\nlisten = [\"udp://127.0.0.1:0\", \"tcp://127.0.0.1:{port}\"]\n{ONLY_ECHO}"
+        ),
     )
     .unwrap();
     let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");

@@ -47,7 +47,11 @@ fn drain_timeout_closes_lingering_connections() {
 fn serve_drains_and_exits_zero_on_sigterm() {
     let dir = crate::support::tempdir();
     let cfg = dir.path().join("s.toml");
-    std::fs::write(&cfg, "[echo]\nlisten = [\"tcp://127.0.0.1:0\"]\n").unwrap();
+    let text = format!(
+        "[echo]\nlisten = [\"tcp://127.0.0.1:0\"]\n{}",
+        crate::support::ONLY_ECHO
+    );
+    std::fs::write(&cfg, text).unwrap();
     let mut child = crate::support::sockit()
         .args([
             "serve",

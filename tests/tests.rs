@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod classic;
 mod cli;
 mod connect;
 mod echo;
@@ -13,3 +14,4 @@ mod limits;
 mod listen;
 mod serve;
 mod shutdown;
+mod time;

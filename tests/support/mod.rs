@@ -343,3 +343,18 @@ pub fn capture_server(
     });
     (port, handle)
 }
+
+/// Config lines that turn off every suite service but echo, so a test's
+/// config binds only the ports it names.
+pub const ONLY_ECHO: &str = "
+[discard]
+enabled = false
+[daytime]
+enabled = false
+[chargen]
+enabled = false
+[time]
+enabled = false
+[format_time]
+enabled = false
+";

@@ -1,0 +1,235 @@
+//! The format-time service (the textbook UDP time server): a request is a
+//! strftime format, the reply is the current time rendered with it. Replies
+//! starting `error: ` say what was wrong; nothing a client sends panics.
+
+use std::fmt::Write as _;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Local, TimeZone, Utc};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::UdpSocket;
+use tokio_util::codec::Framed;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::frame::{Line, TolerantLines};
+use crate::idle::IdleTimer;
+use crate::net::{Bound, Listener, Stream};
+use crate::shutdown::Shutdown;
+
+/// Longest request accepted, in bytes.
+pub const MAX_REQUEST: usize = 512;
+
+/// What an empty request means.
+pub const DEFAULT_FORMAT: &str = "%Y-%m-%d %X";
+
+/// How the format-time service answers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Serve UTC instead of the server's local time.
+    pub utc: bool,
+    /// TCP clients served at once.
+    pub max_conns: usize,
+    /// Close a TCP client after this long without a request.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Config {
+    /// The reply to one request at the current time.
+    pub fn reply(&self, request: &[u8]) -> String {
+        if self.utc {
+            render(request, &Utc::now())
+        } else {
+            render(request, &Local::now())
+        }
+    }
+}
+
+/// Renders `request` (a strftime format) at `now`. Never fails: problems
+/// become a reply starting `error: `.
+pub fn render<Tz: TimeZone>(request: &[u8], now: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    if request.len() > MAX_REQUEST {
+        return "error: request too long".into();
+    }
+    let Ok(format) = std::str::from_utf8(request) else {
+        return "error: request is not valid UTF-8".into();
+    };
+    let format = if format.is_empty() {
+        DEFAULT_FORMAT
+    } else {
+        format
+    };
+    if let Some(problem) = check_format(format) {
+        return format!("error: {problem}");
+    }
+    let mut out = String::new();
+    match write!(out, "{}", now.format(format)) {
+        Ok(()) => out,
+        Err(_) => format!("error: cannot render '{format}'"),
+    }
+}
+
+/// Finds the first directive chrono cannot render, so the error can name it.
+fn check_format(format: &str) -> Option<String> {
+    if !StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+        return None;
+    }
+    let mut rest = format;
+    while let Some(at) = rest.find('%') {
+        let tail = &rest[at..];
+        // A directive: %, optional padding flag, optional : or . or digits,
+        // then one character.
+        let len = tail
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| !matches!(c, '-' | '_' | '0'..='9' | ':' | '.' | '#'))
+            .map(|(i, c)| i + c.len_utf8());
+        let Some(len) = len else {
+            return Some(format!("format ends inside the directive '{tail}'"));
+        };
+        let directive = &tail[..len];
+        if StrftimeItems::new(directive).any(|i| matches!(i, Item::Error)) {
+            return Some(format!("unknown strftime directive '{directive}'"));
+        }
+        rest = &tail[len..];
+    }
+    Some(format!("invalid strftime format '{format}'"))
+}
+
+/// Splits a trailing line ending off a request, so `nc -u` users who press
+/// Enter get their reply on its own line.
+fn strip_eol(req: &[u8]) -> (&[u8], bool) {
+    match req.strip_suffix(b"\n") {
+        Some(r) => (r.strip_suffix(b"\r").unwrap_or(r), true),
+        None => (req, false),
+    }
+}
+
+/// Serves a bound socket of either kind until shutdown.
+pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    match bound {
+        Bound::Stream(l) => run_tcp(cfg, l, shutdown).await,
+        Bound::Datagram(s) => run_udp(cfg, s, shutdown).await,
+    }
+}
+
+/// Answers each datagram with the time in the format it carries.
+pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
+    // One byte more than the limit tells an over-long request from one
+    // exactly at it.
+    let mut buf = vec![0u8; MAX_REQUEST + 1];
+    loop {
+        let (n, peer) = tokio::select! {
+            res = socket.recv_from(&mut buf) => match res {
+                Ok(x) => x,
+                Err(err) => {
+                    tracing::debug!(%err, "udp receive error");
+                    continue;
+                }
+            },
+            () = shutdown.stopping() => return Ok(()),
+        };
+        let (request, eol) = strip_eol(&buf[..n]);
+        let mut reply = cfg.reply(request);
+        if eol {
+            reply.push('\n');
+        }
+        if let Err(err) = socket.send_to(reply.as_bytes(), peer).await {
+            tracing::debug!(%err, %peer, "udp send failed");
+        }
+    }
+}
+
+/// Serves TCP (or Unix) clients: one reply line per request line.
+pub async fn run_tcp(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let opts = AcceptOptions {
+        service: "time",
+        max_conns: cfg.max_conns,
+        level: Level::DEBUG,
+    };
+    accept::serve(listener, shutdown, opts, move |stream, _| {
+        let cfg = cfg.clone();
+        async move { serve_lines(stream, &cfg).await }
+    })
+    .await
+}
+
+async fn serve_lines(stream: Stream, cfg: &Config) -> io::Result<()> {
+    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut timer = IdleTimer::new(cfg.idle_timeout, sleep);
+    let mut lines = Framed::new(stream, TolerantLines::new(MAX_REQUEST));
+    loop {
+        let Some(line) = timer
+            .guard(async { lines.next().await.transpose() })
+            .await?
+        else {
+            return Ok(());
+        };
+        let reply = match line {
+            Line::Text(request) => cfg.reply(&request),
+            Line::TooLong => "error: request too long".into(),
+        };
+        timer.guard(lines.send(Bytes::from(reply))).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 14, 3, 7).unwrap()
+    }
+
+    #[test]
+    fn renders_formats_and_the_default() {
+        assert_eq!(render(b"%Y-%m-%d", &at()), "2026-11-22");
+        assert_eq!(render(b"", &at()), "2026-11-22 14:03:07");
+        assert_eq!(render(b"%A %H:%M", &at()), "Sunday 14:03");
+    }
+
+    #[test]
+    fn bad_requests_get_error_replies() {
+        assert_eq!(
+            render(b"%Q", &at()),
+            "error: unknown strftime directive '%Q'"
+        );
+        assert!(render(b"%Y %", &at()).starts_with("error: format ends inside"));
+        assert_eq!(
+            render(&[0xff, 0xfe], &at()),
+            "error: request is not valid UTF-8"
+        );
+        assert_eq!(render(&[b'x'; 513], &at()), "error: request too long");
+        assert_eq!(render(&[b'x'; 512], &at()).len(), 512);
+    }
+
+    #[test]
+    fn any_short_input_renders_or_errors_without_panicking() {
+        let alphabet = b"%-_0#:.3EOYmdHMSzZaAbBcCDeFgGhIjklnprRsStTuUvVwWxXy+ \xc3\xa9";
+        let mut seed = 12345u32;
+        for _ in 0..20_000 {
+            let len = (seed % 12) as usize;
+            let req: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    alphabet[(seed >> 16) as usize % alphabet.len()]
+                })
+                .collect();
+            let _ = render(&req, &at());
+            seed = seed.wrapping_add(7);
+        }
+    }
+
+    #[test]
+    fn trailing_newlines_are_split_off() {
+        assert_eq!(strip_eol(b"%Y\r\n"), (&b"%Y"[..], true));
+        assert_eq!(strip_eol(b"%Y"), (&b"%Y"[..], false));
+    }
+}
