@@ -45,14 +45,36 @@ while True:
 PY
 }
 
+# Waits (bounded) until a UDP socket is bound to 127.0.0.1:$1.
+wait_udp_port() {
+    python3 - "$1" <<'PY'
+import sys, time
+want = ":%04X" % int(sys.argv[1])
+end = time.time() + 10
+while not any(want in line.split()[1] for line in open("/proc/net/udp").readlines()[1:]):
+    if time.time() > end:
+        sys.exit("server did not bind udp port " + sys.argv[1])
+    time.sleep(0.05)
+PY
+}
+
 # start_server PORT CMD...: runs CMD pinned to SERVER_CPU in the background,
-# sets SERVER_PID, and waits for the port.
+# sets SERVER_PID, and waits for the TCP port.
 start_server() {
     local port=$1
     shift
     taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
     SERVER_PID=$!
     wait_port "$port"
+}
+
+# start_udp_server PORT CMD...: the same for a UDP server.
+start_udp_server() {
+    local port=$1
+    shift
+    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
+    SERVER_PID=$!
+    wait_udp_port "$port"
 }
 
 stop_server() {
@@ -62,8 +84,8 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
 }
 
-# medians RESULTS_FILE BASELINE: prints the medians per (case, server) and the
-# ratio of each server to sockit. Lines are "case<TAB>server<TAB>json".
+# medians RESULTS_FILE: prints the medians per (case, server) and the ratio of
+# the row named "sockit" to each. Lines are "case<TAB>server<TAB>json".
 medians() {
     python3 - "$1" <<'PY'
 import json, statistics, sys
@@ -73,14 +95,15 @@ for line in open(sys.argv[1]):
     rows.setdefault(case, {}).setdefault(server, []).append(json.loads(blob))
 for case, servers in rows.items():
     print(f"\n## {case}")
-    print(f"{'server':<14}{'runs':>5}{'rt/s (median)':>16}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'sockit / this':>15}")
+    print(f"{'server':<14}{'runs':>5}{'rt/s (median)':>16}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'lost':>7}{'sockit / this':>15}")
     med = {s: statistics.median(r["rate"] for r in rs) for s, rs in servers.items()}
     base = med.get("sockit")
     for s, rs in servers.items():
         p50 = statistics.median(r["p50_ms"] for r in rs)
         p99 = statistics.median(r["p99_ms"] for r in rs)
         errs = sum(r["errors"] for r in rs)
+        lost = sum(r.get("lost", 0) for r in rs)
         ratio = f"{base / med[s]:.2f}x" if base and med[s] else "-"
-        print(f"{s:<14}{len(rs):>5}{med[s]:>16.0f}{p50:>9.3f}{p99:>9.3f}{errs:>8}{ratio:>15}")
+        print(f"{s:<14}{len(rs):>5}{med[s]:>16.0f}{p50:>9.3f}{p99:>9.3f}{errs:>8}{lost:>7}{ratio:>15}")
 PY
 }

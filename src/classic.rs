@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
+use crate::datagram;
 use crate::idle::IdleTimer;
 use crate::net::{Bound, Listener, Stream};
 use crate::shutdown::Shutdown;
@@ -172,33 +173,21 @@ async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Re
 
 /// Answers datagrams until shutdown.
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
-    let mut buf = vec![0u8; 65_536];
     let cycle = chargen_cycle();
     let mut sent_lines: usize = 0;
-    loop {
-        let (_, peer) = tokio::select! {
-            res = socket.recv_from(&mut buf) => match res {
-                Ok(x) => x,
-                Err(err) => {
-                    tracing::debug!(%err, "udp receive error");
-                    continue;
-                }
-            },
-            () = shutdown.stopping() => return Ok(()),
-        };
-        let reply: Vec<u8> = match cfg.service {
-            Service::Discard => continue,
+    datagram::serve(socket, &shutdown, 65_536, move |_, reply| {
+        match cfg.service {
+            Service::Discard => return false,
             Service::Chargen => {
                 sent_lines = sent_lines.wrapping_add(1);
-                chargen_datagram(&cycle, sent_lines)
+                reply.extend(chargen_datagram(&cycle, sent_lines));
             }
-            Service::Daytime => daytime_line().into_bytes(),
-            Service::Time => rfc868_bytes(SystemTime::now()).to_vec(),
-        };
-        if let Err(err) = socket.send_to(&reply, peer).await {
-            tracing::debug!(%err, %peer, "udp send failed");
+            Service::Daytime => reply.extend_from_slice(daytime_line().as_bytes()),
+            Service::Time => reply.extend_from_slice(&rfc868_bytes(SystemTime::now())),
         }
-    }
+        true
+    })
+    .await
 }
 
 /// The n-th UDP chargen reply: 0 to 512 characters of the stream, the length

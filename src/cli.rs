@@ -354,7 +354,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     sockit bench echo :7007 -c 100 -d 10 -s 64   100 connections for 10 s\n  \
-    sockit bench echo :7007 --json              one JSON object for scripts")]
+    sockit bench echo :7007 --json              one JSON object for scripts\n  \
+    sockit bench udp :9000 -c 16 -d 10           UDP requests, 16 in flight")]
 pub struct BenchArgs {
     /// Which load generator.
     #[command(subcommand)]
@@ -366,6 +367,38 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Closed-loop round trips against an echo server.
     Echo(BenchEchoArgs),
+    /// Request/response load over UDP (echo, format-time, any responder).
+    Udp(BenchUdpArgs),
+}
+
+/// `sockit bench udp`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit bench udp :7007 -c 16 -d 10                  UDP echo, 16 requests in flight\n  \
+    sockit bench udp :9000 --payload '%Y-%m-%d %X'      the format-time service\n  \
+    sockit bench udp :9000 --json")]
+pub struct BenchUdpArgs {
+    /// The server: HOST:PORT (always UDP) or udp://….
+    pub endpoint: EndpointArg,
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, default_value_t = 16)]
+    pub in_flight: usize,
+    /// How long to run.
+    #[arg(short, long, value_name = "SECS", default_value = "10")]
+    pub duration: Secs,
+    /// What each request carries.
+    #[arg(short, long, default_value = "%Y-%m-%d %X")]
+    pub payload: String,
+    /// A request with no reply after this long counts as lost.
+    #[arg(short = 'w', long, value_name = "SECS", default_value = "1")]
+    pub timeout: Secs,
+    /// Send sockperf ping messages (as many bytes as the payload, at least
+    /// 14) so `sockperf server` can be measured too.
+    #[arg(long)]
+    pub sockperf: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sockit bench echo`.

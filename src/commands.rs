@@ -108,25 +108,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprint!("{}", serve::table(&bindings));
             serve::run(bindings, Shutdown::new(), drain, signals).await
         }
-        Command::Bench(b) => match b.command {
-            BenchCommand::Echo(a) => {
-                let cfg = bench::echo::Config {
-                    endpoint: stream_endpoint(&a.endpoint)?,
-                    connections: a.connections.max(1),
-                    duration: a.duration.0,
-                    size: a.size.0.max(1),
-                };
-                let report = bench::echo::run(cfg)
-                    .await
-                    .with_context(|| format!("bench echo {}", a.endpoint.endpoint))?;
-                if a.json {
-                    println!("{}", serde_json::to_string(&report)?);
-                } else {
-                    print!("{}", report.table());
+        Command::Bench(b) => {
+            let (report, json) = match b.command {
+                BenchCommand::Echo(a) => {
+                    let cfg = bench::echo::Config {
+                        endpoint: stream_endpoint(&a.endpoint)?,
+                        connections: a.connections.max(1),
+                        duration: a.duration.0,
+                        size: a.size.0,
+                    };
+                    let report = bench::echo::run(cfg)
+                        .await
+                        .with_context(|| format!("bench echo {}", a.endpoint.endpoint))?;
+                    (report, a.json)
                 }
-                Ok(())
+                BenchCommand::Udp(a) => {
+                    let cfg = bench::udp::Config {
+                        endpoint: usage(a.endpoint.udp_unless(false))?,
+                        in_flight: a.in_flight.max(1),
+                        duration: a.duration.0,
+                        payload: a.payload.into_bytes(),
+                        timeout: a.timeout.0,
+                        sockperf: a.sockperf,
+                    };
+                    let target = cfg.endpoint.clone();
+                    let report = bench::udp::run(cfg)
+                        .await
+                        .with_context(|| format!("bench udp {target}"))?;
+                    (report, a.json)
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.table());
             }
-        },
+            Ok(())
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use tokio_util::codec::{Encoder, Framed};
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
+use crate::datagram;
 use crate::frame::{DEFAULT_MAX_FRAME, FrameError, Framing};
 use crate::idle::IdleTimer;
 use crate::net::{Bound, Listener, Stream};
@@ -54,15 +55,21 @@ impl Template {
 
     /// The reply to `msg`.
     pub fn render(&self, msg: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        self.render_into(msg, &mut out);
+        out.into()
+    }
+
+    /// Appends the reply to `msg` to `out`.
+    pub fn render_into(&self, msg: &[u8], out: &mut Vec<u8>) {
         let fixed: usize = self.parts.iter().map(Bytes::len).sum();
-        let mut out = BytesMut::with_capacity(fixed + msg.len() * (self.parts.len() - 1));
+        out.reserve(fixed + msg.len() * (self.parts.len() - 1));
         for (i, part) in self.parts.iter().enumerate() {
             if i > 0 {
                 out.extend_from_slice(msg);
             }
             out.extend_from_slice(part);
         }
-        out.freeze()
     }
 }
 
@@ -105,11 +112,15 @@ impl Config {
         self.framing == Framing::Raw && self.reply.is_none() && self.exit_word.is_none()
     }
 
+    fn is_exit_word(&self, msg: &[u8]) -> bool {
+        self.exit_word
+            .as_ref()
+            .is_some_and(|word| trim_newline(msg) == word.as_ref())
+    }
+
     fn answer(&self, msg: &Bytes) -> Option<Bytes> {
-        if let Some(word) = &self.exit_word {
-            if trim_newline(msg) == word.as_ref() {
-                return None;
-            }
+        if self.is_exit_word(msg) {
+            return None;
         }
         Some(match &self.reply {
             Some(t) => t.render(msg),
@@ -229,28 +240,17 @@ async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
 /// Answers each datagram until shutdown. A datagram is one message; the
 /// greeting and exit word have no meaning without a connection.
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (n, peer) = tokio::select! {
-            res = socket.recv_from(&mut buf) => match res {
-                Ok(x) => x,
-                Err(err) => {
-                    // ICMP errors from earlier replies surface here; they
-                    // concern one peer, not the service.
-                    tracing::debug!(%err, "udp receive error");
-                    continue;
-                }
-            },
-            () = shutdown.stopping() => return Ok(()),
-        };
-        let msg = Bytes::copy_from_slice(&buf[..n]);
-        let Some(reply) = cfg.answer(&msg) else {
-            continue;
-        };
-        if let Err(err) = socket.send_to(&reply, peer).await {
-            tracing::debug!(%err, %peer, "udp send failed");
+    datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |msg, reply| {
+        if cfg.is_exit_word(msg) {
+            return false;
         }
-    }
+        match &cfg.reply {
+            Some(t) => t.render_into(msg, reply),
+            None => reply.extend_from_slice(msg),
+        }
+        true
+    })
+    .await
 }
 
 #[cfg(test)]

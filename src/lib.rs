@@ -10,6 +10,7 @@
 //! - [`endpoint`]: parse and display endpoints (`tcp://`, `udp://`, `unix:`).
 //! - [`net`]: bind and connect; `Listener`/`Stream` over TCP and Unix.
 //! - [`accept`]: the shared accept loop (caps, back-off, spans).
+//! - [`datagram`]: the shared UDP receive loop.
 //! - [`shutdown`]: signal, stop accepting, bounded drain.
 //! - [`frame`]: raw, lines and length-prefixed codecs.
 //! - [`idle`]: per-connection idle timeouts.
@@ -30,6 +31,7 @@ pub mod classic;
 pub mod cli;
 pub mod commands;
 pub mod connect;
+pub mod datagram;
 pub mod echo;
 pub mod endpoint;
 pub mod error;

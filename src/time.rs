@@ -16,6 +16,7 @@ use tokio_util::codec::Framed;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
+use crate::datagram;
 use crate::frame::{Line, TolerantLines};
 use crate::idle::IdleTimer;
 use crate::net::{Bound, Listener, Stream};
@@ -124,27 +125,15 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
     // One byte more than the limit tells an over-long request from one
     // exactly at it.
-    let mut buf = vec![0u8; MAX_REQUEST + 1];
-    loop {
-        let (n, peer) = tokio::select! {
-            res = socket.recv_from(&mut buf) => match res {
-                Ok(x) => x,
-                Err(err) => {
-                    tracing::debug!(%err, "udp receive error");
-                    continue;
-                }
-            },
-            () = shutdown.stopping() => return Ok(()),
-        };
-        let (request, eol) = strip_eol(&buf[..n]);
-        let mut reply = cfg.reply(request);
+    datagram::serve(socket, &shutdown, MAX_REQUEST + 1, move |req, reply| {
+        let (request, eol) = strip_eol(req);
+        reply.extend_from_slice(cfg.reply(request).as_bytes());
         if eol {
-            reply.push('\n');
+            reply.push(b'\n');
         }
-        if let Err(err) = socket.send_to(reply.as_bytes(), peer).await {
-            tracing::debug!(%err, %peer, "udp send failed");
-        }
-    }
+        true
+    })
+    .await
 }
 
 /// Serves TCP (or Unix) clients: one reply line per request line.

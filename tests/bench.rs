@@ -62,3 +62,52 @@ fn bench_echo_table_output() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_udp_reports_requests_and_losses() {
+    let srv = Server::spawn(&["time", "serve", ":0"]);
+    let out = sockit_run(
+        &[
+            "bench",
+            "udp",
+            &srv.hostport(),
+            "-c",
+            "4",
+            "-d",
+            "0.5",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["round_trips"].as_u64().unwrap() > 100, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+}
+
+#[test]
+fn bench_udp_counts_lost_requests() {
+    // Nobody answers on this socket: every request times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let out = sockit_run(
+        &[
+            "bench",
+            "udp",
+            &format!(":{port}"),
+            "-c",
+            "2",
+            "-d",
+            "0.6",
+            "-w",
+            "0.1",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["round_trips"], 0, "{v}");
+    assert!(v["lost"].as_u64().unwrap() >= 6, "{v}");
+}

@@ -39,6 +39,8 @@ pub struct Report {
     pub max_ms: f64,
     /// Connections that failed or broke, and replies that did not match.
     pub errors: u64,
+    /// Requests that got no reply in time (UDP).
+    pub lost: u64,
 }
 
 impl Report {
@@ -73,6 +75,7 @@ impl Report {
             },
             max_ms: if empty { 0.0 } else { ms(hist.max()) },
             errors,
+            lost: 0,
         }
     }
 
@@ -80,12 +83,13 @@ impl Report {
     pub fn table(&self) -> String {
         format!(
             "target       {}\n\
-             connections  {}\n\
+             in flight    {}\n\
              message      {} B\n\
              duration     {:.2} s\n\
              round trips  {} ({:.0}/s)\n\
              latency      p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms\n\
-             errors       {}\n",
+             errors       {}\n\
+             lost         {}\n",
             self.target,
             self.connections,
             self.size,
@@ -95,7 +99,8 @@ impl Report {
             self.p50_ms,
             self.p99_ms,
             self.max_ms,
-            self.errors
+            self.errors,
+            self.lost
         )
     }
 }

@@ -1,0 +1,114 @@
+//! `bench udp`: request/response load over UDP. Each of N in-flight
+//! requests is a closed loop on its own socket: send, wait for the reply (or
+//! count it lost after the timeout), repeat.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+
+use super::load::{self, CONNECT_TIMEOUT, LoopResult, Plan};
+use super::stats::{self, Report};
+use crate::endpoint::Endpoint;
+use crate::net;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The UDP server.
+    pub endpoint: Endpoint,
+    /// Requests in flight at once.
+    pub in_flight: usize,
+    /// How long to send.
+    pub duration: Duration,
+    /// What each request carries.
+    pub payload: Vec<u8>,
+    /// After this long without a reply a request counts as lost.
+    pub timeout: Duration,
+    /// Wrap each request in sockperf's ping header so `sockperf server`
+    /// answers it (echo servers answer it too).
+    pub sockperf: bool,
+}
+
+/// sockperf's message header: sequence number (u64), flags (u16) and total
+/// length (u32), big-endian. A ping carries CLIENT | PONG_REQUEST.
+const SOCKPERF_HEADER: usize = 14;
+const SOCKPERF_PING: u16 = 0x0003;
+
+/// A sockperf ping of `size` bytes (at least the header).
+fn sockperf_ping(size: usize) -> Vec<u8> {
+    let size = size.max(SOCKPERF_HEADER);
+    let mut msg = vec![0u8; size];
+    msg[8..10].copy_from_slice(&SOCKPERF_PING.to_be_bytes());
+    msg[10..14].copy_from_slice(&(size as u32).to_be_bytes());
+    msg
+}
+
+/// Runs the load and reports what it saw.
+pub async fn run(cfg: Config) -> io::Result<Report> {
+    tokio::task::spawn_blocking(move || {
+        let plan = Plan {
+            target: cfg.endpoint.to_string(),
+            loops: cfg.in_flight,
+            duration: cfg.duration,
+            size: cfg.payload.len(),
+        };
+        let payload: Arc<[u8]> = if cfg.sockperf {
+            sockperf_ping(cfg.payload.len()).into()
+        } else {
+            cfg.payload.clone().into()
+        };
+        let sockperf = cfg.sockperf;
+        let ep = cfg.endpoint.clone();
+        let timeout = cfg.timeout;
+        load::run(
+            &plan,
+            || {
+                let ep = ep.clone();
+                async move { net::connect_udp(&ep, Some(CONNECT_TIMEOUT)).await }
+            },
+            |sock, deadline| requests(sock, payload.clone(), sockperf, timeout, deadline),
+        )
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+async fn requests(
+    sock: UdpSocket,
+    payload: Arc<[u8]>,
+    sockperf: bool,
+    timeout: Duration,
+    deadline: Instant,
+) -> LoopResult {
+    let mut hist = stats::new_histogram();
+    let mut buf = vec![0u8; 65_536];
+    let mut request = payload.to_vec();
+    let mut seq: u64 = 0;
+    let mut lost = 0;
+    let mut failed = false;
+    while Instant::now() < deadline {
+        if sockperf {
+            seq += 1;
+            request[..8].copy_from_slice(&seq.to_be_bytes());
+        }
+        let t0 = Instant::now();
+        if sock.send(&request).await.is_err() {
+            failed = true;
+            break;
+        }
+        match tokio::time::timeout_at((t0 + timeout).into(), sock.recv(&mut buf)).await {
+            Ok(Ok(_)) => stats::record(&mut hist, t0.elapsed()),
+            Ok(Err(_)) => {
+                failed = true;
+                break;
+            }
+            // A reply still owed when the run ends is neither a success nor
+            // a loss.
+            Err(_) if Instant::now() >= deadline => break,
+            Err(_) => lost += 1,
+        }
+    }
+    LoopResult { hist, failed, lost }
+}
