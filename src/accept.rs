@@ -81,8 +81,12 @@ where
         // once, not also as a capture (see `Shutdown::spawn`).
         shutdown.spawn(move || {
             async move {
+                // Set the connection up (e.g. subscribe to a broadcast)
+                // before announcing it, so whoever reads the log line can
+                // rely on the client being fully registered.
+                let conn = handler(stream, peer);
                 log_at(level, "connection accepted");
-                match handler(stream, peer).await {
+                match conn.await {
                     Ok(()) => log_at(level, "connection closed"),
                     Err(err) => log_conn_error(&err),
                 }
