@@ -15,8 +15,8 @@ trap 'stop_server; rm -f "$OUT"' EXIT
 PING=$(printf 'x%.0s' $(seq 64))
 
 run_case() { # run_case NAME
-    local name=$1 port load=(--sockperf --payload "$PING") case="echo, 64 B"
-    port=$(free_port)
+    local name=$1 port load=(--sockperf --payload "$PING")
+    port=$(free_udp_port)
     case $name in
     sockit) start_udp_server "$port" "$SOCKIT" -q echo --udp "127.0.0.1:$port" ;;
     sockperf) start_udp_server "$port" sockperf server -i 127.0.0.1 -p "$port" ;;
@@ -40,3 +40,15 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 medians "$OUT"
+python3 - "$OUT" <<'PY'
+import json, statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    _, server, blob = line.rstrip("\n").split("\t", 2)
+    rates.setdefault(server, []).append(json.loads(blob)["rate"])
+med = {s: statistics.median(r) for s, r in rates.items()}
+print("\ntargets")
+print(f"  sockit echo / sockperf server  {med['sockit'] / med['sockperf']:.2f}x  (>= 0.9)")
+print(f"  sockit echo / socat            {med['sockit'] / med['socat']:.0f}x  (>= 50)")
+print(f"  format-time / sockperf server  {med['format-time'] / med['sockperf']:.2f}x  (>= 0.7)")
+PY

@@ -150,9 +150,11 @@ async fn discard(mut stream: Stream, idle: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
-/// Streams the cycle until the client closes. Writes wait for the client to
-/// read (backpressure), so one that never reads costs only its socket
-/// buffers; the idle timer ends it if it stalls for the whole limit.
+/// Streams the cycle until a write fails (the client is gone). Writes wait
+/// for the client to read (backpressure), so one that never reads costs only
+/// its socket buffers; the idle timer ends it if it stalls for the whole
+/// limit. A client that half-closes (`nc -N </dev/null`) still gets the
+/// stream, as from inetd's chargen.
 async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Result<()> {
     let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     let mut timer = IdleTimer::new(idle, sleep);
@@ -160,7 +162,8 @@ async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Re
     let client_closed = async {
         let mut sink = [0u8; 1024];
         while rd.read(&mut sink).await? > 0 {}
-        io::Result::Ok(())
+        // Half-closed: keep writing; a full close makes the next write fail.
+        std::future::pending::<io::Result<()>>().await
     };
     tokio::pin!(client_closed);
     loop {

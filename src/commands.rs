@@ -111,9 +111,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(b) => {
             let (report, json) = match b.command {
                 BenchCommand::Echo(a) => {
+                    check_bench(a.connections, &[a.duration.0])?;
                     let cfg = bench::echo::Config {
                         endpoint: stream_endpoint(&a.endpoint)?,
-                        connections: a.connections.max(1),
+                        connections: a.connections,
                         duration: a.duration.0,
                         size: a.size.0,
                     };
@@ -123,9 +124,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     (report, a.json)
                 }
                 BenchCommand::Udp(a) => {
+                    check_bench(a.in_flight, &[a.duration.0, a.timeout.0])?;
+                    let named_stream = a.endpoint.text.starts_with("tcp://")
+                        || a.endpoint.endpoint.transport() == Transport::Unix;
+                    if named_stream {
+                        return Err(UsageError(format!(
+                            "bench udp needs a UDP endpoint, not '{}'",
+                            a.endpoint.text
+                        ))
+                        .into());
+                    }
                     let cfg = bench::udp::Config {
                         endpoint: usage(a.endpoint.udp_unless(false))?,
-                        in_flight: a.in_flight.max(1),
+                        in_flight: a.in_flight,
                         duration: a.duration.0,
                         payload: a.payload.into_bytes(),
                         timeout: a.timeout.0,
@@ -228,6 +239,22 @@ async fn bind_and_announce(endpoint: &Endpoint) -> anyhow::Result<Bound> {
         .with_context(|| format!("bind {endpoint}"))?;
     bound.announce()?;
     Ok(bound)
+}
+
+/// Load runs are bounded: at most `MAX_BENCH_LOOPS` loops and a day per
+/// duration, so a typo cannot exhaust memory or overflow a deadline.
+fn check_bench(loops: usize, durations: &[Duration]) -> Result<(), UsageError> {
+    const MAX_BENCH_LOOPS: usize = 100_000;
+    const MAX_BENCH_TIME: Duration = Duration::from_secs(86_400);
+    if loops == 0 || loops > MAX_BENCH_LOOPS {
+        return Err(UsageError(format!(
+            "connections/in-flight must be 1 to {MAX_BENCH_LOOPS}, not {loops}"
+        )));
+    }
+    if durations.iter().any(|d| *d > MAX_BENCH_TIME) {
+        return Err(UsageError("bench durations are limited to one day".into()));
+    }
+    Ok(())
 }
 
 fn stream_endpoint(arg: &EndpointArg) -> Result<Endpoint, UsageError> {

@@ -6,6 +6,8 @@
 
 use std::io;
 use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::shutdown::Shutdown;
@@ -28,19 +30,34 @@ where
     let socket = socket.into_std()?;
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+    // The loop also stops if this future is dropped without a shutdown, so
+    // it never outlives its caller holding the port.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let stopped = stop.0.clone();
     let shutdown = shutdown.clone();
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
+    let res = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        serve_blocking(&socket, &shutdown, max_request, answer)
+        let done = || shutdown.is_stopping() || stopped.load(Ordering::Relaxed);
+        serve_blocking(&socket, done, max_request, answer)
     })
     .await
-    .map_err(io::Error::other)?
+    .map_err(io::Error::other)?;
+    drop(stop);
+    res
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn serve_blocking<F>(
     socket: &UdpSocket,
-    shutdown: &Shutdown,
+    done: impl Fn() -> bool,
     max_request: usize,
     mut answer: F,
 ) -> io::Result<()>
@@ -49,7 +66,7 @@ where
 {
     let mut buf = vec![0u8; max_request];
     let mut reply = Vec::with_capacity(1024);
-    while !shutdown.is_stopping() {
+    while !done() {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e)

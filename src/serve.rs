@@ -418,6 +418,23 @@ mod tests {
     }
 
     #[test]
+    fn classic_sections_choose_endpoints_and_limits() {
+        let text = "[chargen]\nlisten = [\"tcp://127.0.0.1:0\"]\nmax_conns = 5\nidle_timeout = 0\n\
+                    [format_time]\nlisten = [\"tcp://[::1]:9\"]\nutc = true\n";
+        let cfg = SuiteConfig::parse(text, "t").unwrap();
+        let specs = cfg.specs();
+        let chargen = specs.iter().find(|s| s.name == "chargen").unwrap();
+        assert_eq!(chargen.endpoints, ["tcp://127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(max_conns(cfg.chargen.max_conns), 5);
+        assert_eq!(idle(cfg.chargen.idle_timeout), None);
+        let ft = specs.iter().find(|s| s.name == "format-time").unwrap();
+        assert_eq!(ft.endpoints[0].to_string(), "tcp://[::1]:9");
+        assert!(cfg.format_time.utc);
+        let err = SuiteConfig::parse("[daytime]\nutc = true\n", "t").unwrap_err();
+        assert!(err.to_string().contains("utc"), "{err}");
+    }
+
+    #[test]
     fn disabled_service_is_left_out() {
         let cfg =
             SuiteConfig::parse("[echo]\nenabled = false\n[time]\nenabled = false\n", "t").unwrap();

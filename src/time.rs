@@ -123,9 +123,9 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 
 /// Answers each datagram with the time in the format it carries.
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
-    // One byte more than the limit tells an over-long request from one
-    // exactly at it.
-    datagram::serve(socket, &shutdown, MAX_REQUEST + 1, move |req, reply| {
+    // The whole datagram is read so the length check sees its real size
+    // (a line ending does not count toward the limit).
+    datagram::serve(socket, &shutdown, 65_536, move |req, reply| {
         let (request, eol) = strip_eol(req);
         reply.extend_from_slice(cfg.reply(request).as_bytes());
         if eol {
@@ -153,7 +153,9 @@ pub async fn run_tcp(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -
 async fn serve_lines(stream: Stream, cfg: &Config) -> io::Result<()> {
     let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     let mut timer = IdleTimer::new(cfg.idle_timeout, sleep);
-    let mut lines = Framed::new(stream, TolerantLines::new(MAX_REQUEST));
+    // Room for a CR: the limit applies to the request without its line
+    // ending, which `render` checks.
+    let mut lines = Framed::new(stream, TolerantLines::new(MAX_REQUEST + 1));
     loop {
         let Some(line) = timer
             .guard(async { lines.next().await.transpose() })
@@ -162,7 +164,9 @@ async fn serve_lines(stream: Stream, cfg: &Config) -> io::Result<()> {
             return Ok(());
         };
         let reply = match line {
-            Line::Text(request) => cfg.reply(&request),
+            // One reply line per request line, even if the format asks for
+            // a newline (%n).
+            Line::Text(request) => cfg.reply(&request).replace(['\r', '\n'], " "),
             Line::TooLong => "error: request too long".into(),
         };
         timer.guard(lines.send(Bytes::from(reply))).await?;

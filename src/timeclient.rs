@@ -12,8 +12,8 @@ use crate::classic;
 use crate::endpoint::{Endpoint, Transport};
 use crate::net;
 
-/// Longest reply read from a server.
-const MAX_REPLY: usize = 4096;
+/// Longest reply read from a server (a UDP datagram's maximum).
+const MAX_REPLY: usize = 65_536;
 
 /// Which time protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
@@ -77,7 +77,7 @@ pub async fn query(cfg: &Config) -> io::Result<Answer> {
     match cfg.endpoint.transport() {
         Transport::Udp => query_udp(cfg).await,
         Transport::Tcp | Transport::Unix => {
-            tokio::time::timeout(cfg.timeout * 2, query_stream(cfg))
+            tokio::time::timeout(cfg.timeout.saturating_mul(2), query_stream(cfg))
                 .await
                 .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no reply")))
         }
@@ -92,7 +92,7 @@ async fn query_udp(cfg: &Config) -> io::Result<Answer> {
         Protocol::Rfc868 | Protocol::Daytime => b"",
     };
     let mut buf = vec![0u8; MAX_REPLY];
-    let attempts = cfg.retries + 1;
+    let attempts = cfg.retries.saturating_add(1);
     for attempt in 1..=attempts {
         let sent_at = SystemTime::now();
         sock.send(request).await?;
@@ -154,9 +154,11 @@ fn decode(protocol: Protocol, reply: &[u8], sent_at: SystemTime) -> io::Result<A
                     .map_or(0.0, |d| d.as_secs_f64())
             };
             let midpoint = (secs(sent_at) + secs(now)) / 2.0;
+            // The reply truncates to whole seconds: on average the true
+            // remote time is half a second later.
             Ok(Answer::Clock {
                 remote,
-                offset: remote as f64 - midpoint,
+                offset: remote as f64 + 0.5 - midpoint,
             })
         }
         Protocol::Format | Protocol::Daytime => {

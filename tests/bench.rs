@@ -30,26 +30,19 @@ fn bench_echo_reports_json() {
 }
 
 #[test]
-fn bench_echo_counts_errors_against_a_non_echo_server() {
-    // A server that replies with something else: every round trip mismatches.
+fn bench_echo_fails_against_a_server_that_does_not_echo() {
+    // A server that replies with something else: no round trip can count.
     let srv = Server::spawn(&["echo", ":0", "--reply", "nope-{}"]);
     let out = sockit_run(
-        &[
-            "bench",
-            "echo",
-            &srv.hostport(),
-            "-c",
-            "2",
-            "-d",
-            "0.3",
-            "--json",
-        ],
+        &["bench", "echo", &srv.hostport(), "-c", "2", "-d", "0.3"],
         b"",
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["errors"], 2, "{v}");
-    assert_eq!(v["round_trips"], 0);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("all 2 loops failed"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -110,4 +103,35 @@ fn bench_udp_counts_lost_requests() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["round_trips"], 0, "{v}");
     assert!(v["lost"].as_u64().unwrap() >= 6, "{v}");
+}
+
+#[test]
+fn bench_udp_against_a_closed_port_fails() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = sockit_run(
+        &["bench", "udp", &format!(":{port}"), "-c", "2", "-d", "0.3"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no round trip completed"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn bench_udp_refuses_stream_endpoints_and_absurd_sizes() {
+    for args in [
+        &["bench", "udp", "tcp://127.0.0.1:9"][..],
+        &["bench", "udp", ":9", "-c", "1000000"],
+        &["bench", "echo", ":9", "-d", "1e9"],
+    ] {
+        let out = sockit_run(args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    }
 }

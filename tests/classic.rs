@@ -60,6 +60,20 @@ fn chargen_with_nc_and_head() {
 }
 
 #[test]
+fn chargen_keeps_streaming_to_a_half_closed_client() {
+    let srv = Server::spawn(&["chargen", ":0"]);
+    let out = run(
+        Command::new("sh").args([
+            "-c",
+            &format!("nc -N 127.0.0.1 {} </dev/null | head -c 740", srv.port()),
+        ]),
+        b"",
+        STEP,
+    );
+    assert_eq!(out.stdout.len(), 740);
+}
+
+#[test]
 fn chargen_clients_that_never_read_cost_bounded_memory() {
     let srv = Server::spawn(&["chargen", ":0"]);
     let got = python(
@@ -109,7 +123,7 @@ fn udp_chargen_answers_with_at_most_512_characters() {
 }
 
 #[test]
-fn daytime_and_time_close_after_answering() {
+fn rfc868_over_tcp_sends_four_bytes_and_closes() {
     let srv = Server::spawn(&["time", "serve", "tcp://:0", "--protocol", "rfc868"]);
     let mut c = tcp(srv.addr());
     let mut got = Vec::new();

@@ -184,10 +184,63 @@ fn client_prints_rfc868_time_and_offset() {
     let out = sockit_run(&["time", &srv.hostport(), "--protocol", "rfc868"], b"");
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("UTC") && text.contains("offset"), "{text}");
+    let (when, rest) = text.split_once("  (offset ").expect("time and offset");
+    let when = chrono::NaiveDateTime::parse_from_str(when, "%a %b %e %H:%M:%S %Y UTC")
+        .unwrap_or_else(|e| panic!("{when:?}: {e}"));
+    assert!(
+        (when.and_utc().timestamp() - now_unix()).abs() <= 2,
+        "{text}"
+    );
+    let offset: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(offset.abs() <= 1.0, "same clock, offset {offset}");
     let srv = Server::spawn(&["time", "serve", "tcp://:0", "--protocol", "rfc868"]);
     let out = sockit_run(&["time", &srv.endpoint, "--protocol", "rfc868"], b"");
     assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn local_time_by_default_and_utc_on_request() {
+    // A POSIX TZ string: no tzdata needed. India is UTC+05:30.
+    let local = Server::start(
+        crate::support::sockit()
+            .env("TZ", "IST-5:30")
+            .args(["time", "serve", ":0"]),
+        false,
+    );
+    let utc = Server::start(
+        crate::support::sockit()
+            .env("TZ", "IST-5:30")
+            .args(["time", "serve", ":0", "--utc"]),
+        false,
+    );
+    let ask = |srv: &Server| {
+        let out = sockit_run(&["time", &srv.hostport(), "%z"], b"");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(ask(&local), "+0530");
+    assert_eq!(ask(&utc), "+0000");
+}
+
+#[test]
+fn tcp_client_and_edge_requests() {
+    let srv = Server::spawn(&["time", "serve", ":0", "--tcp", "--utc"]);
+    let out = sockit_run(&["time", &srv.endpoint, "%Y%n%m"], b"");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // %n would split the reply line: TCP replies stay one line.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 7);
+    let mut c = tcp(srv.addr());
+    let mut req = vec![b'x'; 512];
+    req.extend_from_slice(b"\r\n\n");
+    req.extend_from_slice(&[0xff, 0xfe, b'\n']);
+    c.write_all(&req).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0].len(), 512, "512 bytes plus CRLF is allowed");
+    assert_eq!(lines[1].len(), 19, "empty request: default format");
+    assert_eq!(lines[2], "error: request is not valid UTF-8");
 }
 
 #[test]

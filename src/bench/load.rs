@@ -98,6 +98,11 @@ where
     if connected == 0 {
         return Err(first_error.unwrap_or_else(|| io::Error::other("no connections")));
     }
+    if total.is_empty() && errors as usize >= connected {
+        return Err(io::Error::other(format!(
+            "no round trip completed: all {connected} loops failed"
+        )));
+    }
     let mut report = Report::new(
         plan.target.clone(),
         plan.loops,

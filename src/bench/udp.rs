@@ -83,12 +83,20 @@ async fn requests(
     deadline: Instant,
 ) -> LoopResult {
     let mut hist = stats::new_histogram();
-    let mut buf = vec![0u8; 65_536];
+    // Replies to echo-like servers are the request's size; others are small.
+    let mut buf = vec![0u8; (payload.len() * 2).clamp(2048, 65_536)];
     let mut request = payload.to_vec();
     let mut seq: u64 = 0;
     let mut lost = 0;
     let mut failed = false;
+    let mut stale = false;
     while Instant::now() < deadline {
+        // A reply that came after its request was counted lost must not be
+        // taken for the next one's.
+        if stale {
+            while sock.try_recv(&mut buf).is_ok() {}
+            stale = false;
+        }
         if sockperf {
             seq += 1;
             request[..8].copy_from_slice(&seq.to_be_bytes());
@@ -107,7 +115,10 @@ async fn requests(
             // A reply still owed when the run ends is neither a success nor
             // a loss.
             Err(_) if Instant::now() >= deadline => break,
-            Err(_) => lost += 1,
+            Err(_) => {
+                lost += 1;
+                stale = true;
+            }
         }
     }
     LoopResult { hist, failed, lost }
