@@ -60,6 +60,8 @@ pub enum Command {
     Echo(EchoArgs),
     /// Ask a server for the time, or run a time server (`time serve`).
     Time(TimeArgs),
+    /// Chat rooms over a line protocol (`chat serve`).
+    Chat(ChatArgs),
     /// Run a discard server (RFC 863): reads and throws away.
     Discard(ClassicArgs),
     /// Run a character generator (RFC 864): endless rotating lines.
@@ -298,6 +300,51 @@ pub struct TimeServeArgs {
     /// Server limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// `sockit chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: ChatCommand,
+}
+
+/// Subcommands of `sockit chat`.
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// Run a chat server; any nc or telnet is a client.
+    Serve(ChatServeArgs),
+}
+
+/// `sockit chat serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit chat serve :12345                     then: nc 127.0.0.1 12345\n  \
+    sockit chat serve :12345 --history 50 --rate 5 --burst 10\n\n\
+    Commands: /nick NAME, /join ROOM, /rooms, /who, /msg NICK TEXT, /me ACTION,\n\
+    /help, /quit (or a line saying byebye). Anything else is said to your room.")]
+pub struct ChatServeArgs {
+    /// Where to listen: :PORT, HOST:PORT, tcp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Messages replayed to someone joining a room.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub history: usize,
+    /// Longest line a client may send; longer ones are refused.
+    #[arg(long, value_name = "BYTES", default_value = "4KiB")]
+    pub max_line: ByteSize,
+    /// Clients at once; more are told the server is full.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = crate::units::at_least_one)]
+    pub max_clients: usize,
+    /// Lines per second each client may send on average (0 = no limit).
+    #[arg(long, value_name = "LINES_PER_SEC", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Lines a client may send in one burst.
+    #[arg(long, value_name = "N", default_value_t = 50.0)]
+    pub burst: f64,
+    /// At shutdown, wait this long for clients to leave.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
 }
 
 /// `sockit discard` and `sockit chargen`.

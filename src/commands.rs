@@ -8,14 +8,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::cli::{
-    BenchCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, TimeCommand, TimeServeArgs,
+    BenchCommand, ChatCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, TimeCommand,
+    TimeServeArgs,
 };
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::UsageError;
 use crate::net::{self, Bound};
 use crate::shutdown::{self, Shutdown, Signals};
 use crate::timeclient::{self, Protocol};
-use crate::{bench, classic, connect, echo, listen, serve, stdio, time};
+use crate::{bench, chat, classic, connect, echo, listen, serve, stdio, time};
 use anyhow::Context;
 
 /// Runs one parsed command line to completion.
@@ -87,6 +88,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("time from {}", cfg.endpoint))?;
                 println!("{answer}");
                 Ok(())
+            }
+        },
+        Command::Chat(c) => match c.command {
+            ChatCommand::Serve(a) => {
+                let endpoint = usage(a.endpoint.with_udp(false))?;
+                if endpoint.transport() == Transport::Udp {
+                    return Err(UsageError("chat serve needs tcp or unix".into()).into());
+                }
+                if !(a.rate.is_finite() && a.rate >= 0.0 && a.burst.is_finite() && a.burst >= 1.0) {
+                    return Err(UsageError(
+                        "--rate must be 0 or more and --burst at least 1".into(),
+                    )
+                    .into());
+                }
+                let cfg = Arc::new(chat::Config {
+                    history: a.history,
+                    max_line: a.max_line.0,
+                    max_clients: a.max_clients,
+                    rate: a.rate,
+                    burst: a.burst,
+                    outbox: chat::OUTBOX_DEPTH,
+                });
+                serve_one(&endpoint, a.drain_timeout.0, |b, sd| {
+                    chat::run_bound(cfg, b, sd)
+                })
+                .await
             }
         },
         Command::Discard(a) => serve_classic(classic::Service::Discard, a).await,

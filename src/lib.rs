@@ -18,6 +18,7 @@
 //! - [`exec`]: a process per connection.
 //! - [`connect`], [`listen`], [`echo`], [`time`], [`classic`]: the services.
 //! - [`timeclient`]: the time client for all three time protocols.
+//! - [`chat`]: multi-user chat rooms over a line protocol.
 //! - [`serve`]: the suite, its registry and TOML config.
 //! - [`bench`]: load generators.
 //! - [`cli`], [`commands`], [`logging`], [`error`], [`units`]: the command-line edge.
@@ -27,6 +28,7 @@
 
 pub mod accept;
 pub mod bench;
+pub mod chat;
 pub mod classic;
 pub mod cli;
 pub mod commands;

@@ -20,7 +20,7 @@ use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::net::{self, Bound};
 use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown, Signals};
 use crate::units::{ByteSize, Secs};
-use crate::{classic, echo, time};
+use crate::{chat, classic, echo, time};
 
 /// A running service instance on one bound socket.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -63,6 +63,44 @@ pub struct SuiteConfig {
     /// The format-time service, udp 9000 by default.
     #[serde(default)]
     pub format_time: FormatTimeSection,
+    /// Chat, tcp 12345 by default.
+    #[serde(default)]
+    pub chat: ChatSection,
+}
+
+/// `[chat]` in the config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSection {
+    /// Set to false to leave the service out.
+    pub enabled: bool,
+    /// Endpoints to listen on (tcp or unix).
+    pub listen: Vec<Endpoint>,
+    /// Messages replayed to someone joining a room.
+    pub history: usize,
+    /// Longest line a client may send.
+    pub max_line: ByteSize,
+    /// Clients at once.
+    pub max_clients: std::num::NonZeroUsize,
+    /// Lines per second per client (0 = no limit).
+    pub rate: f64,
+    /// Burst of lines per client.
+    pub burst: f64,
+}
+
+impl Default for ChatSection {
+    fn default() -> Self {
+        let d = chat::Config::default();
+        ChatSection {
+            enabled: true,
+            listen: vec![Endpoint::tcp(([127, 0, 0, 1], 12345).into())],
+            history: d.history,
+            max_line: ByteSize(d.max_line),
+            max_clients: std::num::NonZeroUsize::new(d.max_clients).expect("nonzero default"),
+            rate: d.rate,
+            burst: d.burst,
+        }
+    }
 }
 
 /// `[discard]`, `[daytime]`, `[chargen]` and `[time]`: unset fields take the
@@ -283,6 +321,18 @@ impl SuiteConfig {
             let endpoints = ft.listen.clone().unwrap_or_else(|| both(9000).split_off(1));
             specs.push(spec("format-time", endpoints, cfg, time::run_bound));
         }
+        if self.chat.enabled {
+            let c = &self.chat;
+            let cfg = chat::Config {
+                history: c.history,
+                max_line: c.max_line.0,
+                max_clients: c.max_clients.get(),
+                rate: c.rate.max(0.0),
+                burst: c.burst.max(1.0),
+                outbox: chat::OUTBOX_DEPTH,
+            };
+            specs.push(spec("chat", c.listen.clone(), cfg, chat::run_bound));
+        }
         specs
     }
 }
@@ -397,6 +447,7 @@ mod tests {
                 "time tcp://127.0.0.1:7037",
                 "time udp://127.0.0.1:7037",
                 "format-time udp://127.0.0.1:9000",
+                "chat tcp://127.0.0.1:12345",
             ]
         );
     }
@@ -439,6 +490,9 @@ mod tests {
         let cfg =
             SuiteConfig::parse("[echo]\nenabled = false\n[time]\nenabled = false\n", "t").unwrap();
         let names: Vec<_> = cfg.specs().iter().map(|s| s.name).collect();
-        assert_eq!(names, ["discard", "daytime", "chargen", "format-time"]);
+        assert_eq!(
+            names,
+            ["discard", "daytime", "chargen", "format-time", "chat"]
+        );
     }
 }

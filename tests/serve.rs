@@ -65,7 +65,7 @@ fn addr_of(ep: &str) -> std::net::SocketAddr {
 
 #[test]
 fn defaults_serve_the_suite_on_the_design_ports() {
-    let suite = start_suite(&[], 11);
+    let suite = start_suite(&[], 12);
     let rows: Vec<String> = suite.rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
         rows,
@@ -81,6 +81,7 @@ fn defaults_serve_the_suite_on_the_design_ports() {
             "time tcp://127.0.0.1:7037",
             "time udp://127.0.0.1:7037",
             "format-time udp://127.0.0.1:9000",
+            "chat tcp://127.0.0.1:12345",
         ]
     );
     let out = crate::support::sockit_run(&["time", ":9000", "%Y"], b"");

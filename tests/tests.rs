@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod chat;
 mod classic;
 mod cli;
 mod connect;

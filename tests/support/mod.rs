@@ -357,4 +357,6 @@ enabled = false
 enabled = false
 [format_time]
 enabled = false
+[chat]
+enabled = false
 ";

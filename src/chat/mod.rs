@@ -1,0 +1,318 @@
+//! Multi-user chat over a line protocol: any `nc` or `telnet` is a client.
+//! `proto` says what lines mean, `room` holds rooms and fans messages out,
+//! this module runs one connection.
+
+pub mod proto;
+pub mod room;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::frame::{Line, TolerantLines};
+use crate::net::{Bound, Listener, Stream};
+use crate::shutdown::Shutdown;
+use proto::Command;
+use room::{ClientId, Hub, Outgoing};
+
+/// Default longest line a client may send.
+pub const DEFAULT_MAX_LINE: usize = 4096;
+
+/// Lines a client may have waiting to be written before it counts as not
+/// reading and is disconnected.
+pub const OUTBOX_DEPTH: usize = 1024;
+
+/// How long a leaving client's last lines may take to flush.
+const FAREWELL_FLUSH: Duration = Duration::from_secs(1);
+
+/// How the chat server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Messages replayed to someone joining a room.
+    pub history: usize,
+    /// Longest line accepted from a client.
+    pub max_line: usize,
+    /// Clients connected at once; more are told the server is full.
+    pub max_clients: usize,
+    /// Lines per second a client may send on average (0 = no limit).
+    pub rate: f64,
+    /// Lines a client may send in a burst.
+    pub burst: f64,
+    /// Outbound lines queued per client before it is disconnected.
+    pub outbox: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            history: 20,
+            max_line: DEFAULT_MAX_LINE,
+            max_clients: 10_000,
+            rate: 20.0,
+            burst: 50.0,
+            outbox: OUTBOX_DEPTH,
+        }
+    }
+}
+
+/// Serves a bound socket until shutdown; chat needs a stream.
+pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    match bound {
+        Bound::Stream(l) => run(cfg, l, shutdown).await,
+        Bound::Datagram(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "chat needs a tcp or unix endpoint",
+        )),
+    }
+}
+
+/// Serves chat clients until shutdown.
+pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let hub = Arc::new(Hub::new(cfg.history, cfg.max_clients));
+    let opts = AcceptOptions {
+        service: "chat",
+        // The hub turns clients past --max-clients away with a message; the
+        // accept loop's cap only bounds the sockets that costs.
+        max_conns: cfg.max_clients.saturating_add(cfg.max_clients / 10 + 16),
+        level: Level::DEBUG,
+    };
+    accept::serve(listener, shutdown, opts, move |stream, _| {
+        let (cfg, hub) = (cfg.clone(), hub.clone());
+        async move { serve_client(stream, &cfg, &hub).await }
+    })
+    .await
+}
+
+async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()> {
+    let (rd, mut wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Outgoing>(cfg.outbox);
+    let kick = CancellationToken::new();
+    let Ok((id, nick)) = hub.enter(tx, kick.clone()) else {
+        let line = format!(
+            "! server is full ({} clients), try again later\n",
+            cfg.max_clients
+        );
+        wr.write_all(line.as_bytes()).await?;
+        return wr.shutdown().await;
+    };
+    tracing::debug!(%nick, "joined");
+    let writer = write_lines(wr, rx);
+    tokio::pin!(writer);
+    let reader = read_lines(rd, cfg, hub, id);
+    let end = tokio::select! {
+        res = reader => End::Reader(res),
+        res = &mut writer => End::Writer(res),
+        () = kick.cancelled() => End::Kicked,
+    };
+    hub.leave(id);
+    match end {
+        // Leaving closed the outbox: give the writer a moment to flush what
+        // is queued (a goodbye, an error).
+        End::Reader(res) => {
+            let _ = tokio::time::timeout(FAREWELL_FLUSH, &mut writer).await;
+            res
+        }
+        End::Writer(res) => res,
+        End::Kicked => Ok(()),
+    }
+}
+
+/// How a connection ended.
+enum End {
+    Reader(io::Result<()>),
+    Writer(io::Result<()>),
+    Kicked,
+}
+
+/// Writes queued lines, as many per syscall as are waiting.
+async fn write_lines(
+    mut wr: WriteHalf<Stream>,
+    mut rx: mpsc::Receiver<Outgoing>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    while let Some(line) = rx.recv().await {
+        push_line(&mut buf, &line);
+        while let Ok(more) = rx.try_recv() {
+            push_line(&mut buf, &more);
+            if buf.len() > 64 * 1024 {
+                break;
+            }
+        }
+        wr.write_all(&buf).await?;
+        buf.clear();
+    }
+    wr.shutdown().await
+}
+
+fn push_line(buf: &mut Vec<u8>, line: &str) {
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+}
+
+async fn read_lines(
+    rd: tokio::io::ReadHalf<Stream>,
+    cfg: &Config,
+    hub: &Hub,
+    id: ClientId,
+) -> io::Result<()> {
+    let mut lines = FramedRead::new(rd, TolerantLines::new(cfg.max_line));
+    let mut bucket = Bucket::new(cfg.rate, cfg.burst);
+    while let Some(line) = lines.next().await {
+        let text = match line? {
+            Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Line::TooLong => {
+                hub.notice(
+                    id,
+                    &format!("! line too long (max {} bytes), not sent", cfg.max_line),
+                );
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        match bucket.take() {
+            Take::Ok => {}
+            Take::FirstDrop => {
+                hub.notice(id, "! slow down: lines are being dropped");
+                continue;
+            }
+            Take::Drop => continue,
+        }
+        match proto::parse(&text) {
+            Ok(Command::Quit) => {
+                hub.notice(id, "* bye");
+                return Ok(());
+            }
+            Ok(cmd) => run_command(hub, id, cmd),
+            Err(e) => hub.notice(id, &format!("! {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn run_command(hub: &Hub, id: ClientId, cmd: Command) {
+    let res = match cmd {
+        Command::Nick(nick) => hub.rename(id, &nick),
+        Command::Msg(to, text) => hub.private(id, &to, &text),
+        Command::Say(text) => {
+            hub.say(id, &text, false);
+            Ok(())
+        }
+        Command::Me(action) => {
+            hub.say(id, &action, true);
+            Ok(())
+        }
+        Command::Join(room) => {
+            hub.join(id, &room);
+            Ok(())
+        }
+        Command::Rooms => {
+            hub.rooms(id);
+            Ok(())
+        }
+        Command::Who => {
+            hub.who(id);
+            Ok(())
+        }
+        Command::Help => {
+            for line in proto::HELP {
+                hub.notice(id, &format!("* {line}"));
+            }
+            Ok(())
+        }
+        Command::Quit => Ok(()),
+    };
+    if let Err(e) = res {
+        hub.notice(id, &format!("! {e}"));
+    }
+}
+
+/// Per-client flood control: `rate` lines per second on average, bursts of
+/// up to `burst`.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    dropping: bool,
+}
+
+enum Take {
+    Ok,
+    FirstDrop,
+    Drop,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Bucket {
+            rate,
+            burst: burst.max(1.0),
+            tokens: burst.max(1.0),
+            last: Instant::now(),
+            dropping: false,
+        }
+    }
+
+    fn take(&mut self) -> Take {
+        if self.rate <= 0.0 {
+            return Take::Ok;
+        }
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.dropping = false;
+            Take::Ok
+        } else if self.dropping {
+            Take::Drop
+        } else {
+            // One notice per run of dropped lines, not one per line.
+            self.dropping = true;
+            Take::FirstDrop
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_allows_bursts_refills_and_notices_once() {
+        let mut b = Bucket::new(2.0, 3.0);
+        for _ in 0..3 {
+            assert!(matches!(b.take(), Take::Ok));
+        }
+        assert!(matches!(b.take(), Take::FirstDrop));
+        assert!(matches!(b.take(), Take::Drop));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(
+            matches!(b.take(), Take::Ok),
+            "one token back after 0.5 s at 2/s"
+        );
+        assert!(
+            matches!(b.take(), Take::FirstDrop),
+            "a new run of drops gets a notice"
+        );
+    }
+
+    #[test]
+    fn rate_zero_turns_flood_control_off() {
+        let mut b = Bucket::new(0.0, 1.0);
+        assert!((0..1000).all(|_| matches!(b.take(), Take::Ok)));
+    }
+}

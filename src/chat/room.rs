@@ -1,0 +1,347 @@
+//! The chat hub: who is connected, which room each is in, room history, and
+//! fan-out into each client's bounded outbound queue.
+//!
+//! One `std::sync::Mutex` guards it all: every critical section is a few map
+//! operations and `try_send`s with no `.await` inside, so an async mutex
+//! would only add cost (mini-redis db.rs makes the same choice).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::proto::ProtoError;
+
+/// Identifies one connection.
+pub type ClientId = u64;
+
+/// One rendered line on its way to a client.
+pub type Outgoing = Arc<str>;
+
+/// The room everyone starts in.
+pub const LOBBY: &str = "lobby";
+
+struct Client {
+    nick: String,
+    room: String,
+    tx: mpsc::Sender<Outgoing>,
+    kick: CancellationToken,
+}
+
+#[derive(Default)]
+struct Room {
+    members: HashSet<ClientId>,
+    history: VecDeque<Outgoing>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: ClientId,
+    clients: HashMap<ClientId, Client>,
+    nicks: HashMap<String, ClientId>,
+    rooms: BTreeMap<String, Room>,
+}
+
+/// The server is at `--max-clients`.
+#[derive(Debug)]
+pub struct Full;
+
+/// Shared by every connection of one chat server.
+pub struct Hub {
+    state: Mutex<State>,
+    history: usize,
+    max_clients: usize,
+}
+
+impl Hub {
+    /// An empty hub keeping `history` lines per room.
+    pub fn new(history: usize, max_clients: usize) -> Self {
+        Hub {
+            state: Mutex::new(State::default()),
+            history,
+            max_clients,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters more than losing the whole server would.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new client as `guest-N` in the lobby: greets it, replays
+    /// the lobby's history and announces it. `kick` is cancelled if the hub
+    /// drops the client for falling behind.
+    pub fn enter(
+        &self,
+        tx: mpsc::Sender<Outgoing>,
+        kick: CancellationToken,
+    ) -> Result<(ClientId, String), Full> {
+        let mut st = self.lock();
+        if st.clients.len() >= self.max_clients {
+            return Err(Full);
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        let nick = format!("guest-{id}");
+        st.nicks.insert(nick.clone(), id);
+        st.clients.insert(
+            id,
+            Client {
+                nick: nick.clone(),
+                room: LOBBY.to_string(),
+                tx,
+                kick,
+            },
+        );
+        let mut dropped = Vec::new();
+        send(
+            &mut st,
+            id,
+            &format!(
+                "* welcome to sockit chat, you are {nick}; /nick NAME to change it, /help for commands"
+            ),
+            &mut dropped,
+        );
+        self.enter_room(&mut st, id, LOBBY, &mut dropped);
+        self.settle(&mut st, dropped);
+        Ok((id, nick))
+    }
+
+    /// Removes a client (idempotent) and tells its room.
+    pub fn leave(&self, id: ClientId) {
+        let mut st = self.lock();
+        let mut dropped = Vec::new();
+        if let Some(c) = remove(&mut st, id) {
+            broadcast(
+                &mut st,
+                &c.room,
+                &format!("* {} left #{}", c.nick, c.room),
+                &mut dropped,
+            );
+        }
+        self.settle(&mut st, dropped);
+    }
+
+    /// A line to this client only (errors, help, replies).
+    pub fn notice(&self, id: ClientId, line: &str) {
+        let mut st = self.lock();
+        let mut dropped = Vec::new();
+        send(&mut st, id, line, &mut dropped);
+        self.settle(&mut st, dropped);
+    }
+
+    /// A plain message (`text`) or an action (`/me`) to the sender's room.
+    pub fn say(&self, id: ClientId, text: &str, action: bool) {
+        let mut st = self.lock();
+        let Some(c) = st.clients.get(&id) else { return };
+        let stamp = chrono::Local::now().format("%H:%M:%S");
+        let line = if action {
+            format!("[{stamp}] * {} {text}", c.nick)
+        } else {
+            format!("[{stamp}] <{}> {text}", c.nick)
+        };
+        let room = c.room.clone();
+        let line: Outgoing = line.into();
+        if let Some(r) = st.rooms.get_mut(&room) {
+            if self.history > 0 {
+                if r.history.len() == self.history {
+                    r.history.pop_front();
+                }
+                r.history.push_back(line.clone());
+            }
+        }
+        let mut dropped = Vec::new();
+        broadcast_line(&mut st, &room, &line, &mut dropped);
+        self.settle(&mut st, dropped);
+    }
+
+    /// Changes a client's nick if it is free.
+    pub fn rename(&self, id: ClientId, new: &str) -> Result<(), ProtoError> {
+        let mut st = self.lock();
+        match st.nicks.get(new) {
+            Some(&owner) if owner == id => return Ok(()),
+            Some(_) => return Err(ProtoError(format!("nick {new} is taken"))),
+            None => {}
+        }
+        let Some(c) = st.clients.get_mut(&id) else {
+            return Ok(());
+        };
+        let old = std::mem::replace(&mut c.nick, new.to_string());
+        let room = c.room.clone();
+        st.nicks.remove(&old);
+        st.nicks.insert(new.to_string(), id);
+        let mut dropped = Vec::new();
+        broadcast(
+            &mut st,
+            &room,
+            &format!("* {old} is now known as {new}"),
+            &mut dropped,
+        );
+        self.settle(&mut st, dropped);
+        Ok(())
+    }
+
+    /// Moves a client to another room.
+    pub fn join(&self, id: ClientId, room: &str) {
+        let mut st = self.lock();
+        let Some(c) = st.clients.get(&id) else { return };
+        if c.room == room {
+            let line = format!("* you are already in #{room}");
+            let mut dropped = Vec::new();
+            send(&mut st, id, &line, &mut dropped);
+            self.settle(&mut st, dropped);
+            return;
+        }
+        let (old, nick) = (c.room.clone(), c.nick.clone());
+        leave_room(&mut st, id, &old);
+        let mut dropped = Vec::new();
+        broadcast(
+            &mut st,
+            &old,
+            &format!("* {nick} left #{old}"),
+            &mut dropped,
+        );
+        self.enter_room(&mut st, id, room, &mut dropped);
+        self.settle(&mut st, dropped);
+    }
+
+    /// `/rooms`: every room and its head count.
+    pub fn rooms(&self, id: ClientId) {
+        let mut st = self.lock();
+        let list: Vec<String> = st
+            .rooms
+            .iter()
+            .map(|(name, r)| format!("#{name} ({})", r.members.len()))
+            .collect();
+        let mut dropped = Vec::new();
+        send(
+            &mut st,
+            id,
+            &format!("* rooms: {}", list.join(", ")),
+            &mut dropped,
+        );
+        self.settle(&mut st, dropped);
+    }
+
+    /// `/who`: who is in the client's room.
+    pub fn who(&self, id: ClientId) {
+        let mut st = self.lock();
+        let Some(room) = st.clients.get(&id).map(|c| c.room.clone()) else {
+            return;
+        };
+        let mut nicks: Vec<&str> = st.rooms[&room]
+            .members
+            .iter()
+            .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
+            .collect();
+        nicks.sort_unstable();
+        let line = format!("* in #{room}: {}", nicks.join(", "));
+        let mut dropped = Vec::new();
+        send(&mut st, id, &line, &mut dropped);
+        self.settle(&mut st, dropped);
+    }
+
+    /// `/msg`: a private line to one nick, with a copy to the sender.
+    pub fn private(&self, id: ClientId, to: &str, text: &str) -> Result<(), ProtoError> {
+        let mut st = self.lock();
+        let Some(&target) = st.nicks.get(to) else {
+            return Err(ProtoError(format!("no such nick: {to}")));
+        };
+        let Some(from) = st.clients.get(&id).map(|c| c.nick.clone()) else {
+            return Ok(());
+        };
+        let stamp = chrono::Local::now().format("%H:%M:%S");
+        let mut dropped = Vec::new();
+        send(
+            &mut st,
+            target,
+            &format!("[{stamp}] -{from}- {text}"),
+            &mut dropped,
+        );
+        if target != id {
+            send(
+                &mut st,
+                id,
+                &format!("[{stamp}] -> {to}: {text}"),
+                &mut dropped,
+            );
+        }
+        self.settle(&mut st, dropped);
+        Ok(())
+    }
+
+    fn enter_room(&self, st: &mut State, id: ClientId, room: &str, dropped: &mut Vec<ClientId>) {
+        let Some(c) = st.clients.get_mut(&id) else {
+            return;
+        };
+        c.room = room.to_string();
+        let nick = c.nick.clone();
+        let r = st.rooms.entry(room.to_string()).or_default();
+        r.members.insert(id);
+        let history: Vec<Outgoing> = r.history.iter().cloned().collect();
+        for line in &history {
+            send_line(st, id, line, dropped);
+        }
+        broadcast(st, room, &format!("* {nick} joined #{room}"), dropped);
+    }
+
+    /// Disconnects clients whose queues overflowed, telling their rooms;
+    /// those announcements may overflow more queues, so repeat until none.
+    fn settle(&self, st: &mut State, mut dropped: Vec<ClientId>) {
+        while let Some(id) = dropped.pop() {
+            let Some(c) = remove(st, id) else { continue };
+            tracing::warn!(nick = %c.nick, "client fell behind its outbound queue, disconnecting");
+            c.kick.cancel();
+            let line = format!("* {} left #{} (too slow)", c.nick, c.room);
+            broadcast(st, &c.room, &line, &mut dropped);
+        }
+    }
+}
+
+fn remove(st: &mut State, id: ClientId) -> Option<Client> {
+    let c = st.clients.remove(&id)?;
+    st.nicks.remove(&c.nick);
+    leave_room(st, id, &c.room);
+    Some(c)
+}
+
+fn leave_room(st: &mut State, id: ClientId, room: &str) {
+    if let Some(r) = st.rooms.get_mut(room) {
+        r.members.remove(&id);
+        // The lobby always exists; other empty rooms go, history and all.
+        if r.members.is_empty() && room != LOBBY {
+            st.rooms.remove(room);
+        }
+    }
+}
+
+fn send(st: &mut State, id: ClientId, line: &str, dropped: &mut Vec<ClientId>) {
+    send_line(st, id, &Outgoing::from(line), dropped);
+}
+
+fn send_line(st: &mut State, id: ClientId, line: &Outgoing, dropped: &mut Vec<ClientId>) {
+    if let Some(c) = st.clients.get(&id) {
+        // A full queue means the client stopped reading: it is dropped
+        // rather than allowed to stall the room or grow memory.
+        if c.tx.try_send(line.clone()).is_err() {
+            dropped.push(id);
+        }
+    }
+}
+
+fn broadcast(st: &mut State, room: &str, line: &str, dropped: &mut Vec<ClientId>) {
+    broadcast_line(st, room, &Outgoing::from(line), dropped);
+}
+
+fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, dropped: &mut Vec<ClientId>) {
+    let Some(r) = st.rooms.get(room) else { return };
+    for id in &r.members {
+        if let Some(c) = st.clients.get(id) {
+            if c.tx.try_send(line.clone()).is_err() {
+                dropped.push(*id);
+            }
+        }
+    }
+}

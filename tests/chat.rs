@@ -1,0 +1,264 @@
+//! The chat server with nc and python3 clients.
+
+use crate::support::{STEP, Server, python, run};
+
+/// A tiny line client shared by the scenarios: `c = C(port)`, `c.send(line)`,
+/// `c.expect(text)` waits (bounded) for a line containing `text`.
+const CLIENT: &str = r##"
+import socket, sys, time
+PORT = int(sys.argv[1])
+class C:
+    def __init__(self, nick=None):
+        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+        self.buf = b""
+        self.lines = []
+        self.seen = []
+        self.expect("welcome")
+        if nick:
+            self.send("/nick " + nick)
+            self.expect("is now known as " + nick)
+    def send(self, line):
+        self.s.sendall(line.encode() + b"\n")
+    def send_raw(self, data):
+        self.s.sendall(data)
+    def expect(self, text, timeout=10):
+        end = time.time() + timeout
+        while True:
+            for i, l in enumerate(self.lines):
+                if text in l:
+                    del self.lines[: i + 1]
+                    return l
+            if time.time() > end:
+                raise AssertionError(f"never saw {text!r}; have {self.lines!r}")
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise AssertionError(f"closed before {text!r}; have {self.lines!r}")
+            self.buf += chunk
+            *done, self.buf = self.buf.split(b"\n")
+            new = [d.decode("utf-8", "replace") for d in done]
+            self.lines += new
+            self.seen += new
+    def closed(self):
+        while True:
+            if not self.s.recv(65536):
+                return True
+"##;
+
+fn scenario(args: &[&str], script: &str) {
+    let srv = Server::spawn(&[&["chat", "serve", ":0"], args].concat());
+    let out = python(
+        &format!("{CLIENT}\n{script}\nprint('ok')"),
+        &[&srv.port().to_string()],
+    );
+    assert_eq!(out.trim().lines().last(), Some("ok"), "{out}");
+}
+
+#[test]
+fn a_room_of_clients_hears_each_other() {
+    scenario(
+        &[],
+        r##"
+a, b, c = C("alice"), C("bob"), C("carol")
+a.send("hello room")
+for x in (b, c):
+    line = x.expect("<alice> hello room")
+    assert line.startswith("[") and line[9] == "]", line
+a.send("/me waves")
+b.expect("* alice waves")
+b.send("/who")
+b.expect("* in #lobby: alice, bob, carol")
+c.send("/join dev")
+a.expect("* carol left #lobby")
+c.send("/rooms")
+c.expect("#dev (1)")
+a.send("only lobby hears this")
+b.expect("only lobby hears this")
+c.send("hi dev")
+c.expect("<carol> hi dev")
+"##,
+    );
+}
+
+#[test]
+fn nc_clients_chat_and_leave_with_byebye() {
+    let srv = Server::spawn(&["-v", "chat", "serve", ":0"]);
+    let port = srv.port().to_string();
+    let listener = std::thread::spawn({
+        let port = port.clone();
+        move || {
+            python(
+                &format!(
+                    "{CLIENT}\nx = C('watcher')\nprint(x.expect('<guest'))\nx.expect('left #lobby')\nprint('ok')"
+                ),
+                &[&port],
+            )
+        }
+    });
+    // The watcher must be in the room before nc speaks: wait for its join.
+    srv.wait_for_log("joined");
+    let out = run(
+        std::process::Command::new("nc").args(["-q", "2", "127.0.0.1", &port]),
+        b"hi from nc\nbyebye\n",
+        STEP,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("* bye"), "{text}");
+    let seen = listener.join().unwrap();
+    assert!(seen.contains("> hi from nc"), "{seen}");
+}
+
+#[test]
+fn private_messages_reach_only_their_target() {
+    scenario(
+        &[],
+        r##"
+a, b, c = C("alice"), C("bob"), C("carol")
+a.send("/msg bob psst")
+b.expect("-alice- psst")
+a.expect("-> bob: psst")
+a.send("public")
+c.expect("<alice> public")
+assert not any("psst" in l for l in c.lines), c.lines
+a.send("/msg nobody hi")
+a.expect("! no such nick: nobody")
+"##,
+    );
+}
+
+#[test]
+fn history_is_replayed_to_newcomers() {
+    scenario(
+        &["--history", "3"],
+        r##"
+a = C("alice")
+for i in range(5):
+    a.send(f"msg {i}")
+    a.expect(f"msg {i}")
+late = C()
+for i in (2, 3, 4):
+    late.expect(f"<alice> msg {i}")
+assert not any("msg 0" in l or "msg 1" in l for l in late.lines), late.lines
+"##,
+    );
+}
+
+#[test]
+fn nick_rules_and_clashes() {
+    scenario(
+        &[],
+        r##"
+a, b = C("alice"), C()
+b.send("/nick alice")
+b.expect("! nick alice is taken")
+b.send("/nick bad nick!")
+b.expect("! invalid nick")
+b.send("/nick " + "x" * 33)
+b.expect("! invalid nick")
+b.send("/frob")
+b.expect("! unknown command /frob")
+b.send("/nick bob")
+a.expect("is now known as bob")
+"##,
+    );
+}
+
+#[test]
+fn overlong_lines_and_binary_garbage_cost_nothing() {
+    scenario(
+        &["--max-line", "64"],
+        r##"
+a, b = C("alice"), C("bob")
+a.send("y" * 500)
+a.expect("! line too long (max 64 bytes)")
+a.send_raw(b"\xff\xfe bad \xc3\x28 bytes\n")
+b.expect("bad")
+a.send_raw(bytes(range(256)) * 4 + b"\n")
+a.send("still here")
+b.expect("<alice> still here")
+"##,
+    );
+}
+
+#[test]
+fn flood_control_drops_lines_with_one_notice() {
+    // Refilling is covered by the bucket's unit test with paused time.
+    scenario(
+        &["--rate", "0.001", "--burst", "3"],
+        r##"
+a, b = C("alice"), C("bob")
+# /nick used one of alice's three tokens: two flood lines get through.
+for i in range(10):
+    a.send(f"flood {i}")
+a.expect("! slow down")
+b.expect("flood 1")
+# bob's next line proves nothing more of alice's flood was delivered.
+b.send("bob speaks")
+a.expect("<bob> bob speaks")
+b.expect("<bob> bob speaks")
+assert not any(f"flood {i}" in l for l in b.seen for i in range(2, 10)), b.seen
+assert sum("slow down" in l for l in a.seen) == 1, "one notice per run of drops"
+"##,
+    );
+}
+
+#[test]
+fn full_server_says_so_and_closes() {
+    let srv = Server::spawn(&["chat", "serve", ":0", "--max-clients", "2"]);
+    let out = python(
+        &format!(
+            "{CLIENT}\na, b = C(), C()\ns = socket.create_connection(('127.0.0.1', PORT), timeout=10)\ndata = b''\nwhile True:\n    chunk = s.recv(1024)\n    if not chunk: break\n    data += chunk\nprint(data.decode())"
+        ),
+        &[&srv.port().to_string()],
+    );
+    assert!(out.contains("! server is full (2 clients)"), "{out}");
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_the_room_goes_on() {
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0"]);
+    let out = python(
+        &format!(
+            "{CLIENT}\n{}",
+            r##"
+# A small receive window, set before connecting, so the kernel buffers
+# little for the hog and its outbound queue fills.
+hog = socket.socket()
+hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+hog.connect(("127.0.0.1", PORT))
+a, b = C("alice"), C("bob")
+for i in range(4000):
+    a.send(f"line {i} " + "z" * 4000)
+    if i % 200 == 199:
+        a.expect(f"line {i} ")
+        b.expect(f"line {i} ")
+print("ok")
+"##
+        ),
+        &[&srv.port().to_string()],
+    );
+    assert!(out.contains("ok"), "{out}");
+    srv.wait_for_log("fell behind");
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
+    let kib: u64 = rss
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(kib < 64 * 1024, "server RSS {kib} KiB");
+}
+
+#[test]
+fn abrupt_disconnects_are_announced() {
+    scenario(
+        &[],
+        r##"
+import struct
+a, b = C("alice"), C("bob")
+a.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+a.s.close()
+b.expect("* alice left #lobby")
+b.send("/who")
+b.expect("* in #lobby: bob")
+"##,
+    );
+}
