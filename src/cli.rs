@@ -60,7 +60,7 @@ pub enum Command {
     Echo(EchoArgs),
     /// Ask a server for the time, or run a time server (`time serve`).
     Time(TimeArgs),
-    /// Chat rooms over a line protocol (`chat serve`).
+    /// Join a chat server, or run one (`chat serve`).
     Chat(ChatArgs),
     /// Run a discard server (RFC 863): reads and throws away.
     Discard(ClassicArgs),
@@ -302,12 +302,31 @@ pub struct TimeServeArgs {
     pub limits: LimitArgs,
 }
 
-/// `sockit chat`.
+/// `sockit chat`: the client, or `chat serve`.
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  \
+    sockit chat :12345 --nick alice              chat on a terminal\n  \
+    sockit chat :12345 --room dev --nick bot < lines.txt   a script\n  \
+    sockit chat serve :12345                     the server\n\n\
+    On a terminal incoming lines appear above what you type, nicks in colour\n\
+    (NO_COLOR turns that off). /quit, byebye or Ctrl-D leaves."
+)]
 pub struct ChatArgs {
-    /// What to run.
+    /// `serve` runs a server instead of joining one.
     #[command(subcommand)]
-    pub command: ChatCommand,
+    pub command: Option<ChatCommand>,
+    /// The server: HOST:PORT, tcp://…, unix:PATH.
+    #[arg(required = true)]
+    pub endpoint: Option<EndpointArg>,
+    /// Take this nick on arrival.
+    #[arg(short, long)]
+    pub nick: Option<String>,
+    /// Join this room on arrival.
+    #[arg(short, long)]
+    pub room: Option<String>,
 }
 
 /// Subcommands of `sockit chat`.

@@ -91,7 +91,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Chat(c) => match c.command {
-            ChatCommand::Serve(a) => {
+            None => {
+                let arg = c.endpoint.expect("clap requires the endpoint");
+                let endpoint = usage(arg.with_udp(false))?;
+                let cfg = chat::client::Config {
+                    endpoint: endpoint.clone(),
+                    nick: c.nick,
+                    room: c.room,
+                    color: std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none(),
+                };
+                chat::client::run(&cfg)
+                    .await
+                    .with_context(|| format!("chat on {endpoint}"))
+            }
+            Some(ChatCommand::Serve(a)) => {
                 let endpoint = usage(a.endpoint.with_udp(false))?;
                 if endpoint.transport() == Transport::Udp {
                     return Err(UsageError("chat serve needs tcp or unix".into()).into());

@@ -262,3 +262,54 @@ b.expect("* in #lobby: bob")
 "##,
     );
 }
+
+#[test]
+fn piped_client_runs_a_script_and_exits_after_the_replies() {
+    let srv = Server::spawn(&["chat", "serve", ":0"]);
+    let out = crate::support::sockit_run(
+        &[
+            "chat",
+            &srv.hostport(),
+            "--nick",
+            "scripter",
+            "--room",
+            "dev",
+        ],
+        b"hello all\n/who\n",
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("* scripter joined #dev"), "{text}");
+    assert!(text.contains("<scripter> hello all"), "{text}");
+    assert!(text.ends_with("* in #dev: scripter\n"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour when stdout is a pipe");
+}
+
+#[test]
+fn terminal_client_colours_nicks_unless_no_color() {
+    let srv = Server::spawn(&["chat", "serve", ":0"]);
+    let screen = |no_color: bool| {
+        let inner = format!(
+            "{} chat {} --nick tty",
+            env!("CARGO_BIN_EXE_sockit"),
+            srv.hostport()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qefc", &inner, "/dev/null"]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = run(&mut cmd, b"typed line\n/quit\n", STEP);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = screen(false);
+    assert!(coloured.contains("typed line"), "{coloured:?}");
+    assert!(
+        coloured.contains("tty\x1b[0m>"),
+        "nick in colour: {coloured:?}"
+    );
+    let plain = screen(true);
+    assert!(plain.contains("<tty> typed line"), "{plain:?}");
+}

@@ -2,6 +2,7 @@
 //! `proto` says what lines mean, `room` holds rooms and fans messages out,
 //! this module runs one connection.
 
+pub mod client;
 pub mod proto;
 pub mod room;
 

@@ -1,0 +1,185 @@
+//! The chat client. On a terminal, incoming lines appear above the line
+//! being typed (rustyline's external printer keeps the input intact) with
+//! each nick in a stable colour; piped, it sends stdin's lines, prints what
+//! arrives, and at EOF waits for the server to flush and close.
+
+use std::hash::{Hash, Hasher};
+use std::io::{self, IsTerminal};
+
+use futures_util::StreamExt;
+use rustyline::ExternalPrinter;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use crate::endpoint::Endpoint;
+use crate::frame::{Line, TolerantLines};
+use crate::net;
+
+/// Longest line shown from the server.
+const MAX_INCOMING: usize = 64 * 1024;
+
+/// ANSI colours nicks are drawn in.
+const PALETTE: [u8; 6] = [31, 32, 33, 34, 35, 36];
+
+/// What the client does.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The chat server.
+    pub endpoint: Endpoint,
+    /// Set this nick on arrival.
+    pub nick: Option<String>,
+    /// Join this room on arrival.
+    pub room: Option<String>,
+    /// Colour nicks (a terminal, and NO_COLOR unset).
+    pub color: bool,
+}
+
+/// Connects and chats until the server closes, `/quit`, `byebye` or EOF.
+pub async fn run(cfg: &Config) -> io::Result<()> {
+    let stream = net::connect(&cfg.endpoint, None).await?;
+    let (rd, mut wr) = tokio::io::split(stream);
+    for line in arrival_lines(cfg) {
+        wr.write_all(line.as_bytes()).await?;
+    }
+    if io::stdin().is_terminal() {
+        interactive(rd, wr, cfg.color).await
+    } else {
+        piped(rd, wr, cfg.color).await
+    }
+}
+
+fn arrival_lines(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(nick) = &cfg.nick {
+        out.push(format!("/nick {nick}\n"));
+    }
+    if let Some(room) = &cfg.room {
+        out.push(format!("/join {room}\n"));
+    }
+    out
+}
+
+/// Piped: send every stdin line, then half-close; the server answers what
+/// it got, and closing its side ends the session.
+async fn piped<R, W>(rd: R, mut wr: W, color: bool) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let send = async {
+        let mut stdin = BufReader::new(tokio::io::stdin());
+        tokio::io::copy_buf(&mut stdin, &mut wr).await?;
+        wr.shutdown().await
+    };
+    let show = async {
+        let mut out = tokio::io::stdout();
+        let mut lines = FramedRead::new(rd, TolerantLines::new(MAX_INCOMING));
+        while let Some(line) = lines.next().await {
+            if let Line::Text(text) = line? {
+                let shown = render(&String::from_utf8_lossy(&text), color);
+                out.write_all(format!("{shown}\n").as_bytes()).await?;
+                out.flush().await?;
+            }
+        }
+        io::Result::Ok(())
+    };
+    let (sent, shown) = tokio::join!(send, show);
+    shown.and(sent.or_else(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }))
+}
+
+/// A terminal: rustyline reads on its own thread; incoming lines go through
+/// its external printer so they never cut into what is being typed.
+async fn interactive<R, W>(rd: R, mut wr: W, color: bool) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
+    let mut printer = editor.create_external_printer().map_err(io::Error::other)?;
+    let (typed_tx, mut typed) = mpsc::channel::<String>(64);
+    std::thread::spawn(move || {
+        // Ctrl-D and Ctrl-C end the input; dropping the sender says so.
+        while let Ok(line) = editor.readline("> ") {
+            if typed_tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let show = async {
+        let mut lines = FramedRead::new(rd, TolerantLines::new(MAX_INCOMING));
+        while let Some(line) = lines.next().await {
+            if let Line::Text(text) = line? {
+                let shown = render(&String::from_utf8_lossy(&text), color);
+                printer.print(shown).map_err(io::Error::other)?;
+            }
+        }
+        io::Result::Ok(())
+    };
+    let send = async {
+        while let Some(line) = typed.recv().await {
+            wr.write_all(format!("{line}\n").as_bytes()).await?;
+            if line == "/quit" || line == "byebye" {
+                break;
+            }
+        }
+        // Ctrl-D or /quit: the server says goodbye and closes.
+        wr.shutdown().await?;
+        std::future::pending::<io::Result<()>>().await
+    };
+    tokio::select! {
+        res = show => res,
+        res = send => res,
+    }
+}
+
+/// Colours the nick in `[HH:MM:SS] <nick> text`, `* nick …` and
+/// `-nick- text` lines; everything else is shown as it came.
+pub fn render(line: &str, color: bool) -> String {
+    if !color {
+        return line.to_string();
+    }
+    let (stamp, rest) = match line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+        Some((t, rest)) => (format!("[{t}] "), rest),
+        None => (String::new(), line),
+    };
+    let (open, close) = match rest.chars().next() {
+        Some('<') => ("<", ">"),
+        Some('-') => ("-", "-"),
+        _ => return line.to_string(),
+    };
+    let Some((nick, text)) = rest[1..].split_once(close) else {
+        return line.to_string();
+    };
+    let code = PALETTE[color_index(nick)];
+    format!("{stamp}{open}\x1b[{code}m{nick}\x1b[0m{close}{text}")
+}
+
+/// The same nick always gets the same colour.
+fn color_index(nick: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    nick.hash(&mut h);
+    (h.finish() % PALETTE.len() as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_the_nick_and_only_when_asked() {
+        let line = "[10:00:00] <alice> hi <there>";
+        assert_eq!(render(line, false), line);
+        let shown = render(line, true);
+        assert!(shown.starts_with("[10:00:00] <\x1b["), "{shown:?}");
+        assert!(shown.ends_with("alice\x1b[0m> hi <there>"), "{shown:?}");
+        assert_eq!(render(line, true), shown, "stable");
+        assert_eq!(render("* bob joined #lobby", true), "* bob joined #lobby");
+    }
+}
