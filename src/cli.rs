@@ -334,6 +334,24 @@ pub struct ChatArgs {
 pub enum ChatCommand {
     /// Run a chat server; any nc or telnet is a client.
     Serve(ChatServeArgs),
+    /// Peer-to-peer chat over UDP datagrams (the textbook QQ-style tool).
+    Udp(ChatUdpArgs),
+}
+
+/// `sockit chat udp`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit chat udp --bind :9001 --peer bob=127.0.0.1:9002\n  \
+    sockit chat udp --bind :9002 --peer alice=127.0.0.1:9001\n\n\
+    Type a line to send it to the current peer; /to NAME (or /to HOST:PORT)\n\
+    switches, 'NAME: text' sends once. q or /quit ends.")]
+pub struct ChatUdpArgs {
+    /// Where this instance listens: :PORT, HOST:PORT, udp://….
+    #[arg(short, long, value_name = "EP")]
+    pub bind: EndpointArg,
+    /// A peer to talk to, NAME=HOST:PORT (repeatable; the first is current).
+    #[arg(short, long, value_name = "NAME=HOST:PORT")]
+    pub peer: Vec<String>,
 }
 
 /// `sockit chat serve`.

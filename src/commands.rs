@@ -105,6 +105,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("chat on {endpoint}"))
             }
+            Some(ChatCommand::Udp(a)) => {
+                let endpoint = usage(a.bind.with_udp(true))?;
+                let mut peers = Vec::new();
+                for spec in &a.peer {
+                    let peer = chat::peer::parse_peer(spec).await;
+                    peers.push(match peer {
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                            return Err(UsageError(e.to_string()).into());
+                        }
+                        other => other.with_context(|| format!("peer {spec}"))?,
+                    });
+                }
+                let cfg = chat::peer::Config {
+                    peers,
+                    color: std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none(),
+                };
+                let Bound::Datagram(socket) = bind_and_announce(&endpoint).await? else {
+                    return Err(UsageError("chat udp needs a udp endpoint".into()).into());
+                };
+                Ok(chat::peer::run(&cfg, socket).await?)
+            }
             Some(ChatCommand::Serve(a)) => {
                 let endpoint = usage(a.endpoint.with_udp(false))?;
                 if endpoint.transport() == Transport::Udp {

@@ -313,3 +313,33 @@ fn terminal_client_colours_nicks_unless_no_color() {
     let plain = screen(true);
     assert!(plain.contains("<tty> typed line"), "{plain:?}");
 }
+
+#[test]
+fn udp_peer_chat_between_two_instances() {
+    let mut bob = Server::spawn_piped(&["chat", "udp", "--bind", ":0"]);
+    let bob_at = bob.hostport();
+    let mut alice = Server::spawn_piped(&[
+        "chat",
+        "udp",
+        "--bind",
+        ":0",
+        "--peer",
+        &format!("bob={bob_at}"),
+    ]);
+    let alice_at = alice.hostport();
+    alice.write_stdin(b"hello bob\n");
+    // bob does not know alice by name: she shows up by address.
+    bob.read_stdout_until(format!("[{alice_at}] hello bob\n").as_bytes());
+    bob.write_stdin(format!("/to {alice_at}\nhi alice\n").as_bytes());
+    alice.read_stdout_until(format!("[bob {bob_at}] hi alice\n").as_bytes());
+    // Binary and oversized datagrams are shown safely.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .send_to(&[0x1b, b'[', b'2', b'J', 0xff, b'\n'], alice.addr())
+        .unwrap();
+    probe.send_to(&vec![b'x'; 65_000], alice.addr()).unwrap();
+    alice.read_stdout_until("\u{FFFD}[2J\u{FFFD}\n".as_bytes());
+    alice.read_stdout_until(&[b'x'; 1000]);
+    alice.write_stdin(b"q\n");
+    assert!(alice.wait_exit(STEP).success());
+}

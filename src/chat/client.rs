@@ -157,8 +157,16 @@ pub fn render(line: &str, color: bool) -> String {
     let Some((nick, text)) = rest[1..].split_once(close) else {
         return line.to_string();
     };
-    let code = PALETTE[color_index(nick)];
-    format!("{stamp}{open}\x1b[{code}m{nick}\x1b[0m{close}{text}")
+    format!("{stamp}{open}{}{close}{text}", paint(nick, true))
+}
+
+/// `name` in its stable colour, or as it is when `color` is off.
+pub fn paint(name: &str, color: bool) -> String {
+    if !color {
+        return name.to_string();
+    }
+    let code = PALETTE[color_index(name)];
+    format!("\x1b[{code}m{name}\x1b[0m")
 }
 
 /// The same nick always gets the same colour.

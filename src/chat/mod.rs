@@ -3,6 +3,7 @@
 //! this module runs one connection.
 
 pub mod client;
+pub mod peer;
 pub mod proto;
 pub mod room;
 
