@@ -141,7 +141,8 @@ async fn write_lines(
     mut wr: WriteHalf<Stream>,
     mut rx: mpsc::Receiver<Outgoing>,
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
+    // Grown on first use: an idle client holds no write buffer.
+    let mut buf = Vec::new();
     while let Some(line) = rx.recv().await {
         push_line(&mut buf, &line);
         while let Ok(more) = rx.try_recv() {
@@ -167,7 +168,9 @@ async fn read_lines(
     hub: &Hub,
     id: ClientId,
 ) -> io::Result<()> {
-    let mut lines = FramedRead::new(rd, TolerantLines::new(cfg.max_line));
+    // No read buffer until the client sends something: 10,000 idle clients
+    // would otherwise hold 80 MB of empty buffers.
+    let mut lines = FramedRead::with_capacity(rd, TolerantLines::new(cfg.max_line), 0);
     let mut bucket = Bucket::new(cfg.rate, cfg.burst);
     while let Some(line) = lines.next().await {
         let text = match line? {

@@ -22,6 +22,11 @@ pub type Outgoing = Arc<str>;
 /// The room everyone starts in.
 pub const LOBBY: &str = "lobby";
 
+/// Joins and leaves are announced to rooms up to this size. Beyond it each
+/// arrival would fan out to thousands (10,000 people arriving means 50
+/// million lines), so only the person joining is told.
+pub const ANNOUNCE_LIMIT: usize = 200;
+
 struct Client {
     nick: String,
     room: String,
@@ -114,12 +119,8 @@ impl Hub {
         let mut st = self.lock();
         let mut dropped = Vec::new();
         if let Some(c) = remove(&mut st, id) {
-            broadcast(
-                &mut st,
-                &c.room,
-                &format!("* {} left #{}", c.nick, c.room),
-                &mut dropped,
-            );
+            let line = format!("* {} left #{}", c.nick, c.room);
+            announce(&mut st, &c.room, None, &line, &mut dropped);
         }
         self.settle(&mut st, dropped);
     }
@@ -197,9 +198,10 @@ impl Hub {
         let (old, nick) = (c.room.clone(), c.nick.clone());
         leave_room(&mut st, id, &old);
         let mut dropped = Vec::new();
-        broadcast(
+        announce(
             &mut st,
             &old,
+            None,
             &format!("* {nick} left #{old}"),
             &mut dropped,
         );
@@ -284,7 +286,13 @@ impl Hub {
         for line in &history {
             send_line(st, id, line, dropped);
         }
-        broadcast(st, room, &format!("* {nick} joined #{room}"), dropped);
+        announce(
+            st,
+            room,
+            Some(id),
+            &format!("* {nick} joined #{room}"),
+            dropped,
+        );
     }
 
     /// Disconnects clients whose queues overflowed, telling their rooms;
@@ -295,7 +303,7 @@ impl Hub {
             tracing::warn!(nick = %c.nick, "client fell behind its outbound queue, disconnecting");
             c.kick.cancel();
             let line = format!("* {} left #{} (too slow)", c.nick, c.room);
-            broadcast(st, &c.room, &line, &mut dropped);
+            announce(st, &c.room, None, &line, &mut dropped);
         }
     }
 }
@@ -331,6 +339,23 @@ fn send_line(st: &mut State, id: ClientId, line: &Outgoing, dropped: &mut Vec<Cl
     }
 }
 
+/// A join or leave: to the whole room while it is small, else only to
+/// `subject` (the one joining).
+fn announce(
+    st: &mut State,
+    room: &str,
+    subject: Option<ClientId>,
+    line: &str,
+    dropped: &mut Vec<ClientId>,
+) {
+    let members = st.rooms.get(room).map_or(0, |r| r.members.len());
+    if members <= ANNOUNCE_LIMIT {
+        broadcast(st, room, line, dropped);
+    } else if let Some(id) = subject {
+        send(st, id, line, dropped);
+    }
+}
+
 fn broadcast(st: &mut State, room: &str, line: &str, dropped: &mut Vec<ClientId>) {
     broadcast_line(st, room, &Outgoing::from(line), dropped);
 }
@@ -343,5 +368,65 @@ fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, dropped: &mut Vec
                 dropped.push(*id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(hub: &Hub) -> (ClientId, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(ANNOUNCE_LIMIT * 4);
+        let (id, _) = hub.enter(tx, CancellationToken::new()).unwrap();
+        (id, rx)
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok().map(|l| l.to_string())).collect()
+    }
+
+    #[test]
+    fn big_rooms_only_tell_the_newcomer_about_joins() {
+        let hub = Hub::new(0, 10_000);
+        let (_, mut first) = client(&hub);
+        let mut others: Vec<_> = (1..ANNOUNCE_LIMIT).map(|_| client(&hub)).collect();
+        assert!(
+            drain(&mut first)
+                .iter()
+                .any(|l| l.contains("guest-200 joined"))
+        );
+        let (_, mut late) = client(&hub);
+        assert!(
+            drain(&mut late)
+                .iter()
+                .any(|l| l.contains("guest-201 joined"))
+        );
+        assert!(!drain(&mut first).iter().any(|l| l.contains("guest-201")));
+        drop(others.pop());
+        let (_, mut again) = client(&hub);
+        assert!(
+            drain(&mut again)
+                .iter()
+                .any(|l| l.contains("joined #lobby"))
+        );
+    }
+
+    #[test]
+    fn a_full_queue_disconnects_only_that_client() {
+        let hub = Hub::new(0, 10);
+        let (tx, _never_read) = mpsc::channel(4);
+        let kick = CancellationToken::new();
+        let (slow, _) = hub.enter(tx, kick.clone()).unwrap();
+        let (talker, mut rx) = client(&hub);
+        for i in 0..10 {
+            hub.say(talker, &format!("line {i}"), false);
+        }
+        assert!(kick.is_cancelled());
+        let seen = drain(&mut rx);
+        assert!(seen.iter().any(|l| l.contains("line 9")));
+        assert!(
+            seen.iter()
+                .any(|l| l.contains(&format!("guest-{slow} left #lobby (too slow)")))
+        );
     }
 }
