@@ -63,22 +63,16 @@ PY
 }
 
 # start_server PORT CMD...: runs CMD pinned to SERVER_CPU in the background,
-# sets SERVER_PID, and waits for the TCP port.
-start_server() {
-    local port=$1
-    shift
-    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
-    SERVER_PID=$!
-    wait_port "$port"
-}
+# sets SERVER_PID, and waits for the TCP port (start_udp_server: UDP port).
+start_server() { launch wait_port "$@"; }
+start_udp_server() { launch wait_udp_port "$@"; }
 
-# start_udp_server PORT CMD...: the same for a UDP server.
-start_udp_server() {
-    local port=$1
-    shift
+launch() {
+    local wait=$1 port=$2
+    shift 2
     taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
     SERVER_PID=$!
-    wait_udp_port "$port"
+    "$wait" "$port"
 }
 
 stop_server() {

@@ -113,30 +113,7 @@ fn bad_requests_get_error_replies_and_never_silence() {
 #[test]
 fn datagram_flood_is_survived() {
     let srv = Server::spawn(&["time", "serve", ":0"]);
-    let got = python(
-        r#"
-import random, socket, sys
-addr = ("127.0.0.1", int(sys.argv[1]))
-r = random.Random(5)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(5000):
-    s.sendto(bytes(r.getrandbits(8) for _ in range(r.choice([0, 3, 64, 700, 1400]))), addr)
-s.setblocking(False)
-try:
-    while True: s.recv(65536)
-except BlockingIOError:
-    pass
-s.settimeout(10)
-s.sendto(b"alive %Y", addr)
-while True:
-    reply = s.recv(65536)
-    if reply.startswith(b"alive "):
-        print("ok")
-        break
-"#,
-        &[&srv.port().to_string()],
-    );
-    assert_eq!(got.trim(), "ok");
+    crate::support::udp_flood_then_probe(srv.port(), "alive %Y", "alive ");
 }
 
 #[test]

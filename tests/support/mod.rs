@@ -360,3 +360,33 @@ enabled = false
 [chat]
 enabled = false
 ";
+
+/// Floods a UDP server at `port` with 5000 datagrams of random bytes and
+/// sizes, then sends `probe` until a reply starting with `expect` comes back
+/// (bounded): the server must survive and still answer.
+pub fn udp_flood_then_probe(port: u16, probe: &str, expect: &str) {
+    let got = python(
+        r#"
+import random, socket, sys
+addr = ("127.0.0.1", int(sys.argv[1]))
+probe, expect = sys.argv[2].encode(), sys.argv[3].encode()
+r = random.Random(3)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5000):
+    s.sendto(bytes(r.getrandbits(8) for _ in range(r.choice([0, 1, 7, 64, 700, 1400, 9000]))), addr)
+# Drain whatever came back, then prove the server still answers.
+s.setblocking(False)
+try:
+    while True: s.recv(65536)
+except BlockingIOError:
+    pass
+s.settimeout(10)
+s.sendto(probe, addr)
+while not s.recv(65536).startswith(expect):
+    pass
+print("alive")
+"#,
+        &[&port.to_string(), probe, expect],
+    );
+    assert_eq!(got.trim(), "alive");
+}
