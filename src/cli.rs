@@ -453,6 +453,34 @@ pub enum BenchCommand {
     Echo(BenchEchoArgs),
     /// Request/response load over UDP (echo, format-time, any responder).
     Udp(BenchUdpArgs),
+    /// One publisher, N subscribers: chat servers or Redis pub/sub.
+    Fanout(BenchFanoutArgs),
+}
+
+/// `sockit bench fanout`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit bench fanout :12345 -n 1000 -m 200        blast into sockit chat serve --rate 0\n  \
+    sockit bench fanout :12345 -n 1000 -m 300 --rate 100   paced, for latency\n  \
+    sockit bench fanout :6379 -n 1000 -m 200 --redis      Redis SUBSCRIBE/PUBLISH")]
+pub struct BenchFanoutArgs {
+    /// The server: HOST:PORT, tcp://…, unix:PATH.
+    pub endpoint: EndpointArg,
+    /// Subscriber connections.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Messages the publisher sends.
+    #[arg(short, long, default_value_t = 100)]
+    pub messages: usize,
+    /// Publish this many messages per second (default: as fast as possible).
+    #[arg(short, long)]
+    pub rate: Option<f64>,
+    /// Speak Redis SUBSCRIBE/PUBLISH instead of chat lines.
+    #[arg(long)]
+    pub redis: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sockit bench udp`.

@@ -186,6 +186,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("bench echo {}", a.endpoint.endpoint))?;
                     (report, a.json)
                 }
+                BenchCommand::Fanout(a) => {
+                    check_bench(a.subscribers, &[])?;
+                    if a.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                        return Err(UsageError("--rate must be above 0".into()).into());
+                    }
+                    let cfg = bench::fanout::Config {
+                        endpoint: stream_endpoint(&a.endpoint)?,
+                        subscribers: a.subscribers,
+                        messages: a.messages,
+                        rate: a.rate,
+                        redis: a.redis,
+                    };
+                    let report = bench::fanout::run(cfg)
+                        .await
+                        .with_context(|| format!("bench fanout {}", a.endpoint.endpoint))?;
+                    if a.json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        print!("{}", report.table());
+                    }
+                    return Ok(());
+                }
                 BenchCommand::Udp(a) => {
                     check_bench(a.in_flight, &[a.duration.0, a.timeout.0])?;
                     let named_stream = a.endpoint.text.starts_with("tcp://")

@@ -135,3 +135,48 @@ fn bench_udp_refuses_stream_endpoints_and_absurd_sizes() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
     }
 }
+
+#[test]
+fn bench_fanout_counts_every_delivery_from_the_chat_server() {
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0"]);
+    let out = sockit_run(
+        &[
+            "bench",
+            "fanout",
+            &srv.hostport(),
+            "-n",
+            "5",
+            "-m",
+            "40",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["delivered"], 200, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert!(v["p99_ms"].as_f64().unwrap() >= v["p50_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn bench_fanout_reports_loss_when_the_server_throttles_the_publisher() {
+    // The chat server's flood control drops most of a burst: that is loss.
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0.001", "--burst", "10"]);
+    let out = sockit_run(
+        &[
+            "bench",
+            "fanout",
+            &srv.hostport(),
+            "-n",
+            "2",
+            "-m",
+            "30",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["lost"].as_u64().unwrap() > 0, "{v}");
+}

@@ -1,0 +1,238 @@
+//! `bench fanout`: N subscribers in one room (or one Redis channel) and one
+//! publisher sending M messages; measures deliveries per second, delivery
+//! latency (publish to receipt) and loss. Speaks the chat line protocol
+//! (`sockit chat serve`, `ncat --chat`) or RESP (`--redis`).
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::load::CONNECT_TIMEOUT;
+use super::stats;
+use crate::endpoint::Endpoint;
+use crate::net::{self, Stream};
+
+/// How long a subscriber waits for its next message before giving up on
+/// the rest (they count as lost).
+const GRACE: Duration = Duration::from_secs(5);
+
+/// How often the sync message is repeated while subscribers settle in.
+const SYNC_RETRY: Duration = Duration::from_millis(100);
+
+/// How long subscribers may take to all hear the sync message.
+const SYNC_LIMIT: Duration = Duration::from_secs(30);
+
+/// Redis channel (and chat marker) the benchmark uses.
+const CHANNEL: &str = "fanout";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub endpoint: Endpoint,
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Messages the publisher sends.
+    pub messages: usize,
+    /// Messages per second, or as fast as possible.
+    pub rate: Option<f64>,
+    /// Speak RESP SUBSCRIBE/PUBLISH instead of chat lines.
+    pub redis: bool,
+}
+
+/// What a fan-out run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The server.
+    pub target: String,
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Messages published.
+    pub messages: usize,
+    /// Messages received, summed over subscribers.
+    pub delivered: u64,
+    /// Deliveries per second, first publish to last receipt.
+    pub deliveries_per_sec: f64,
+    /// Median publish-to-receipt latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// Worst latency, milliseconds.
+    pub max_ms: f64,
+    /// Deliveries that never came.
+    pub lost: u64,
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        format!(
+            "target        {}\nsubscribers   {}\nmessages      {}\ndelivered     {} ({:.0}/s)\nlatency       p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms\nlost          {}\n",
+            self.target,
+            self.subscribers,
+            self.messages,
+            self.delivered,
+            self.deliveries_per_sec,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.lost
+        )
+    }
+}
+
+/// Runs one fan-out measurement.
+pub async fn run(cfg: Config) -> io::Result<Report> {
+    let base = Instant::now();
+    let expected = cfg.messages as u64;
+    let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
+    let mut subs = JoinSet::new();
+    for _ in 0..cfg.subscribers {
+        let mut s = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+        if cfg.redis {
+            s.write_all(format!("SUBSCRIBE {CHANNEL}\r\n").as_bytes())
+                .await?;
+        }
+        subs.spawn(subscribe(s, base, expected, synced.clone()));
+    }
+    let publisher = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+    let (mut pub_rd, mut pub_wr) = tokio::io::split(publisher);
+    // Replies and our own echoes must be read, or the server would count
+    // the publisher as a client that stopped reading.
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 64 * 1024];
+        while pub_rd.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    let msg = |seq: u64| {
+        let token = format!("{CHANNEL}:{seq}:{}", base.elapsed().as_nanos());
+        if cfg.redis {
+            format!("PUBLISH {CHANNEL} {token}\r\n")
+        } else {
+            format!("{token}\n")
+        }
+    };
+    // Sync: repeat message 0 until every subscriber has seen one, so the
+    // timed part starts with everyone listening.
+    let sync = async {
+        loop {
+            pub_wr.write_all(msg(0).as_bytes()).await?;
+            let all = async {
+                while synced.0.load(Ordering::Acquire) < cfg.subscribers {
+                    synced.1.notified().await;
+                }
+            };
+            if tokio::time::timeout(SYNC_RETRY, all).await.is_ok() {
+                return io::Result::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(SYNC_LIMIT, sync).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "subscribers never heard the sync message",
+        )
+    })??;
+    let start = base.elapsed();
+    let mut tick = cfg
+        .rate
+        .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
+    for seq in 1..=expected {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        pub_wr.write_all(msg(seq).as_bytes()).await?;
+    }
+    pub_wr.flush().await?;
+    let mut hist: Histogram<u64> = stats::new_histogram();
+    let mut delivered = 0;
+    let mut last = start;
+    while let Some(res) = subs.join_next().await {
+        let (h, n, at) = res.map_err(io::Error::other)?;
+        hist.add(&h).map_err(|e| io::Error::other(e.to_string()))?;
+        delivered += n;
+        last = last.max(at);
+    }
+    drain.abort();
+    let secs = (last.saturating_sub(start)).as_secs_f64().max(1e-9);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let empty = hist.is_empty();
+    Ok(Report {
+        target: cfg.endpoint.to_string(),
+        subscribers: cfg.subscribers,
+        messages: cfg.messages,
+        delivered,
+        deliveries_per_sec: delivered as f64 / secs,
+        p50_ms: if empty {
+            0.0
+        } else {
+            ms(hist.value_at_quantile(0.5))
+        },
+        p99_ms: if empty {
+            0.0
+        } else {
+            ms(hist.value_at_quantile(0.99))
+        },
+        max_ms: if empty { 0.0 } else { ms(hist.max()) },
+        lost: (cfg.subscribers as u64 * expected).saturating_sub(delivered),
+    })
+}
+
+/// Reads until all `expected` messages arrived or the grace period after
+/// the last one passes; returns latencies, count and the last receipt time.
+async fn subscribe(
+    stream: Stream,
+    base: Instant,
+    expected: u64,
+    synced: Arc<(AtomicUsize, Notify)>,
+) -> (Histogram<u64>, u64, Duration) {
+    let mut hist = stats::new_histogram();
+    let mut got = 0;
+    let mut last = Duration::ZERO;
+    let mut lines = BufReader::new(stream);
+    let mut line = Vec::with_capacity(256);
+    let marker = format!("{CHANNEL}:");
+    let mut in_sync = false;
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(GRACE, lines.read_until(b'\n', &mut line)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some(at) = text.find(&marker) else {
+            continue;
+        };
+        let mut parts = text[at + marker.len()..].trim_end().split(':');
+        let (Some(seq), Some(nanos)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(seq), Ok(nanos)) = (seq.parse::<u64>(), nanos.trim().parse::<u64>()) else {
+            continue;
+        };
+        if seq == 0 {
+            if !in_sync {
+                in_sync = true;
+                synced.0.fetch_add(1, Ordering::AcqRel);
+                synced.1.notify_waiters();
+            }
+            continue;
+        }
+        let now = base.elapsed();
+        stats::record(&mut hist, now.saturating_sub(Duration::from_nanos(nanos)));
+        got += 1;
+        last = now;
+        if got == expected {
+            break;
+        }
+    }
+    (hist, got, last)
+}
