@@ -4,11 +4,7 @@
 #   bench/chat-idle.sh [CLIENTS]
 source "$(dirname "$0")/lib.sh"
 CLIENTS=${1:-10000}
-ulimit -n "$(ulimit -Hn)"
-if (($(ulimit -n) < CLIENTS + 100)); then
-    echo "error: open-files hard limit $(ulimit -Hn) is below $CLIENTS clients" >&2
-    exit 1
-fi
+need_fds "$CLIENTS"
 build
 trap 'stop_server' EXIT
 port=$(free_port)

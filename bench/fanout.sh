@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-3}
 ensure ncat ncat redis-server redis-server taskset util-linux
 build
-ulimit -n "$(ulimit -Hn)"
+need_fds 2100
 OUT=$(mktemp)
 trap 'stop_server; rm -f "$OUT"' EXIT
 
@@ -42,19 +42,4 @@ for r in $(seq 1 "$ROUNDS"); do
         run_case "$name" 1000 300 100
     done
 done
-python3 - "$OUT" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    case, server, blob = line.rstrip("\n").split("\t", 2)
-    rows.setdefault(case, {}).setdefault(server, []).append(json.loads(blob))
-for case, servers in rows.items():
-    print(f"\n## {case}")
-    print(f"{'server':<8}{'runs':>5}{'deliveries/s':>15}{'p50 ms':>9}{'p99 ms':>9}{'lost':>7}{'sockit / this':>15}")
-    med = {s: statistics.median(r["deliveries_per_sec"] for r in rs) for s, rs in servers.items()}
-    for s, rs in servers.items():
-        p50 = statistics.median(r["p50_ms"] for r in rs)
-        p99 = statistics.median(r["p99_ms"] for r in rs)
-        lost = sum(r["lost"] for r in rs)
-        print(f"{s:<8}{len(rs):>5}{med[s]:>15.0f}{p50:>9.3f}{p99:>9.3f}{lost:>7}{med['sockit'] / med[s]:>14.2f}x")
-PY
+medians "$OUT"

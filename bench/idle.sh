@@ -5,12 +5,7 @@
 #   bench/idle.sh [CONNECTIONS]
 source "$(dirname "$0")/lib.sh"
 CONNS=${1:-10000}
-# Client and server each need a descriptor per connection.
-ulimit -n "$(ulimit -Hn)"
-if (($(ulimit -n) < CONNS + 100)); then
-    echo "error: open-files hard limit $(ulimit -Hn) is below $CONNS connections" >&2
-    exit 1
-fi
+need_fds "$CONNS"
 build --example tokio_echo
 TOKIO="$ROOT/target/release/examples/tokio_echo"
 trap 'stop_server' EXIT

@@ -25,6 +25,16 @@ ensure() { # ensure CMD PKG [CMD PKG]...
     fi
 }
 
+# need_fds N: raises the open-files limit to the hard limit and fails if
+# that is still below N plus some headroom (client and server share it).
+need_fds() {
+    ulimit -n "$(ulimit -Hn)"
+    if (($(ulimit -n) < $1 + 100)); then
+        echo "error: open-files hard limit $(ulimit -Hn) is below $1 connections" >&2
+        exit 1
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -93,13 +103,15 @@ for line in open(sys.argv[1]):
     rows.setdefault(case, {}).setdefault(server, []).append(json.loads(blob))
 for case, servers in rows.items():
     print(f"\n## {case}")
-    print(f"{'server':<14}{'runs':>5}{'rt/s (median)':>16}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'lost':>7}{'sockit / this':>15}")
-    med = {s: statistics.median(r["rate"] for r in rs) for s, rs in servers.items()}
+    print(f"{'server':<14}{'runs':>5}{'rate/s (median)':>16}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'lost':>7}{'sockit / this':>15}")
+    # bench echo/udp report "rate", bench fanout "deliveries_per_sec".
+    rate = lambda r: r.get("rate", r.get("deliveries_per_sec", 0))
+    med = {s: statistics.median(rate(r) for r in rs) for s, rs in servers.items()}
     base = med.get("sockit")
     for s, rs in servers.items():
         p50 = statistics.median(r["p50_ms"] for r in rs)
         p99 = statistics.median(r["p99_ms"] for r in rs)
-        errs = sum(r["errors"] for r in rs)
+        errs = sum(r.get("errors", 0) for r in rs)
         lost = sum(r.get("lost", 0) for r in rs)
         ratio = f"{base / med[s]:.2f}x" if base and med[s] else "-"
         print(f"{s:<14}{len(rs):>5}{med[s]:>16.0f}{p50:>9.3f}{p99:>9.3f}{errs:>8}{lost:>7}{ratio:>15}")

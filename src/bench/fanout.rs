@@ -11,13 +11,16 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_util::codec::FramedRead;
 
 use super::load::CONNECT_TIMEOUT;
 use super::stats;
 use crate::endpoint::Endpoint;
+use crate::frame::{Line, TolerantLines};
 use crate::net::{self, Stream};
 
 /// How long a subscriber waits for its next message before giving up on
@@ -29,6 +32,9 @@ const SYNC_RETRY: Duration = Duration::from_millis(100);
 
 /// How long subscribers may take to all hear the sync message.
 const SYNC_LIMIT: Duration = Duration::from_secs(30);
+
+/// Longest line read from the server.
+const MAX_LINE: usize = 64 * 1024;
 
 /// Redis channel (and chat marker) the benchmark uses.
 const CHANNEL: &str = "fanout";
@@ -162,25 +168,16 @@ pub async fn run(cfg: Config) -> io::Result<Report> {
     }
     drain.abort();
     let secs = (last.saturating_sub(start)).as_secs_f64().max(1e-9);
-    let ms = |us: u64| us as f64 / 1000.0;
-    let empty = hist.is_empty();
+    let (p50_ms, p99_ms, max_ms) = stats::latency_ms(&hist);
     Ok(Report {
         target: cfg.endpoint.to_string(),
         subscribers: cfg.subscribers,
         messages: cfg.messages,
         delivered,
         deliveries_per_sec: delivered as f64 / secs,
-        p50_ms: if empty {
-            0.0
-        } else {
-            ms(hist.value_at_quantile(0.5))
-        },
-        p99_ms: if empty {
-            0.0
-        } else {
-            ms(hist.value_at_quantile(0.99))
-        },
-        max_ms: if empty { 0.0 } else { ms(hist.max()) },
+        p50_ms,
+        p99_ms,
+        max_ms,
         lost: (cfg.subscribers as u64 * expected).saturating_sub(delivered),
     })
 }
@@ -196,17 +193,16 @@ async fn subscribe(
     let mut hist = stats::new_histogram();
     let mut got = 0;
     let mut last = Duration::ZERO;
-    let mut lines = BufReader::new(stream);
-    let mut line = Vec::with_capacity(256);
+    // Bounded lines: a server that never sends a newline cannot grow us.
+    let mut lines = FramedRead::new(stream, TolerantLines::new(MAX_LINE));
     let marker = format!("{CHANNEL}:");
     let mut in_sync = false;
     loop {
-        line.clear();
-        let read = tokio::time::timeout(GRACE, lines.read_until(b'\n', &mut line)).await;
-        match read {
-            Ok(Ok(n)) if n > 0 => {}
+        let line = match tokio::time::timeout(GRACE, lines.next()).await {
+            Ok(Some(Ok(Line::Text(line)))) => line,
+            Ok(Some(Ok(Line::TooLong))) => continue,
             _ => break,
-        }
+        };
         let text = String::from_utf8_lossy(&line);
         let Some(at) = text.find(&marker) else {
             continue;

@@ -16,6 +16,20 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record(us);
 }
 
+/// Median, 99th percentile and worst latency in milliseconds (zeros for an
+/// empty histogram).
+pub fn latency_ms(hist: &Histogram<u64>) -> (f64, f64, f64) {
+    if hist.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    (
+        ms(hist.value_at_quantile(0.5)),
+        ms(hist.value_at_quantile(0.99)),
+        ms(hist.max()),
+    )
+}
+
 /// What one load run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -54,8 +68,7 @@ impl Report {
         errors: u64,
     ) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let ms = |us: u64| us as f64 / 1000.0;
-        let empty = hist.is_empty();
+        let (p50_ms, p99_ms, max_ms) = latency_ms(hist);
         Report {
             target,
             connections,
@@ -63,17 +76,9 @@ impl Report {
             seconds: secs,
             round_trips: hist.len(),
             rate: hist.len() as f64 / secs,
-            p50_ms: if empty {
-                0.0
-            } else {
-                ms(hist.value_at_quantile(0.5))
-            },
-            p99_ms: if empty {
-                0.0
-            } else {
-                ms(hist.value_at_quantile(0.99))
-            },
-            max_ms: if empty { 0.0 } else { ms(hist.max()) },
+            p50_ms,
+            p99_ms,
+            max_ms,
             errors,
             lost: 0,
         }
