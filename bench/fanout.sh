@@ -39,7 +39,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for name in sockit ncat redis; do
         run_case "$name" 100 1000
         run_case "$name" 1000 200
-        run_case "$name" 1000 300 100
+        run_case "$name" 1000 500 100
     done
 done
 medians "$OUT"

@@ -11,16 +11,13 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio_util::codec::FramedRead;
 
 use super::load::CONNECT_TIMEOUT;
 use super::stats;
 use crate::endpoint::Endpoint;
-use crate::frame::{Line, TolerantLines};
 use crate::net::{self, Stream};
 
 /// How long a subscriber waits for its next message before giving up on
@@ -97,6 +94,20 @@ impl Report {
 
 /// Runs one fan-out measurement.
 pub async fn run(cfg: Config) -> io::Result<Report> {
+    // All subscribers on one current-thread runtime: on the single core a
+    // pinned generator gets, the work-stealing scheduler's cross-thread
+    // wake-ups cost more per delivery than the read itself.
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(measure(cfg))
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+async fn measure(cfg: Config) -> io::Result<Report> {
     let base = Instant::now();
     let expected = cfg.messages as u64;
     let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
@@ -193,42 +204,80 @@ async fn subscribe(
     let mut hist = stats::new_histogram();
     let mut got = 0;
     let mut last = Duration::ZERO;
-    // Bounded lines: a server that never sends a newline cannot grow us.
-    let mut lines = FramedRead::new(stream, TolerantLines::new(MAX_LINE));
     let marker = format!("{CHANNEL}:");
     let mut in_sync = false;
-    loop {
-        let line = match tokio::time::timeout(GRACE, lines.next()).await {
-            Ok(Some(Ok(Line::Text(line)))) => line,
-            Ok(Some(Ok(Line::TooLong))) => continue,
+    // The generator must cost less per delivery than the servers it
+    // measures, or every server shows the generator's latency: so one
+    // drained read per wake-up (a codec would read again to see EAGAIN)
+    // and lines split in place. Lines longer than the buffer are skipped.
+    let mut buf = vec![0u8; MAX_LINE];
+    let mut filled = 0;
+    let mut skipping = false;
+    'read: loop {
+        let n = match tokio::time::timeout(GRACE, stream.read_drained(&mut buf[filled..])).await {
+            Ok(Ok(n)) if n > 0 => n,
             _ => break,
         };
-        let text = String::from_utf8_lossy(&line);
-        let Some(at) = text.find(&marker) else {
-            continue;
-        };
-        let mut parts = text[at + marker.len()..].trim_end().split(':');
-        let (Some(seq), Some(nanos)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Ok(seq), Ok(nanos)) = (seq.parse::<u64>(), nanos.trim().parse::<u64>()) else {
-            continue;
-        };
-        if seq == 0 {
-            if !in_sync {
-                in_sync = true;
-                synced.0.fetch_add(1, Ordering::AcqRel);
-                synced.1.notify_waiters();
-            }
-            continue;
-        }
         let now = base.elapsed();
-        stats::record(&mut hist, now.saturating_sub(Duration::from_nanos(nanos)));
-        got += 1;
-        last = now;
-        if got == expected {
-            break;
+        let end = filled + n;
+        let mut start = 0;
+        while let Some(pos) = buf[start..end].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + pos];
+            start += pos + 1;
+            if std::mem::take(&mut skipping) {
+                continue;
+            }
+            match parse_token(line, &marker) {
+                Some((0, _)) if !in_sync => {
+                    in_sync = true;
+                    synced.0.fetch_add(1, Ordering::AcqRel);
+                    synced.1.notify_waiters();
+                }
+                Some((0, _)) => {}
+                Some((_, nanos)) => {
+                    stats::record(&mut hist, now.saturating_sub(Duration::from_nanos(nanos)));
+                    got += 1;
+                    last = now;
+                    if got == expected {
+                        break 'read;
+                    }
+                }
+                None => {}
+            }
+        }
+        buf.copy_within(start..end, 0);
+        filled = end - start;
+        if filled == buf.len() {
+            filled = 0;
+            skipping = true;
         }
     }
     (hist, got, last)
+}
+
+/// The sequence number and send time in a line carrying `marker`.
+fn parse_token(line: &[u8], marker: &str) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let at = text.find(marker)?;
+    let mut parts = text[at + marker.len()..].trim_end().split(':');
+    let seq = parts.next()?.parse().ok()?;
+    let nanos = parts.next()?.trim().parse().ok()?;
+    Some((seq, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_in_chat_and_resp_lines() {
+        let m = "fanout:";
+        assert_eq!(
+            parse_token(b"[12:00:00] <guest-1> fanout:7:123", m),
+            Some((7, 123))
+        );
+        assert_eq!(parse_token(b"fanout:0:9\r", m), Some((0, 9)));
+        assert_eq!(parse_token(b"<user3> hello", m), None);
+        assert_eq!(parse_token(b"fanout:x:1", m), None);
+    }
 }
