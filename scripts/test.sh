@@ -11,6 +11,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v rdate >/dev/null || need+=(rdate)
 command -v script >/dev/null || need+=(bsdutils)
 command -v kill >/dev/null || need+=(procps)
+command -v iperf3 >/dev/null || need+=(iperf3)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

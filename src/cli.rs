@@ -62,6 +62,8 @@ pub enum Command {
     Time(TimeArgs),
     /// Join a chat server, or run one (`chat serve`).
     Chat(ChatArgs),
+    /// Relay TCP or UDP from a listening endpoint to one or more targets.
+    Forward(ForwardArgs),
     /// Run a discard server (RFC 863): reads and throws away.
     Discard(ClassicArgs),
     /// Run a character generator (RFC 864): endless rotating lines.
@@ -380,6 +382,58 @@ pub struct ChatServeArgs {
     #[arg(long, value_name = "N", default_value_t = 50.0)]
     pub burst: f64,
     /// At shutdown, wait this long for clients to leave.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
+}
+
+/// `sockit forward`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit forward :8081 127.0.0.1:8080               relay, one log line per open and close\n  \
+    sockit forward -x :8081 example.org:80            hex-dump both directions to stderr\n  \
+    sockit forward :8081 10.0.0.1:80 10.0.0.2:80      round-robin over two targets\n  \
+    sockit forward --udp :5353 127.0.0.53:53          UDP, one session per client\n  \
+    sockit forward --allow 127.0.0.0/8 --deny 127.0.0.2 :8081 :8080")]
+pub struct ForwardArgs {
+    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
+    pub listen: EndpointArg,
+    /// Where to relay to; with several, see --balance.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<EndpointArg>,
+    /// Relay UDP (same as udp:// endpoints).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// How connections pick among several targets.
+    #[arg(long, value_enum, default_value_t = crate::forward::targets::Balance::RoundRobin)]
+    pub balance: crate::forward::targets::Balance,
+    /// Give up connecting to a target after this long.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub connect_timeout: Secs,
+    /// Close a connection after this long with no bytes either way (0 = never).
+    #[arg(short = 'i', long, value_name = "SECS", default_value = "0")]
+    pub idle_timeout: Secs,
+    /// End a UDP session after this long without datagrams.
+    #[arg(long, value_name = "SECS", default_value = "60")]
+    pub udp_timeout: Secs,
+    /// Connections (UDP: sessions) at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
+    pub max_conns: usize,
+    /// Admit only clients in this network (repeatable): 10.0.0.0/8, ::1, …
+    #[arg(long, value_name = "CIDR", value_parser = crate::forward::access::parse_cidr)]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Refuse clients in this network (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = crate::forward::access::parse_cidr)]
+    pub deny: Vec<ipnet::IpNet>,
+    /// Hex-dump every chunk both ways (offset, hex, ASCII) to stderr.
+    #[arg(short = 'x', long)]
+    pub hex_dump: bool,
+    /// Write the hex dump to this file instead (implies --hex-dump).
+    #[arg(long, value_name = "FILE")]
+    pub dump_file: Option<PathBuf>,
+    /// Copy through user space instead of splice(2).
+    #[arg(long)]
+    pub no_splice: bool,
+    /// At shutdown, wait this long for connections to finish.
     #[arg(long, value_name = "SECS", default_value = "5")]
     pub drain_timeout: Secs,
 }

@@ -16,7 +16,7 @@ use crate::error::UsageError;
 use crate::net::{self, Bound};
 use crate::shutdown::{self, Shutdown, Signals};
 use crate::timeclient::{self, Protocol};
-use crate::{bench, chat, classic, connect, echo, listen, serve, stdio, time};
+use crate::{bench, chat, classic, connect, echo, forward, listen, serve, stdio, time};
 use anyhow::Context;
 
 /// Runs one parsed command line to completion.
@@ -90,6 +90,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Forward(a) => {
+            let listen = usage(a.listen.with_udp(a.udp))?;
+            let udp = listen.transport() == Transport::Udp;
+            let targets = a
+                .targets
+                .iter()
+                .map(|t| usage(t.with_udp(udp)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(t) = targets
+                .iter()
+                .find(|t| (t.transport() == Transport::Udp) != udp)
+            {
+                return Err(UsageError(format!(
+                    "target {t} and listener {listen} must both be udp or both stream"
+                ))
+                .into());
+            }
+            let cfg = Arc::new(forward::Config {
+                balance: a.balance,
+                connect_timeout: a.connect_timeout.0,
+                idle_timeout: serve::nonzero_duration(a.idle_timeout.0),
+                max_conns: a.max_conns,
+                access: forward::access::Access {
+                    allow: a.allow,
+                    deny: a.deny,
+                },
+                dump: match (a.dump_file, a.hex_dump) {
+                    (Some(path), _) => forward::DumpTo::File(path),
+                    (None, true) => forward::DumpTo::Stderr,
+                    (None, false) => forward::DumpTo::Off,
+                },
+                splice: !a.no_splice,
+                udp_timeout: a.udp_timeout.0,
+                ..forward::Config::new(targets)
+            });
+            serve_one(&listen, a.drain_timeout.0, |bound, sd| {
+                forward::run_bound(cfg, bound, sd)
+            })
+            .await
+        }
         Command::Chat(c) => match c.command {
             None => {
                 let arg = c.endpoint.expect("clap requires the endpoint");

@@ -38,6 +38,7 @@ pub mod echo;
 pub mod endpoint;
 pub mod error;
 pub mod exec;
+pub mod forward;
 pub mod frame;
 pub mod idle;
 pub mod listen;

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket, UnixListener, UnixStream};
 
 use crate::endpoint::Endpoint;
@@ -213,9 +213,69 @@ impl Stream {
     }
 
     async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(drop)
+    }
+
+    /// Waits for the socket to become ready for `interest`.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         match self {
-            Stream::Tcp(s) => s.readable().await,
-            Stream::Unix(s) => s.readable().await,
+            Stream::Tcp(s) => s.ready(interest).await,
+            Stream::Unix(s) => s.ready(interest).await,
+        }
+    }
+
+    /// Runs a non-blocking syscall on the raw socket; a `WouldBlock` from
+    /// `f` clears the readiness so the next `ready` waits.
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        match self {
+            Stream::Tcp(s) => s.try_io(interest, f),
+            Stream::Unix(s) => s.try_io(interest, f),
+        }
+    }
+
+    /// Writes all of `buf` through a shared reference, so one task can move
+    /// data both ways over the same pair of streams.
+    pub async fn write_all_shared(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.ready(Interest::WRITABLE).await?;
+            let res = match self {
+                Stream::Tcp(s) => s.try_write(buf),
+                Stream::Unix(s) => s.try_write(buf),
+            };
+            match res {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn sock(&self) -> socket2::SockRef<'_> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s),
+            Stream::Unix(s) => socket2::SockRef::from(s),
+        }
+    }
+
+    /// Sends FIN (half-close) through a shared reference.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match self.sock().shutdown(std::net::Shutdown::Write) {
+            // The peer is already gone: nobody is left to tell.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Makes closing this TCP stream send RST instead of FIN, to pass on a
+    /// reset from the other side of a relay.
+    pub fn reset_on_close(&self) {
+        if let Stream::Tcp(_) = self {
+            let _ = self.sock().set_linger(Some(Duration::ZERO));
         }
     }
 
@@ -228,7 +288,7 @@ impl Stream {
         loop {
             self.readable().await?;
             let mut got = 0;
-            let res = self.try_io_read(|| {
+            let res = self.try_io(Interest::READABLE, || {
                 let n = self.try_read(buf)?;
                 if n > 0 && n < buf.len() {
                     got = n;
@@ -251,11 +311,13 @@ impl Stream {
             Stream::Unix(s) => s.try_read(buf),
         }
     }
+}
 
-    fn try_io_read<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+impl std::os::fd::AsFd for Stream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, f),
-            Stream::Unix(s) => s.try_io(tokio::io::Interest::READABLE, f),
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::net::{self, Bound};
 use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown, Signals};
 use crate::units::{ByteSize, Secs};
-use crate::{chat, classic, echo, time};
+use crate::{chat, classic, echo, forward, time};
 
 /// A running service instance on one bound socket.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -66,6 +66,71 @@ pub struct SuiteConfig {
     /// Chat, tcp 12345 by default.
     #[serde(default)]
     pub chat: ChatSection,
+    /// Relays: any number of `[[forward]]` rules, none by default.
+    #[serde(default)]
+    pub forward: Vec<ForwardSection>,
+}
+
+/// One `[[forward]]` rule. Targets take the listener's transport, so a
+/// `udp://` listener relays UDP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSection {
+    /// Where to listen.
+    pub listen: Endpoint,
+    /// Where to relay to.
+    pub targets: Vec<Endpoint>,
+    /// `round-robin` (default) or `failover`.
+    #[serde(default)]
+    pub balance: forward::targets::Balance,
+    /// Time allowed to connect to a target (default 5 s).
+    pub connect_timeout: Option<Secs>,
+    /// Close a connection after this long without traffic (default never).
+    pub idle_timeout: Option<Secs>,
+    /// A quiet UDP session ends after this long (default 60 s).
+    pub udp_timeout: Option<Secs>,
+    /// Connections (UDP: sessions) at once.
+    pub max_conns: Option<std::num::NonZeroUsize>,
+    /// Networks admitted (default everyone).
+    #[serde(default, deserialize_with = "forward::access::deserialize_nets")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Networks refused.
+    #[serde(default, deserialize_with = "forward::access::deserialize_nets")]
+    pub deny: Vec<ipnet::IpNet>,
+    /// Hex-dump traffic to stderr.
+    #[serde(default)]
+    pub hex_dump: bool,
+    /// Hex-dump traffic to this file.
+    pub dump_file: Option<std::path::PathBuf>,
+    /// Relay with splice(2) where possible (default true).
+    pub splice: Option<bool>,
+}
+
+impl ForwardSection {
+    /// The relay this rule describes.
+    pub fn config(&self) -> forward::Config {
+        let udp = self.listen.transport() == crate::endpoint::Transport::Udp;
+        let targets = self.targets.iter().map(|t| t.as_udp(udp)).collect();
+        let d = forward::Config::new(targets);
+        forward::Config {
+            balance: self.balance,
+            connect_timeout: self.connect_timeout.map_or(d.connect_timeout, |s| s.0),
+            idle_timeout: self.idle_timeout.and_then(|s| nonzero_duration(s.0)),
+            udp_timeout: self.udp_timeout.map_or(d.udp_timeout, |s| s.0),
+            max_conns: max_conns(self.max_conns),
+            access: forward::access::Access {
+                allow: self.allow.clone(),
+                deny: self.deny.clone(),
+            },
+            dump: match (&self.dump_file, self.hex_dump) {
+                (Some(path), _) => forward::DumpTo::File(path.clone()),
+                (None, true) => forward::DumpTo::Stderr,
+                (None, false) => forward::DumpTo::Off,
+            },
+            splice: self.splice.unwrap_or(true),
+            ..d
+        }
+    }
 }
 
 /// `[chat]` in the config.
@@ -266,7 +331,7 @@ impl SuiteConfig {
 
     /// Parses TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let cfg: SuiteConfig = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
@@ -276,7 +341,22 @@ impl SuiteConfig {
                 line,
                 message: e.message().trim().replace('\n', " "),
             }
-        })
+        })?;
+        if let Some(i) = cfg.forward.iter().position(|r| r.targets.is_empty()) {
+            // Point at the rule's own `[[forward]]` header.
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with("[[forward]]"))
+                .nth(i)
+                .map_or(1, |(n, _)| n + 1);
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                message: "a forward rule needs at least one target".into(),
+            });
+        }
+        Ok(cfg)
     }
 
     /// The drain timeout to use when the command line does not say.
@@ -332,6 +412,15 @@ impl SuiteConfig {
                 outbox: chat::OUTBOX_DEPTH,
             };
             specs.push(spec("chat", c.listen.clone(), cfg, chat::run_bound));
+        }
+        for rule in &self.forward {
+            let endpoints = vec![rule.listen.clone()];
+            specs.push(spec(
+                "forward",
+                endpoints,
+                rule.config(),
+                forward::run_bound,
+            ));
         }
         specs
     }

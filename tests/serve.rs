@@ -167,3 +167,36 @@ fn a_port_in_use_fails_before_anything_starts() {
     assert!(err.contains("address already in use"), "{err}");
     assert!(!err.contains("service"), "no table was printed: {err}");
 }
+
+#[test]
+fn forward_rules_run_alongside_the_other_services() {
+    let target = crate::support::Server::spawn(&["echo", "127.0.0.1:0"]);
+    let echo_ep = target.endpoint.clone();
+    let dir = tempdir();
+    let cfg = dir.path().join("forward.toml");
+    let text = format!(
+        "{ONLY_ECHO}[echo]\nenabled = false\n\
+         [[forward]]\nlisten = \"127.0.0.1:0\"\ntargets = [\"{echo_ep}\"]\n\
+         [[forward]]\nlisten = \"127.0.0.1:0\"\ntargets = [\"{echo_ep}\"]\nbalance = \"failover\"\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let suite = start_suite(&["--config", cfg.to_str().unwrap()], 2);
+    for (name, ep) in &suite.rows {
+        assert_eq!(name, "forward");
+        let mut c = tcp(addr_of(ep));
+        expect_reply(&mut c, b"via serve", b"via serve");
+    }
+
+    std::fs::write(
+        &cfg,
+        "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = []\n",
+    )
+    .unwrap();
+    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("line 3") && err.contains("at least one target"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ mod cli;
 mod connect;
 mod echo;
 mod endpoints;
+mod forward;
 mod framing;
 mod limits;
 mod listen;

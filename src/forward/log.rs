@@ -1,0 +1,80 @@
+//! The relay's log lines, as the textbook forwarder printed them: one when a
+//! connection opens, one when it closes with the bytes each way. With
+//! `--log-format json` the same facts come as fields.
+
+use std::io;
+use std::time::Duration;
+
+use super::relay::{End, Summary};
+use crate::endpoint::Endpoint;
+use crate::logging;
+
+/// `conn 17 127.0.0.1:50122 -> 127.0.0.1:8080`
+pub fn open(conn: u64, client: &str, target: &str) {
+    if logging::json() {
+        tracing::info!(conn, client, target, "open");
+    } else {
+        tracing::info!("conn {conn} {client} -> {target}");
+    }
+}
+
+/// How a TCP relay ended, with bytes each way and how long it lasted.
+pub fn close(conn: u64, s: &Summary, took: Duration) {
+    let (end, err) = match &s.end {
+        End::Closed => ("closed", None),
+        End::Idle => ("idle timeout", None),
+        End::Reset(e) => ("reset", Some(e.to_string())),
+    };
+    let secs = took.as_secs_f64();
+    if logging::json() {
+        tracing::info!(
+            conn,
+            end,
+            error = err,
+            bytes_up = s.up,
+            bytes_down = s.down,
+            secs,
+            "close"
+        );
+    } else {
+        let why = err.map(|e| format!(" ({e})")).unwrap_or_default();
+        tracing::info!(
+            "conn {conn} {end}{why}: {} bytes up, {} bytes down, {secs:.3} s",
+            s.up,
+            s.down
+        );
+    }
+}
+
+/// How a UDP session ended: datagrams and bytes each way.
+pub fn udp_close(conn: u64, end: &str, up: (u64, u64), down: (u64, u64), took: Duration) {
+    let secs = took.as_secs_f64();
+    if logging::json() {
+        tracing::info!(
+            conn,
+            end,
+            datagrams_up = up.0,
+            bytes_up = up.1,
+            datagrams_down = down.0,
+            bytes_down = down.1,
+            secs,
+            "close"
+        );
+    } else {
+        tracing::info!(
+            "conn {conn} {end}: {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {secs:.3} s",
+            up.0,
+            up.1,
+            down.0,
+            down.1
+        );
+    }
+}
+
+/// A target refused or timed out and is rested for `pause`.
+pub fn target_failed(target: &Endpoint, err: &io::Error, pause: Duration) {
+    tracing::warn!(
+        "target {target} unreachable ({err}), skipping it for {}",
+        humantime::format_duration(pause)
+    );
+}

@@ -1,0 +1,197 @@
+//! `sockit forward`: a TCP or UDP relay from one listening endpoint to one
+//! or more targets, with per-connection logs, access rules, hex dumps and
+//! zero-copy relaying on Linux. `relay` moves one connection's bytes,
+//! `udp` runs datagram sessions, `targets` picks where to go.
+
+pub mod access;
+pub mod dump;
+mod log;
+pub mod relay;
+#[cfg(target_os = "linux")]
+mod splice;
+pub mod targets;
+pub mod udp;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::endpoint::Endpoint;
+use crate::net::{self, Bound, Listener, PeerAddr, Stream};
+use crate::shutdown::Shutdown;
+use access::Access;
+use dump::Dumper;
+use targets::{Balance, Targets};
+
+/// Default time allowed to connect to a target.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default lifetime of a quiet UDP session.
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where `--hex-dump` output goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DumpTo {
+    /// No dump.
+    #[default]
+    Off,
+    /// To stderr, between the log lines.
+    Stderr,
+    /// To a file, created or truncated at start.
+    File(PathBuf),
+}
+
+/// How one relay behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where clients go (transport follows the listening side).
+    pub targets: Vec<Endpoint>,
+    /// How a connection picks among several targets.
+    pub balance: Balance,
+    /// Time allowed to connect to a target.
+    pub connect_timeout: Duration,
+    /// Close a connection after this long without a byte either way.
+    pub idle_timeout: Option<Duration>,
+    /// Connections (UDP: sessions) at once.
+    pub max_conns: usize,
+    /// Which clients may connect.
+    pub access: Access,
+    /// Hex dump of all traffic.
+    pub dump: DumpTo,
+    /// Relay TCP with splice(2) where available.
+    pub splice: bool,
+    /// A UDP session with no traffic for this long ends.
+    pub udp_timeout: Duration,
+}
+
+impl Config {
+    /// A relay to `targets` with default settings.
+    pub fn new(targets: Vec<Endpoint>) -> Self {
+        Config {
+            targets,
+            balance: Balance::RoundRobin,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: None,
+            max_conns: accept::DEFAULT_MAX_CONNS,
+            access: Access::default(),
+            dump: DumpTo::Off,
+            splice: true,
+            udp_timeout: DEFAULT_UDP_TIMEOUT,
+        }
+    }
+}
+
+/// A running relay's shared state.
+pub struct Relay {
+    cfg: Config,
+    targets: Targets,
+    dump: Option<Arc<Dumper>>,
+    ids: AtomicU64,
+}
+
+impl Relay {
+    fn new(cfg: &Config) -> io::Result<Relay> {
+        let dump = match &cfg.dump {
+            DumpTo::Off => None,
+            DumpTo::Stderr => Some(Arc::new(Dumper::stderr())),
+            DumpTo::File(path) => Some(Arc::new(Dumper::file(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("dump file {}: {e}", path.display()))
+            })?)),
+        };
+        Ok(Relay {
+            targets: Targets::new(cfg.targets.clone(), cfg.balance),
+            cfg: cfg.clone(),
+            dump,
+            ids: AtomicU64::new(0),
+        })
+    }
+
+    /// Numbers connections and UDP sessions from 1.
+    fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Relays from a bound socket until shutdown: streams or datagrams.
+pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    let relay = Arc::new(Relay::new(&cfg)?);
+    match bound {
+        Bound::Stream(l) => run(relay, l, shutdown).await,
+        Bound::Datagram(s) => udp::run(relay, s, shutdown).await,
+    }
+}
+
+async fn run(relay: Arc<Relay>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let opts = AcceptOptions {
+        service: "forward",
+        max_conns: relay.cfg.max_conns,
+        // The relay writes its own open and close lines.
+        level: Level::DEBUG,
+    };
+    accept::serve(listener, shutdown, opts, move |client, peer| {
+        let relay = relay.clone();
+        async move {
+            handle(&relay, client, peer).await;
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
+    if let PeerAddr::Inet(addr) = peer
+        && !relay.cfg.access.allows(addr.ip())
+    {
+        tracing::warn!("client {peer} denied by the access rules, closed");
+        return;
+    }
+    let conn = relay.next_id();
+    let Some((target, ep)) = connect(relay).await else {
+        tracing::warn!("conn {conn} {peer}: no target reachable, client reset");
+        // Like connecting straight to a closed port.
+        client.reset_on_close();
+        return;
+    };
+    // The address actually reached says more than a name that resolves
+    // to several.
+    let to = match &target {
+        Stream::Tcp(s) => s
+            .peer_addr()
+            .map_or_else(|_| ep.to_string(), |a| a.to_string()),
+        Stream::Unix(_) => ep.to_string(),
+    };
+    log::open(conn, &peer.to_string(), &to);
+    let opts = relay::Options {
+        conn,
+        dump: relay.dump.clone(),
+        splice: relay.cfg.splice,
+        idle: relay.cfg.idle_timeout,
+    };
+    let started = Instant::now();
+    let summary = relay::run(client, target, &opts).await;
+    log::close(conn, &summary, started.elapsed());
+}
+
+/// Connects to the first target in the balancing order that answers.
+async fn connect(relay: &Relay) -> Option<(Stream, &Endpoint)> {
+    for i in relay.targets.order() {
+        let ep = relay.targets.endpoint(i);
+        match net::connect(ep, Some(relay.cfg.connect_timeout)).await {
+            Ok(s) => {
+                relay.targets.succeeded(i);
+                return Some((s, ep));
+            }
+            Err(e) => {
+                let pause = relay.targets.failed(i);
+                log::target_failed(ep, &e, pause);
+            }
+        }
+    }
+    None
+}

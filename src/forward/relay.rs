@@ -1,0 +1,175 @@
+//! One relayed TCP connection: both directions at once in one task, each
+//! half-close passed on as a half-close, a reset or write failure on either
+//! side passed on as a reset to the other, bytes counted each way.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::time::Instant;
+
+use super::dump::{Direction, Dumper};
+use crate::net::Stream;
+
+/// User-space copy buffer, per direction, allocated on first data.
+const COPY_BUF: usize = 64 * 1024;
+
+/// How a relay moves bytes.
+#[derive(Clone)]
+pub struct Options {
+    /// Connection number, for dumps.
+    pub conn: u64,
+    /// Hex-dump every chunk here (forces the copying path).
+    pub dump: Option<Arc<Dumper>>,
+    /// Use splice(2) when possible.
+    pub splice: bool,
+    /// Close both sides after this long with no bytes either way.
+    pub idle: Option<Duration>,
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub enum End {
+    /// Both sides closed their halves.
+    Closed,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// One side failed or reset; the other was reset in turn.
+    Reset(io::Error),
+}
+
+/// What one relay did.
+#[derive(Debug)]
+pub struct Summary {
+    /// Bytes from client to target.
+    pub up: u64,
+    /// Bytes from target to client.
+    pub down: u64,
+    /// How it ended.
+    pub end: End,
+}
+
+/// Bytes moved and when anything last moved, shared by both directions.
+struct Meter {
+    up: AtomicU64,
+    down: AtomicU64,
+    start: Instant,
+    /// Milliseconds after `start` of the last chunk.
+    last: AtomicU64,
+}
+
+impl Meter {
+    fn count(&self, dir: Direction, n: usize) {
+        let total = match dir {
+            Direction::Up => &self.up,
+            Direction::Down => &self.down,
+        };
+        total.fetch_add(n as u64, Ordering::Relaxed);
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = self.start + last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Relays between `client` and `target` until both directions are done.
+pub async fn run(client: Stream, target: Stream, opts: &Options) -> Summary {
+    let meter = Meter {
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+        start: Instant::now(),
+        last: AtomicU64::new(0),
+    };
+    let both = both_ways(&client, &target, opts, &meter);
+    let end = match opts.idle {
+        Some(limit) => tokio::select! {
+            res = both => res,
+            () = meter.idle_for(limit) => Ok(End::Idle),
+        },
+        None => both.await,
+    };
+    let end = end.unwrap_or_else(|e| {
+        // Dropping both streams below then sends RST on each, as a direct
+        // connection would have seen.
+        client.reset_on_close();
+        target.reset_on_close();
+        End::Reset(e)
+    });
+    Summary {
+        up: meter.up.load(Ordering::Relaxed),
+        down: meter.down.load(Ordering::Relaxed),
+        end,
+    }
+}
+
+async fn both_ways(
+    client: &Stream,
+    target: &Stream,
+    opts: &Options,
+    meter: &Meter,
+) -> io::Result<End> {
+    tokio::try_join!(
+        one_way(client, target, Direction::Up, opts, meter),
+        one_way(target, client, Direction::Down, opts, meter),
+    )?;
+    Ok(End::Closed)
+}
+
+/// Moves one direction until EOF, then half-closes `to`.
+async fn one_way(
+    from: &Stream,
+    to: &Stream,
+    dir: Direction,
+    opts: &Options,
+    meter: &Meter,
+) -> io::Result<()> {
+    // A direction holds no pipe or buffer until its first bytes arrive, so
+    // idle connections cost neither descriptors nor memory.
+    from.ready(Interest::READABLE).await?;
+    #[cfg(target_os = "linux")]
+    if opts.splice && opts.dump.is_none() {
+        // Out of descriptors for a pipe is no reason to drop the client:
+        // copying still works.
+        if let Ok(pipe) = super::splice::Pipe::new() {
+            return super::splice::relay(from, to, &pipe, |n| meter.count(dir, n)).await;
+        }
+    }
+    copy(from, to, dir, opts.conn, opts.dump.as_deref(), meter).await
+}
+
+/// The user-space path: read, dump, write.
+async fn copy(
+    from: &Stream,
+    to: &Stream,
+    dir: Direction,
+    conn: u64,
+    dump: Option<&Dumper>,
+    meter: &Meter,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut offset = 0u64;
+    loop {
+        let n = from.read_drained(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown_write();
+        }
+        if let Some(d) = dump {
+            d.chunk(conn, dir, offset, &buf[..n]);
+        }
+        to.write_all_shared(&buf[..n]).await?;
+        offset += n as u64;
+        meter.count(dir, n);
+    }
+}
