@@ -98,18 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| usage(t.with_udp(udp)))
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(t) = targets
-                .iter()
-                .find(|t| (t.transport() == Transport::Udp) != udp)
-            {
-                return Err(UsageError(format!(
-                    "target {t} and listener {listen} must both be udp or both stream"
-                ))
-                .into());
-            }
             let cfg = Arc::new(forward::Config {
                 balance: a.balance,
-                connect_timeout: a.connect_timeout.0,
+                connect_timeout: serve::nonzero_duration(a.connect_timeout.0),
                 idle_timeout: serve::nonzero_duration(a.idle_timeout.0),
                 max_conns: a.max_conns,
                 access: forward::access::Access {
@@ -122,9 +113,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     (None, false) => forward::DumpTo::Off,
                 },
                 splice: !a.no_splice,
-                udp_timeout: a.udp_timeout.0,
+                udp_timeout: serve::nonzero_duration(a.udp_timeout.0),
                 ..forward::Config::new(targets)
             });
+            cfg.validate(&listen).map_err(UsageError)?;
             serve_one(&listen, a.drain_timeout.0, |bound, sd| {
                 forward::run_bound(cfg, bound, sd)
             })

@@ -203,12 +203,17 @@ pub enum Stream {
 
 impl Stream {
     /// Waits until data or EOF arrives, without consuming it, so a server can
-    /// put off allocating buffers for idle clients. TCP peeks, because
-    /// `readable()` reports a fresh socket ready before anything arrived.
+    /// put off allocating buffers for idle clients. It peeks, because tokio
+    /// reports a freshly accepted socket readable before anything arrived.
     pub async fn wait_for_data(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.peek(&mut [0u8; 1]).await.map(drop),
-            Stream::Unix(s) => s.readable().await,
+        loop {
+            self.readable().await?;
+            let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+            match self.try_io(Interest::READABLE, || self.sock().peek(&mut byte)) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -247,6 +252,7 @@ impl Stream {
                 Stream::Unix(s) => s.try_write(buf),
             };
             match res {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => buf = &buf[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
@@ -269,6 +275,11 @@ impl Stream {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
         }
+    }
+
+    /// The pending socket error (SO_ERROR), if any.
+    pub fn take_error(&self) -> Option<io::Error> {
+        self.sock().take_error().ok().flatten()
     }
 
     /// Makes closing this TCP stream send RST instead of FIN, to pass on a

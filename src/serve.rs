@@ -109,14 +109,24 @@ pub struct ForwardSection {
 impl ForwardSection {
     /// The relay this rule describes.
     pub fn config(&self) -> forward::Config {
+        // A target written without a scheme follows the listener; `unix:`
+        // and explicit mismatches are left for `validate` to refuse.
         let udp = self.listen.transport() == crate::endpoint::Transport::Udp;
-        let targets = self.targets.iter().map(|t| t.as_udp(udp)).collect();
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| if udp { t.as_udp(true) } else { t.clone() })
+            .collect();
         let d = forward::Config::new(targets);
         forward::Config {
             balance: self.balance,
-            connect_timeout: self.connect_timeout.map_or(d.connect_timeout, |s| s.0),
+            connect_timeout: self
+                .connect_timeout
+                .map_or(d.connect_timeout, |s| nonzero_duration(s.0)),
             idle_timeout: self.idle_timeout.and_then(|s| nonzero_duration(s.0)),
-            udp_timeout: self.udp_timeout.map_or(d.udp_timeout, |s| s.0),
+            udp_timeout: self
+                .udp_timeout
+                .map_or(d.udp_timeout, |s| nonzero_duration(s.0)),
             max_conns: max_conns(self.max_conns),
             access: forward::access::Access {
                 allow: self.allow.clone(),
@@ -342,19 +352,21 @@ impl SuiteConfig {
                 message: e.message().trim().replace('\n', " "),
             }
         })?;
-        if let Some(i) = cfg.forward.iter().position(|r| r.targets.is_empty()) {
-            // Point at the rule's own `[[forward]]` header.
-            let line = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| l.trim_start().starts_with("[[forward]]"))
-                .nth(i)
-                .map_or(1, |(n, _)| n + 1);
-            return Err(ConfigError::Invalid {
-                path: origin.to_string(),
-                line,
-                message: "a forward rule needs at least one target".into(),
-            });
+        for (i, rule) in cfg.forward.iter().enumerate() {
+            if let Err(message) = rule.config().validate(&rule.listen) {
+                // Point at the rule's own `[[forward]]` header.
+                let line = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.trim_start().starts_with("[[forward]]"))
+                    .nth(i)
+                    .map_or(1, |(n, _)| n + 1);
+                return Err(ConfigError::Invalid {
+                    path: origin.to_string(),
+                    line,
+                    message,
+                });
+            }
         }
         Ok(cfg)
     }

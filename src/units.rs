@@ -11,19 +11,28 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Secs(pub Duration);
 
+/// The longest duration accepted anywhere.
+const MAX_SECS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl FromStr for Secs {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        if let Ok(secs) = s.parse::<f64>() {
-            if let Ok(d) = Duration::try_from_secs_f64(secs) {
-                return Ok(Secs(d));
-            }
+        let d = s
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .or_else(|| humantime::parse_duration(s).ok())
+            .ok_or_else(|| {
+                format!("invalid duration '{s}' (expected seconds like 5 or 1.5, or 250ms, 2m)")
+            })?;
+        // Deadlines are computed as now + duration; a century is "never"
+        // for any practical purpose and cannot overflow.
+        if d > MAX_SECS {
+            return Err(format!("duration '{s}' is too long (at most 100 years)"));
         }
-        humantime::parse_duration(s).map(Secs).map_err(|_| {
-            format!("invalid duration '{s}' (expected seconds like 5 or 1.5, or 250ms, 2m)")
-        })
+        Ok(Secs(d))
     }
 }
 
@@ -43,7 +52,7 @@ impl<'de> Deserialize<'de> for Secs {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Secs(Duration::from_secs(n))),
+            Raw::Int(n) => n.to_string().parse().map_err(serde::de::Error::custom),
             Raw::Float(f) => f.to_string().parse().map_err(serde::de::Error::custom),
             Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
@@ -123,6 +132,7 @@ mod tests {
         assert!("soon".parse::<Secs>().is_err());
         assert!("-1".parse::<Secs>().is_err());
         assert!("1e30".parse::<Secs>().is_err());
+        assert!("1e12".parse::<Secs>().unwrap_err().contains("too long"));
     }
 
     #[test]

@@ -158,11 +158,22 @@ async fn converse(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_streams_arrive_exactly_with_half_closes_both_ways() {
+    exactly(&["-q"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copying_path_is_exact_too() {
+    exactly(&["-q", "--no-splice"]).await;
+}
+
+/// 200 concurrent connections through a relay started with `flags`, every
+/// byte checked by SHA-256 both ways.
+async fn exactly(flags: &[&str]) {
     let data = noise(MAX_SIZE);
     let plans = Arc::new(plans(200));
     let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target_port = target.local_addr().unwrap().port();
-    let r = relay(&[format!("127.0.0.1:{target_port}")], &["-q"]);
+    let r = relay(&[format!("127.0.0.1:{target_port}")], flags);
     let relay_addr = r.addr();
 
     // The target learns which plan a connection follows from a 4-byte
@@ -551,4 +562,75 @@ fn relaying_goes_on_when_nobody_reads_the_logs() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn idle_connections_hold_no_pipes() {
+    let e = echo(&[]);
+    let r = relay(&[e.hostport()], &[]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", r.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let idle: Vec<_> = (0..20).map(|_| tcp(r.addr())).collect();
+    // The last connection is relayed once its log line is out.
+    r.wait_for_log("conn 20 ");
+    let held = fds() - before;
+    // Two sockets per connection; pipes would add four more.
+    assert!(
+        held <= 2 * idle.len() + 2,
+        "{held} descriptors for 20 idle connections"
+    );
+    let mut c = tcp(r.addr());
+    expect_reply(&mut c, b"still works", b"still works");
+}
+
+#[test]
+fn a_reset_after_a_half_close_reaches_a_silent_target() {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let r = relay(&[target.local_addr().unwrap().to_string()], &[]);
+    // A python client, so the reset can wait until the target has the EOF.
+    let mut client = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import socket, struct, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+c.sendall(b"request")
+c.shutdown(socket.SHUT_WR)
+sys.stdin.readline()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+"#,
+        )
+        .arg(r.port().to_string())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut t, _) = target.accept().unwrap();
+    t.set_read_timeout(Some(STEP)).unwrap();
+    let mut req = Vec::new();
+    t.read_to_end(&mut req).unwrap();
+    assert_eq!(req, b"request");
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"reset now\n")
+        .unwrap();
+    assert!(client.wait().unwrap().success());
+    // The target stays silent; the client's reset must still end the relay.
+    r.wait_for_log("conn 1 reset");
+}
+
+#[test]
+fn udp_relays_refuse_a_hex_dump_and_mixed_targets() {
+    let out = sockit_run(&["forward", "--udp", "-x", ":0", ":9"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("not udp"), "{}", stderr_of(&out));
+    let out = sockit_run(&["forward", ":0", "udp://127.0.0.1:9"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("both be udp or both stream"));
 }

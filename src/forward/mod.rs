@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
 use crate::shutdown::Shutdown;
 use access::Access;
@@ -54,8 +54,8 @@ pub struct Config {
     pub targets: Vec<Endpoint>,
     /// How a connection picks among several targets.
     pub balance: Balance,
-    /// Time allowed to connect to a target.
-    pub connect_timeout: Duration,
+    /// Time allowed to connect to a target (`None`: the system's own).
+    pub connect_timeout: Option<Duration>,
     /// Close a connection after this long without a byte either way.
     pub idle_timeout: Option<Duration>,
     /// Connections (UDP: sessions) at once.
@@ -66,8 +66,8 @@ pub struct Config {
     pub dump: DumpTo,
     /// Relay TCP with splice(2) where available.
     pub splice: bool,
-    /// A UDP session with no traffic for this long ends.
-    pub udp_timeout: Duration,
+    /// A UDP session with no traffic for this long ends (`None`: never).
+    pub udp_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -76,14 +76,36 @@ impl Config {
         Config {
             targets,
             balance: Balance::RoundRobin,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             idle_timeout: None,
             max_conns: accept::DEFAULT_MAX_CONNS,
             access: Access::default(),
             dump: DumpTo::Off,
             splice: true,
-            udp_timeout: DEFAULT_UDP_TIMEOUT,
+            udp_timeout: Some(DEFAULT_UDP_TIMEOUT),
         }
+    }
+
+    /// Checks the relay makes sense for a listener on `listen`: targets on
+    /// the same kind of transport, and no hex dump of datagrams.
+    pub fn validate(&self, listen: &Endpoint) -> Result<(), String> {
+        let udp = listen.transport() == Transport::Udp;
+        if self.targets.is_empty() {
+            return Err("a forward rule needs at least one target".into());
+        }
+        if let Some(t) = self
+            .targets
+            .iter()
+            .find(|t| (t.transport() == Transport::Udp) != udp)
+        {
+            return Err(format!(
+                "target {t} and listener {listen} must both be udp or both stream"
+            ));
+        }
+        if udp && self.dump != DumpTo::Off {
+            return Err("--hex-dump is for stream relays, not udp".into());
+        }
+        Ok(())
     }
 }
 
@@ -182,7 +204,7 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
 async fn connect(relay: &Relay) -> Option<(Stream, &Endpoint)> {
     for i in relay.targets.order() {
         let ep = relay.targets.endpoint(i);
-        match net::connect(ep, Some(relay.cfg.connect_timeout)).await {
+        match net::connect(ep, relay.cfg.connect_timeout).await {
             Ok(s) => {
                 relay.targets.succeeded(i);
                 return Some((s, ep));

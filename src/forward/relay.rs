@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::dump::{Direction, Dumper};
 use crate::net::Stream;
@@ -120,11 +121,35 @@ async fn both_ways(
     opts: &Options,
     meter: &Meter,
 ) -> io::Result<End> {
+    let (up_done, down_done) = (CancellationToken::new(), CancellationToken::new());
     tokio::try_join!(
-        one_way(client, target, Direction::Up, opts, meter),
-        one_way(target, client, Direction::Down, opts, meter),
+        async {
+            one_way(client, target, Direction::Up, opts, meter).await?;
+            up_done.cancel();
+            watch_for_reset(client, &down_done).await
+        },
+        async {
+            one_way(target, client, Direction::Down, opts, meter).await?;
+            down_done.cancel();
+            watch_for_reset(target, &up_done).await
+        },
     )?;
     Ok(End::Closed)
+}
+
+/// Once a side has sent EOF nothing reads from it, so a reset from it would
+/// go unnoticed until the other direction next writes (never, for a silent
+/// long-poll). This waits for one while the other direction still runs.
+async fn watch_for_reset(side: &Stream, other_done: &CancellationToken) -> io::Result<()> {
+    tokio::select! {
+        () = other_done.cancelled() => Ok(()),
+        res = side.ready(Interest::ERROR) => {
+            res?;
+            Err(side
+                .take_error()
+                .unwrap_or_else(|| io::ErrorKind::ConnectionReset.into()))
+        }
+    }
 }
 
 /// Moves one direction until EOF, then half-closes `to`.
@@ -137,7 +162,7 @@ async fn one_way(
 ) -> io::Result<()> {
     // A direction holds no pipe or buffer until its first bytes arrive, so
     // idle connections cost neither descriptors nor memory.
-    from.ready(Interest::READABLE).await?;
+    from.wait_for_data().await?;
     #[cfg(target_os = "linux")]
     if opts.splice && opts.dump.is_none() {
         // Out of descriptors for a pipe is no reason to drop the client:

@@ -89,11 +89,17 @@ impl Targets {
     /// Returns the pause.
     pub fn failed(&self, i: usize) -> Duration {
         let mut h = self.list[i].lock();
+        let now = Instant::now();
+        // Connections that fail during one outage count once: only a failure
+        // after the pause ended makes the next pause longer.
+        if let Some(until) = h.dead_until.filter(|&t| t > now) {
+            return until - now;
+        }
         let pause = h
             .backoff
             .map_or(BACKOFF_START, |b| (b * 2).min(BACKOFF_MAX));
         h.backoff = Some(pause);
-        h.dead_until = Some(Instant::now() + pause);
+        h.dead_until = Some(now + pause);
         pause
     }
 }
@@ -135,6 +141,7 @@ mod tests {
         let t = targets(Balance::Failover);
         assert_eq!(t.order(), [0, 1, 2]);
         assert_eq!(t.failed(0), BACKOFF_START);
+        assert_eq!(t.failed(0), BACKOFF_START, "one outage, one pause");
         assert_eq!(t.order(), [1, 2, 0]);
         tokio::time::advance(BACKOFF_START).await;
         assert_eq!(t.order(), [0, 1, 2], "back after its pause");

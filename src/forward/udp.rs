@@ -22,6 +22,8 @@ const MAX_DATAGRAM: usize = 65_536;
 /// Traffic of one session.
 struct Session {
     upstream: UdpSocket,
+    /// Index of the target in the relay's list.
+    target: usize,
     id: u64,
     start: Instant,
     /// Milliseconds after `start` of the last datagram either way.
@@ -64,7 +66,12 @@ pub async fn run(relay: Arc<Relay>, sock: UdpSocket, shutdown: Shutdown) -> io::
             tracing::debug!(%client, "datagram from a denied address dropped");
             continue;
         }
-        let existing = lock(&sessions).get(&client).cloned();
+        // Found and touched under the lock, so an expiring session either
+        // sees this datagram's touch or is already gone from the map.
+        let existing = lock(&sessions)
+            .get(&client)
+            .cloned()
+            .inspect(|s| s.touch(&s.up, n));
         let session = match existing {
             Some(s) => s,
             None => {
@@ -77,13 +84,14 @@ pub async fn run(relay: Arc<Relay>, sock: UdpSocket, shutdown: Shutdown) -> io::
                 }
                 warned_full = false;
                 match open(&relay, client).await {
-                    Some((session, target)) => {
+                    Some(session) => {
+                        session.touch(&session.up, n);
                         lock(&sessions).insert(client, session.clone());
                         shutdown.spawn({
                             let (relay, sock, sessions) =
                                 (relay.clone(), sock.clone(), sessions.clone());
-                            let session = session.clone();
-                            move || serve(relay, sock, sessions, session, client, target)
+                            let (session, stop) = (session.clone(), shutdown.clone());
+                            move || serve(relay, sock, sessions, session, client, stop)
                         });
                         session
                     }
@@ -91,12 +99,39 @@ pub async fn run(relay: Arc<Relay>, sock: UdpSocket, shutdown: Shutdown) -> io::
                 }
             }
         };
-        session.touch(&session.up, n);
-        if let Err(e) = session.upstream.send(&buf[..n]).await {
-            tracing::debug!(%e, %client, "udp send to target failed");
+        match session.upstream.send(&buf[..n]).await {
+            Ok(_) => {}
+            // An ICMP port unreachable from an earlier datagram can surface
+            // on this send instead of the session's receive.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                refused(&relay, &sessions, &session, client, &e);
+            }
+            Err(e) => tracing::debug!(%e, %client, "udp send to target failed"),
         }
     }
     Ok(())
+}
+
+/// The session's target refused: rest it and drop the session, so the
+/// client's next datagram opens one elsewhere.
+fn refused(
+    relay: &Relay,
+    sessions: &Sessions,
+    session: &Arc<Session>,
+    client: SocketAddr,
+    e: &io::Error,
+) {
+    let pause = relay.targets.failed(session.target);
+    log::target_failed(relay.targets.endpoint(session.target), e, pause);
+    forget(sessions, session, client);
+}
+
+/// Removes `session` from the map unless a newer one took its place.
+fn forget(sessions: &Sessions, session: &Arc<Session>, client: SocketAddr) {
+    let mut map = lock(sessions);
+    if map.get(&client).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        map.remove(&client);
+    }
 }
 
 fn lock(s: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Session>>> {
@@ -105,10 +140,10 @@ fn lock(s: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Sessi
 
 /// Opens an upstream socket for a new client on the first target that
 /// takes one.
-async fn open(relay: &Relay, client: SocketAddr) -> Option<(Arc<Session>, usize)> {
+async fn open(relay: &Relay, client: SocketAddr) -> Option<Arc<Session>> {
     for i in relay.targets.order() {
         let ep = relay.targets.endpoint(i);
-        match net::connect_udp(ep, Some(relay.cfg.connect_timeout)).await {
+        match net::connect_udp(ep, relay.cfg.connect_timeout).await {
             Ok(upstream) => {
                 let id = relay.next_id();
                 let to = upstream
@@ -117,13 +152,14 @@ async fn open(relay: &Relay, client: SocketAddr) -> Option<(Arc<Session>, usize)
                 log::open(id, &client.to_string(), &to);
                 let session = Session {
                     upstream,
+                    target: i,
                     id,
                     start: Instant::now(),
                     last: AtomicU64::new(0),
                     up: Default::default(),
                     down: Default::default(),
                 };
-                return Some((Arc::new(session), i));
+                return Some(Arc::new(session));
             }
             Err(e) => {
                 let pause = relay.targets.failed(i);
@@ -135,42 +171,68 @@ async fn open(relay: &Relay, client: SocketAddr) -> Option<(Arc<Session>, usize)
     None
 }
 
-/// Carries replies back to the client until the session expires.
+/// Carries replies back to the client until the session expires or the
+/// relay shuts down.
 async fn serve(
     relay: Arc<Relay>,
     sock: Arc<UdpSocket>,
     sessions: Sessions,
     session: Arc<Session>,
     client: SocketAddr,
-    target: usize,
+    shutdown: Shutdown,
 ) {
     let timeout = relay.cfg.udp_timeout;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let reason = loop {
+    let idle_deadline = || {
         let last = Duration::from_millis(session.last.load(Ordering::Relaxed));
-        let deadline = session.start + last + timeout;
-        let res = tokio::select! {
-            res = session.upstream.recv(&mut buf) => res,
-            () = tokio::time::sleep_until(deadline) => {
-                let last = Duration::from_millis(session.last.load(Ordering::Relaxed));
-                if Instant::now() >= session.start + last + timeout {
+        timeout.map(|t| session.start + last + t)
+    };
+    // Allocated when the first reply arrives: a session whose target never
+    // answers holds no buffer.
+    let mut buf = Vec::new();
+    let mut answered = false;
+    let reason = loop {
+        let expiry = async {
+            match idle_deadline() {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            res = session.upstream.readable() => {
+                if let Err(e) = res {
+                    tracing::debug!(%e, "udp receive from target failed");
+                    break "target error";
+                }
+            }
+            () = expiry => {
+                // Checked again under the lock the receive loop touches
+                // sessions under, so a datagram that just arrived keeps it.
+                let mut map = lock(&sessions);
+                if idle_deadline().is_some_and(|at| Instant::now() >= at) {
+                    if map.get(&client).is_some_and(|s| Arc::ptr_eq(s, &session)) {
+                        map.remove(&client);
+                    }
                     break "expired";
                 }
                 continue;
             }
-        };
-        match res {
+            () = shutdown.stopping() => break "shutdown",
+        }
+        buf.resize(MAX_DATAGRAM, 0);
+        match session.upstream.try_recv(&mut buf) {
             Ok(n) => {
+                if !std::mem::replace(&mut answered, true) {
+                    relay.targets.succeeded(session.target);
+                }
                 session.touch(&session.down, n);
                 if let Err(e) = sock.send_to(&buf[..n], client).await {
                     tracing::debug!(%e, %client, "udp reply to client failed");
                 }
             }
-            // The target's port is closed (ICMP port unreachable): rest it
-            // so the client's next datagram opens a session elsewhere.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The target's port is closed (ICMP port unreachable).
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                let pause = relay.targets.failed(target);
-                log::target_failed(relay.targets.endpoint(target), &e, pause);
+                refused(&relay, &sessions, &session, client, &e);
                 break "target refused";
             }
             Err(e) => {
@@ -179,7 +241,7 @@ async fn serve(
             }
         }
     };
-    lock(&sessions).remove(&client);
+    forget(&sessions, &session, client);
     let count =
         |c: &(AtomicU64, AtomicU64)| (c.0.load(Ordering::Relaxed), c.1.load(Ordering::Relaxed));
     log::udp_close(
