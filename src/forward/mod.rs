@@ -12,6 +12,7 @@ mod splice;
 pub mod targets;
 pub mod udp;
 
+use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -174,12 +175,18 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         return;
     }
     let conn = relay.next_id();
-    let Some((target, ep)) = connect(relay).await else {
+    let timeout = relay.cfg.connect_timeout;
+    let Some((target, i)) = relay
+        .first_reachable(|ep| async move { net::connect(&ep, timeout).await })
+        .await
+    else {
         tracing::warn!("conn {conn} {peer}: no target reachable, client reset");
         // Like connecting straight to a closed port.
         client.reset_on_close();
         return;
     };
+    relay.targets.succeeded(i);
+    let ep = relay.targets.endpoint(i);
     // The address actually reached says more than a name that resolves
     // to several.
     let to = match &target {
@@ -200,20 +207,24 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
     log::close(conn, &summary, started.elapsed());
 }
 
-/// Connects to the first target in the balancing order that answers.
-async fn connect(relay: &Relay) -> Option<(Stream, &Endpoint)> {
-    for i in relay.targets.order() {
-        let ep = relay.targets.endpoint(i);
-        match net::connect(ep, relay.cfg.connect_timeout).await {
-            Ok(s) => {
-                relay.targets.succeeded(i);
-                return Some((s, ep));
-            }
-            Err(e) => {
-                let pause = relay.targets.failed(i);
-                log::target_failed(ep, &e, pause);
+impl Relay {
+    /// Connects to the first target in the balancing order that answers,
+    /// resting the ones that fail; returns the socket and the target's index.
+    async fn first_reachable<T, F, Fut>(&self, connect: F) -> Option<(T, usize)>
+    where
+        F: Fn(Endpoint) -> Fut,
+        Fut: Future<Output = io::Result<T>>,
+    {
+        for i in self.targets.order() {
+            let ep = self.targets.endpoint(i);
+            match connect(ep.clone()).await {
+                Ok(sock) => return Some((sock, i)),
+                Err(e) => {
+                    let pause = self.targets.failed(i);
+                    log::target_failed(ep, &e, pause);
+                }
             }
         }
+        None
     }
-    None
 }

@@ -141,34 +141,29 @@ fn lock(s: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Sessi
 /// Opens an upstream socket for a new client on the first target that
 /// takes one.
 async fn open(relay: &Relay, client: SocketAddr) -> Option<Arc<Session>> {
-    for i in relay.targets.order() {
-        let ep = relay.targets.endpoint(i);
-        match net::connect_udp(ep, relay.cfg.connect_timeout).await {
-            Ok(upstream) => {
-                let id = relay.next_id();
-                let to = upstream
-                    .peer_addr()
-                    .map_or_else(|_| ep.to_string(), |a| a.to_string());
-                log::open(id, &client.to_string(), &to);
-                let session = Session {
-                    upstream,
-                    target: i,
-                    id,
-                    start: Instant::now(),
-                    last: AtomicU64::new(0),
-                    up: Default::default(),
-                    down: Default::default(),
-                };
-                return Some(Arc::new(session));
-            }
-            Err(e) => {
-                let pause = relay.targets.failed(i);
-                log::target_failed(ep, &e, pause);
-            }
-        }
-    }
-    tracing::warn!(%client, "no udp target could be reached, datagram dropped");
-    None
+    let timeout = relay.cfg.connect_timeout;
+    let Some((upstream, target)) = relay
+        .first_reachable(|ep| async move { net::connect_udp(&ep, timeout).await })
+        .await
+    else {
+        tracing::warn!(%client, "no udp target could be reached, datagram dropped");
+        return None;
+    };
+    let id = relay.next_id();
+    let to = upstream.peer_addr().map_or_else(
+        |_| relay.targets.endpoint(target).to_string(),
+        |a| a.to_string(),
+    );
+    log::open(id, &client.to_string(), &to);
+    Some(Arc::new(Session {
+        upstream,
+        target,
+        id,
+        start: Instant::now(),
+        last: AtomicU64::new(0),
+        up: Default::default(),
+        down: Default::default(),
+    }))
 }
 
 /// Carries replies back to the client until the session expires or the
