@@ -162,7 +162,7 @@ fn bench_fanout_counts_every_delivery_from_the_chat_server() {
 #[test]
 fn bench_fanout_reports_loss_when_the_server_throttles_the_publisher() {
     // The chat server's flood control drops most of a burst: that is loss.
-    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0.001", "--burst", "10"]);
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0.001", "--burst", "50"]);
     let out = sockit_run(
         &[
             "bench",
@@ -171,7 +171,7 @@ fn bench_fanout_reports_loss_when_the_server_throttles_the_publisher() {
             "-n",
             "2",
             "-m",
-            "30",
+            "200",
             "--json",
         ],
         b"",

@@ -24,7 +24,9 @@ use crate::net::{self, Stream};
 /// the rest (they count as lost).
 const GRACE: Duration = Duration::from_secs(5);
 
-/// How often the sync message is repeated while subscribers settle in.
+/// How long the first sync message waits before it is repeated; each
+/// repeat waits twice as long (up to a second), so a server that
+/// rate-limits the publisher is not drained of its allowance by retries.
 const SYNC_RETRY: Duration = Duration::from_millis(100);
 
 /// How long subscribers may take to all hear the sync message.
@@ -139,6 +141,7 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     // Sync: repeat message 0 until every subscriber has seen one, so the
     // timed part starts with everyone listening.
     let sync = async {
+        let mut wait = SYNC_RETRY;
         loop {
             pub_wr.write_all(msg(0).as_bytes()).await?;
             let all = async {
@@ -146,9 +149,10 @@ async fn measure(cfg: Config) -> io::Result<Report> {
                     synced.1.notified().await;
                 }
             };
-            if tokio::time::timeout(SYNC_RETRY, all).await.is_ok() {
+            if tokio::time::timeout(wait, all).await.is_ok() {
                 return io::Result::Ok(());
             }
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     };
     tokio::time::timeout(SYNC_LIMIT, sync).await.map_err(|_| {
