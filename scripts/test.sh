@@ -12,6 +12,7 @@ command -v rdate >/dev/null || need+=(rdate)
 command -v script >/dev/null || need+=(bsdutils)
 command -v kill >/dev/null || need+=(procps)
 command -v iperf3 >/dev/null || need+=(iperf3)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

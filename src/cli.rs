@@ -64,6 +64,8 @@ pub enum Command {
     Chat(ChatArgs),
     /// Relay TCP or UDP from a listening endpoint to one or more targets.
     Forward(ForwardArgs),
+    /// HTTP: a hello-world or static-file server (`http serve`).
+    Http(HttpArgs),
     /// Run a discard server (RFC 863): reads and throws away.
     Discard(ClassicArgs),
     /// Run a character generator (RFC 864): endless rotating lines.
@@ -434,6 +436,53 @@ pub struct ForwardArgs {
     #[arg(long)]
     pub no_splice: bool,
     /// At shutdown, wait this long for connections to finish.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub drain_timeout: Secs,
+}
+
+/// `sockit http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: HttpCommand,
+}
+
+/// The `http` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HttpCommand {
+    /// Serve a directory, or `Hello World!` without one.
+    Serve(HttpServeArgs),
+}
+
+/// `sockit http serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit http serve                      Hello World! on 127.0.0.1:8080\n  \
+    sockit http serve ./site -l :8000      static files, like python3 -m http.server\n  \
+    sockit -v http serve                   also log each request's headers")]
+pub struct HttpServeArgs {
+    /// Directory to serve; without it every request gets --body.
+    pub dir: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(short, long, value_name = "EP", default_value = "127.0.0.1:8080")]
+    pub listen: EndpointArg,
+    /// The hello-world body.
+    #[arg(long, value_name = "TEXT", default_value = crate::http::DEFAULT_BODY)]
+    pub body: String,
+    /// Serve and list dotfiles too.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Connections at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
+    pub max_conns: usize,
+    /// Close a client that takes longer than this to send its headers.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub header_timeout: Secs,
+    /// Largest request head (request line and headers) accepted.
+    #[arg(long, value_name = "BYTES", default_value = "16KiB")]
+    pub max_header: ByteSize,
+    /// At shutdown, wait this long for requests in flight.
     #[arg(long, value_name = "SECS", default_value = "5")]
     pub drain_timeout: Secs,
 }

@@ -8,15 +8,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::cli::{
-    BenchCommand, ChatCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, TimeCommand,
-    TimeServeArgs,
+    BenchCommand, ChatCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, HttpCommand,
+    TimeCommand, TimeServeArgs,
 };
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::UsageError;
 use crate::net::{self, Bound};
 use crate::shutdown::{self, Shutdown, Signals};
 use crate::timeclient::{self, Protocol};
-use crate::{bench, chat, classic, connect, echo, forward, listen, serve, stdio, time};
+use crate::{bench, chat, classic, connect, echo, forward, http, listen, serve, stdio, time};
 use anyhow::Context;
 
 /// Runs one parsed command line to completion.
@@ -122,6 +122,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Http(h) => match h.command {
+            HttpCommand::Serve(a) => {
+                let listen = a.listen.endpoint.clone();
+                if listen.transport() == Transport::Udp {
+                    return Err(UsageError("http needs a tcp or unix endpoint".into()).into());
+                }
+                let cfg = Arc::new(http::Config {
+                    root: a.dir,
+                    body: a.body,
+                    hidden: a.hidden,
+                    max_conns: a.max_conns,
+                    header_timeout: a.header_timeout.0,
+                    max_header: a.max_header.0,
+                });
+                serve_one(&listen, a.drain_timeout.0, |bound, sd| {
+                    http::run_bound(cfg, bound, sd)
+                })
+                .await
+            }
+        },
         Command::Chat(c) => match c.command {
             None => {
                 let arg = c.endpoint.expect("clap requires the endpoint");

@@ -40,6 +40,7 @@ pub mod error;
 pub mod exec;
 pub mod forward;
 pub mod frame;
+pub mod http;
 pub mod idle;
 pub mod listen;
 pub mod logging;

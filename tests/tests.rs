@@ -12,6 +12,7 @@ mod echo;
 mod endpoints;
 mod forward;
 mod framing;
+mod http;
 mod limits;
 mod listen;
 mod serve;

@@ -1,0 +1,395 @@
+//! Static files from one directory: index.html or a listing for
+//! directories, Content-Type by extension, HEAD, single byte ranges, ETag and
+//! Last-Modified with 304s, and files streamed rather than read whole.
+//!
+//! Nothing outside the directory is served: a path with a `..` segment, a
+//! dotfile (unless `--hidden`), or anything that resolves (through symlinks)
+//! outside the canonical root is a 404, the same answer as a missing file so
+//! a probe learns nothing.
+
+use std::fmt::Write as _;
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{Body, full, status_page};
+
+/// Read size when streaming a file.
+const CHUNK: usize = 64 * 1024;
+
+/// Characters escaped in listing links (a path segment's reserved set).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'\\');
+
+/// The served directory, canonicalised once.
+#[derive(Debug)]
+pub struct Root {
+    dir: PathBuf,
+    hidden: bool,
+}
+
+impl Root {
+    /// Checks `dir` is a directory and resolves it.
+    pub fn new(dir: &Path, hidden: bool) -> io::Result<Root> {
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(Root { dir, hidden })
+    }
+
+    /// The file or directory a URL path names, if it may be served.
+    fn resolve(&self, url_path: &str) -> Option<PathBuf> {
+        let decoded = percent_decode_str(url_path).decode_utf8().ok()?;
+        let mut path = self.dir.clone();
+        for segment in decoded.split('/') {
+            match segment {
+                "" | "." => continue,
+                ".." => return None,
+                s if s.contains('\0') || s.contains('\\') => return None,
+                s if s.starts_with('.') && !self.hidden => return None,
+                s => path.push(s),
+            }
+        }
+        self.resolve_entry(&path)
+    }
+
+    /// Where `path` really ends up, if that is inside the root: symlinks may
+    /// lead anywhere.
+    fn resolve_entry(&self, path: &Path) -> Option<PathBuf> {
+        let real = path.canonicalize().ok()?;
+        real.starts_with(&self.dir).then_some(real)
+    }
+}
+
+/// Answers one request from the directory.
+pub async fn serve<B>(root: &Root, req: &Request<B>) -> Response<Body> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        return status_page(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let url_path = req.uri().path();
+    let Some(path) = root.resolve(url_path) else {
+        return status_page(StatusCode::NOT_FOUND);
+    };
+    let Ok(meta) = tokio::fs::metadata(&path).await else {
+        return status_page(StatusCode::NOT_FOUND);
+    };
+    if meta.is_dir() {
+        if !url_path.ends_with('/') {
+            // Relative links in the page need the trailing slash.
+            let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
+            let to = format!("{url_path}/");
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            return resp;
+        }
+        let index = path.join("index.html");
+        return match tokio::fs::metadata(&index).await {
+            Ok(m) if m.is_file() => file(&index, &m, req.headers(), head).await,
+            _ => listing(root, &path, url_path, head).await,
+        };
+    }
+    file(&path, &meta, req.headers(), head).await
+}
+
+/// A file, whole or one byte range, or 304 if the client's copy is current.
+async fn file(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    req: &HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let len = meta.len();
+    let modified = meta.modified().ok();
+    let etag = etag(len, modified);
+    if not_modified(req, &etag, modified) {
+        let mut resp = Response::new(full(""));
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        set_validators(resp.headers_mut(), &etag, modified);
+        return resp;
+    }
+    let range = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => match parse_range(spec, len) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut resp = status_page(StatusCode::RANGE_NOT_SATISFIABLE);
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return resp;
+            }
+        },
+        None => None,
+    };
+    let (start, count) = range.unwrap_or((0, len));
+    let body = if head {
+        full("")
+    } else {
+        match open_at(path, start, count).await {
+            Ok(b) => b,
+            Err(_) => return status_page(StatusCode::NOT_FOUND),
+        }
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let content_type = if mime.type_() == mime_guess::mime::TEXT {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    set_validators(h, &etag, modified);
+    if range.is_some() {
+        let end = (start + count).saturating_sub(1);
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    resp
+}
+
+/// `count` bytes of the file from `start`, read as they are sent.
+async fn open_at(path: &Path, start: u64, count: u64) -> io::Result<Body> {
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(SeekFrom::Start(start)).await?;
+    let stream = ReaderStream::with_capacity(f.take(count), CHUNK);
+    Ok(BodyExt::boxed(StreamBody::new(stream.map_ok(Frame::data))))
+}
+
+/// A strong validator from size and modification time.
+fn etag(len: u64, modified: Option<SystemTime>) -> String {
+    let nanos = modified
+        .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{len:x}-{nanos:x}\"")
+}
+
+fn set_validators(h: &mut HeaderMap, etag: &str, modified: Option<SystemTime>) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(m) = modified
+        && let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m))
+    {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+}
+
+/// Whether the client's cached copy is current: If-None-Match decides when
+/// present (RFC 9110 13.2.2), else If-Modified-Since to the second.
+fn not_modified(req: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag);
+    }
+    let since = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, modified) {
+        (Some(since), Some(m)) => {
+            let secs = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            secs(m) <= secs(since)
+        }
+        _ => false,
+    }
+}
+
+/// Parses a single `bytes=` range against a file of `len` bytes: `Ok(None)`
+/// means serve it whole (a form we do not take, like several ranges),
+/// `Err` means unsatisfiable.
+fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if set.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = set.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => {
+            let n: u64 = b.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (false, true) => (a.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (false, false) => {
+            let (s, e): (u64, u64) = (a.parse().map_err(|_| ())?, b.parse().map_err(|_| ())?);
+            if e < s {
+                return Err(());
+            }
+            (s, e.min(len.saturating_sub(1)))
+        }
+        (true, true) => return Ok(None),
+    };
+    if start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end - start + 1)))
+}
+
+/// An HTML page listing a directory: names (escaped), sizes, dates.
+async fn listing(root: &Root, dir: &Path, url_path: &str, head: bool) -> Response<Body> {
+    let Ok(mut rd) = tokio::fs::read_dir(dir).await else {
+        return status_page(StatusCode::NOT_FOUND);
+    };
+    let mut entries = Vec::new();
+    while let Ok(Some(e)) = rd.next_entry().await {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && !root.hidden {
+            continue;
+        }
+        // Follows symlinks, like serving does; one that leads outside the
+        // root would only 404, so it is not listed either.
+        let Ok(meta) = tokio::fs::metadata(e.path()).await else {
+            continue;
+        };
+        if root.resolve_entry(&e.path()).is_none() {
+            continue;
+        }
+        entries.push((name, meta));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let title = html_escape(url_path);
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
+    );
+    if url_path != "/" {
+        page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+    }
+    for (name, meta) in &entries {
+        let slash = if meta.is_dir() { "/" } else { "" };
+        let size = if meta.is_dir() {
+            "-".to_string()
+        } else {
+            meta.len().to_string()
+        };
+        let date = meta
+            .modified()
+            .map(|m| {
+                chrono::DateTime::<chrono::Utc>::from(m)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            page,
+            "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>{size}</td><td>{date}</td></tr>",
+            html_escape(&utf8_percent_encode(name, SEGMENT).to_string()),
+            html_escape(name),
+        );
+    }
+    page.push_str("</table>\n</body></html>\n");
+    let len = page.len();
+    let mut resp = Response::new(if head { full("") } else { full(page) });
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 10))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 10))));
+        assert_eq!(parse_range("bytes=-5", 100), Ok(Some((95, 5))));
+        assert_eq!(parse_range("bytes=95-200", 100), Ok(Some((95, 5))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            html_escape("<img src=x onerror='a&b'>"),
+            "&lt;img src=x onerror=&#39;a&amp;b&#39;&gt;"
+        );
+    }
+
+    #[test]
+    fn paths_never_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join(".secret"), "s").unwrap();
+        let root = Root::new(dir.path(), false).unwrap();
+        assert!(root.resolve("/a.txt").is_some());
+        assert!(root.resolve("/%61.txt").is_some());
+        assert!(root.resolve("/../etc/passwd").is_none());
+        assert!(root.resolve("/%2e%2e/etc/passwd").is_none());
+        assert!(root.resolve("/.secret").is_none());
+        assert!(
+            Root::new(dir.path(), true)
+                .unwrap()
+                .resolve("/.secret")
+                .is_some()
+        );
+    }
+}

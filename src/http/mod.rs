@@ -1,0 +1,200 @@
+//! `sockit http serve`: HTTP/1.1 on hyper — a hello-world responder, or a
+//! static-file server for a directory (`files`). Every request is logged
+//! with the client, method, path, status, bytes and time.
+
+pub mod files;
+
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::time::Instant;
+use tracing::Level;
+
+use crate::accept::{self, AcceptOptions};
+use crate::net::{Bound, Listener, PeerAddr, Stream};
+use crate::shutdown::Shutdown;
+
+/// The body every response carries.
+pub type Body = BoxBody<Bytes, io::Error>;
+
+/// The default hello-world body.
+pub const DEFAULT_BODY: &str = "Hello World!";
+
+/// Default time a client has to send a request's headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default cap on a request's headers.
+pub const DEFAULT_MAX_HEADER: usize = 16 * 1024;
+
+/// How the HTTP server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Serve this directory; without it, every request gets `body`.
+    pub root: Option<PathBuf>,
+    /// The hello-world body.
+    pub body: String,
+    /// Serve and list dotfiles.
+    pub hidden: bool,
+    /// Connections at once; more are closed at once.
+    pub max_conns: usize,
+    /// A client that takes longer to send its headers is closed.
+    pub header_timeout: Duration,
+    /// Largest request head accepted.
+    pub max_header: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: None,
+            body: DEFAULT_BODY.into(),
+            hidden: false,
+            max_conns: accept::DEFAULT_MAX_CONNS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header: DEFAULT_MAX_HEADER,
+        }
+    }
+}
+
+/// Serves HTTP on a bound stream socket until shutdown.
+pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    match bound {
+        Bound::Stream(l) => run(cfg, l, shutdown).await,
+        Bound::Datagram(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "http needs a tcp or unix endpoint",
+        )),
+    }
+}
+
+/// Serves HTTP until shutdown.
+pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    let root = match &cfg.root {
+        // Resolved once: every request's path is checked against it.
+        Some(dir) => Some(Arc::new(files::Root::new(dir, cfg.hidden)?)),
+        None => None,
+    };
+    let opts = AcceptOptions {
+        service: "http",
+        max_conns: cfg.max_conns,
+        level: Level::DEBUG,
+    };
+    let stop = shutdown.clone();
+    accept::serve(listener, shutdown, opts, move |stream, peer| {
+        let (cfg, root, stop) = (cfg.clone(), root.clone(), stop.clone());
+        async move { serve_conn(stream, peer, cfg, root, stop).await }
+    })
+    .await
+}
+
+async fn serve_conn(
+    stream: Stream,
+    peer: PeerAddr,
+    cfg: Arc<Config>,
+    root: Option<Arc<files::Root>>,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        // hyper's floor for its read buffer is 8 KiB.
+        .max_buf_size(cfg.max_header.max(8192));
+    let service = hyper::service::service_fn(move |req| {
+        let (cfg, root) = (cfg.clone(), root.clone());
+        async move { Ok::<_, Infallible>(respond(req, peer, &cfg, root.as_deref()).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        () = shutdown.stopping() => {
+            // Finish the request in flight, then close instead of waiting
+            // for the next one on a keep-alive connection.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    res.or_else(|e| {
+        // A client that stalls or sends garbage costs only its connection.
+        tracing::debug!(err = %e, "connection ended");
+        Ok(())
+    })
+}
+
+/// Answers one request and logs it.
+async fn respond(
+    req: Request<Incoming>,
+    peer: PeerAddr,
+    cfg: &Config,
+    root: Option<&files::Root>,
+) -> Response<Body> {
+    let started = Instant::now();
+    if tracing::enabled!(Level::DEBUG) {
+        for (name, value) in req.headers() {
+            tracing::debug!(
+                "{peer} > {name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            );
+        }
+    }
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = match root {
+        Some(root) => files::serve(root, &req).await,
+        None => hello(&method, &cfg.body),
+    };
+    let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
+        Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        None => hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .map_or_else(|| "-".into(), |n| n.to_string()),
+    };
+    tracing::info!(
+        "{peer} \"{method} {path}\" {} {bytes} {:.3} ms",
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    resp
+}
+
+fn hello(method: &Method, body: &str) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return status_page(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let mut resp = Response::new(full(Bytes::from(body.to_owned())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A whole body held in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A short plain-text page for an error status.
+pub fn status_page(status: StatusCode) -> Response<Body> {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
