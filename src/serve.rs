@@ -20,7 +20,7 @@ use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::net::{self, Bound};
 use crate::shutdown::{self, DEFAULT_DRAIN_TIMEOUT, Shutdown, Signals};
 use crate::units::{ByteSize, Secs};
-use crate::{chat, classic, echo, forward, time};
+use crate::{chat, classic, echo, forward, http, time};
 
 /// A running service instance on one bound socket.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -66,9 +66,44 @@ pub struct SuiteConfig {
     /// Chat, tcp 12345 by default.
     #[serde(default)]
     pub chat: ChatSection,
+    /// The HTTP server, tcp 8080 by default.
+    #[serde(default)]
+    pub http: HttpSection,
     /// Relays: any number of `[[forward]]` rules, none by default.
     #[serde(default)]
     pub forward: Vec<ForwardSection>,
+}
+
+/// `[http]` in the config: hello world, or files from `root`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Set to false to leave the service out.
+    pub enabled: bool,
+    /// Endpoints to listen on (tcp or unix).
+    pub listen: Vec<Endpoint>,
+    /// Serve this directory instead of the hello-world body.
+    pub root: Option<std::path::PathBuf>,
+    /// The hello-world body.
+    pub body: String,
+    /// Serve and list dotfiles.
+    pub hidden: bool,
+    /// Connections at once.
+    pub max_conns: std::num::NonZeroUsize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = http::Config::default();
+        HttpSection {
+            enabled: true,
+            listen: vec![Endpoint::tcp(([127, 0, 0, 1], 8080).into())],
+            root: d.root,
+            body: d.body,
+            hidden: d.hidden,
+            max_conns: std::num::NonZeroUsize::new(d.max_conns).expect("nonzero default"),
+        }
+    }
 }
 
 /// One `[[forward]]` rule. Targets take the listener's transport, so a
@@ -425,6 +460,17 @@ impl SuiteConfig {
             };
             specs.push(spec("chat", c.listen.clone(), cfg, chat::run_bound));
         }
+        if self.http.enabled {
+            let h = &self.http;
+            let cfg = http::Config {
+                root: h.root.clone(),
+                body: h.body.clone(),
+                hidden: h.hidden,
+                max_conns: h.max_conns.get(),
+                ..http::Config::default()
+            };
+            specs.push(spec("http", h.listen.clone(), cfg, http::run_bound));
+        }
         for rule in &self.forward {
             let endpoints = vec![rule.listen.clone()];
             specs.push(spec(
@@ -549,6 +595,7 @@ mod tests {
                 "time udp://127.0.0.1:7037",
                 "format-time udp://127.0.0.1:9000",
                 "chat tcp://127.0.0.1:12345",
+                "http tcp://127.0.0.1:8080",
             ]
         );
     }
@@ -593,7 +640,14 @@ mod tests {
         let names: Vec<_> = cfg.specs().iter().map(|s| s.name).collect();
         assert_eq!(
             names,
-            ["discard", "daytime", "chargen", "format-time", "chat"]
+            [
+                "discard",
+                "daytime",
+                "chargen",
+                "format-time",
+                "chat",
+                "http"
+            ]
         );
     }
 }

@@ -65,7 +65,7 @@ fn addr_of(ep: &str) -> std::net::SocketAddr {
 
 #[test]
 fn defaults_serve_the_suite_on_the_design_ports() {
-    let suite = start_suite(&[], 12);
+    let suite = start_suite(&[], 13);
     let rows: Vec<String> = suite.rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
         rows,
@@ -82,6 +82,7 @@ fn defaults_serve_the_suite_on_the_design_ports() {
             "time udp://127.0.0.1:7037",
             "format-time udp://127.0.0.1:9000",
             "chat tcp://127.0.0.1:12345",
+            "http tcp://127.0.0.1:8080",
         ]
     );
     let out = crate::support::sockit_run(&["time", ":9000", "%Y"], b"");
@@ -199,4 +200,29 @@ fn forward_rules_run_alongside_the_other_services() {
         err.contains("line 3") && err.contains("at least one target"),
         "{err}"
     );
+}
+
+#[test]
+fn http_serves_hello_world_or_a_root_directory() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("a.txt"), "from the root").unwrap();
+    let cfg = dir.path().join("http.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[echo]\nenabled = false\n[http]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\nroot = \"{}\"\n",
+            ONLY_ECHO.replace("[http]\nenabled = false\n", ""),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let suite = start_suite(&["--config", cfg.to_str().unwrap()], 2);
+    let mut c = tcp(addr_of(&suite.rows[0].1));
+    use std::io::{Read, Write};
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\nfrom the root"), "{resp}");
 }

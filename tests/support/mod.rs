@@ -359,6 +359,8 @@ enabled = false
 enabled = false
 [chat]
 enabled = false
+[http]
+enabled = false
 ";
 
 /// Floods a UDP server at `port` with 5000 datagrams of random bytes and
