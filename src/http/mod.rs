@@ -107,6 +107,8 @@ async fn serve_conn(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
+        // Responses to pipelined requests go out in one write, not one each.
+        .pipeline_flush(true)
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
     let service = hyper::service::service_fn(move |req| {

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# HTTP: wrk (keep-alive, 64 connections) against `sockit http serve`
+# hello-world and nginx returning the same 12-byte body (one worker, and
+# auto), plainly and with 16 requests pipelined per connection; then a
+# 100 MiB static download (sockit vs nginx) with curl. Alternating in one
+# run; medians and ratios. Server on CPU $SERVER_CPU, wrk/curl on $LOAD_CPU.
+#   bench/http.sh [ROUNDS] [SECONDS]
+source "$(dirname "$0")/lib.sh"
+ROUNDS=${1:-3}
+SECS=${2:-3}
+ensure wrk wrk nginx nginx-light curl curl taskset util-linux
+build
+WORK=$(mktemp -d)
+OUT="$WORK/results"
+trap 'stop_server; rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/www" "$WORK/nginx"
+head -c $((100 << 20)) /dev/urandom >"$WORK/www/big.bin"
+# nginx's workers run as nobody: they must be able to read the files.
+chmod 755 "$WORK" "$WORK/www"
+chmod 644 "$WORK/www/big.bin"
+cat >"$WORK/pipeline.lua" <<'LUA'
+init = function(args)
+  local r = {}
+  for i = 1, 16 do r[i] = wrk.format(nil, "/") end
+  req = table.concat(r)
+end
+request = function() return req end
+LUA
+
+nginx_conf() { # nginx_conf WORKERS PORT
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes $1;
+error_log $WORK/nginx/error.log;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    fastcgi_temp_path $WORK/nginx;
+    uwsgi_temp_path $WORK/nginx;
+    scgi_temp_path $WORK/nginx;
+    server {
+        listen 127.0.0.1:$2;
+        root $WORK/www;
+        location = / { default_type text/plain; return 200 "Hello World!"; }
+    }
+}
+CONF
+}
+
+start() { # start NAME PORT
+    case $1 in
+    sockit) start_server "$2" "$SOCKIT" -q http serve "$WORK/www" -l "127.0.0.1:$2" ;;
+    sockit-hello) start_server "$2" "$SOCKIT" -q http serve -l "127.0.0.1:$2" ;;
+    nginx-1) nginx_conf 1 "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
+    nginx-auto) nginx_conf auto "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
+    esac
+}
+
+# wrk's summary as JSON: requests/s and the p99 latency in ms.
+wrk_json() {
+    python3 -c '
+import re, sys
+t = sys.stdin.read()
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", t)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(f"{rate}\t{p99}\t{errs.group(1) if errs else 0}")'
+}
+
+rss_kb() { awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status"; }
+
+hello_case() { # hello_case NAME [pipeline]
+    local name=$1 mode=${2:-plain} port extra=()
+    port=$(free_port)
+    case $name in sockit) start sockit-hello "$port" ;; *) start "$name" "$port" ;; esac
+    [[ $mode == pipeline ]] && extra=(-s "$WORK/pipeline.lua")
+    local line
+    line=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${SECS}s" --latency "${extra[@]}" "http://127.0.0.1:$port/" | wrk_json)
+    local rss=0
+    [[ $name == sockit ]] && rss=$(rss_kb)
+    stop_server
+    printf 'hello %s\t%s\t%s\t%s\n' "$mode" "$name" "$line" "$rss" >>"$OUT"
+    echo "round $r hello $mode $name: $line rss ${rss}k" >&2
+}
+
+static_case() { # static_case NAME
+    local name=$1 port speed
+    port=$(free_port)
+    start "$name" "$port"
+    read -r speed size < <(taskset -c "$LOAD_CPU" curl -s -o /dev/null \
+        -w '%{speed_download} %{size_download}\n' "http://127.0.0.1:$port/big.bin")
+    stop_server
+    if ((size != 100 << 20)); then
+        echo "error: $name sent $size bytes instead of 100 MiB" >&2
+        exit 1
+    fi
+    printf 'static 100MiB\t%s\t%s\t0\t0\t0\n' "$name" "$speed" >>"$OUT"
+    echo "round $r static $name: $speed B/s" >&2
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    for name in sockit nginx-1 nginx-auto; do hello_case "$name"; done
+    for name in sockit nginx-1 nginx-auto; do hello_case "$name" pipeline; done
+    for name in sockit nginx-1; do static_case "$name"; done
+done
+
+python3 - "$OUT" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    case, name, rate, p99, errs, rss = line.rstrip("\n").split("\t")
+    rows.setdefault(case, {}).setdefault(name, []).append((float(rate), float(p99), int(errs), int(rss)))
+for case, servers in rows.items():
+    static = case.startswith("static")
+    unit = "MB/s" if static else "req/s"
+    print(f"\n## {case}")
+    print(f"{'server':<12}{'runs':>5}{unit + ' (median)':>16}{'p99 ms':>9}{'errors':>8}{'peak RSS':>10}{'sockit / this':>15}")
+    med = {n: statistics.median(v[0] for v in vs) for n, vs in servers.items()}
+    for n, vs in servers.items():
+        rate = med[n] / 1e6 if static else med[n]
+        p99 = "-" if static else f"{statistics.median(v[1] for v in vs):.3f}"
+        rss = max(v[3] for v in vs)
+        rss_s = f"{rss / 1024:.1f} MiB" if rss else "-"
+        print(f"{n:<12}{len(vs):>5}{rate:>16.1f}{p99:>9}{sum(v[2] for v in vs):>8}{rss_s:>10}{med['sockit'] / med[n]:>14.2f}x")
+PY
