@@ -138,6 +138,19 @@ impl Drop for UnixPathGuard {
     }
 }
 
+impl Bound {
+    /// The stream listener, for services that only speak over streams.
+    pub fn into_stream(self, service: &str) -> io::Result<Listener> {
+        match self {
+            Bound::Stream(l) => Ok(l),
+            Bound::Datagram(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{service} needs a tcp or unix endpoint"),
+            )),
+        }
+    }
+}
+
 /// A stream listener over TCP or a Unix socket.
 #[derive(Debug)]
 pub enum Listener {

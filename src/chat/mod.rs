@@ -69,13 +69,7 @@ impl Default for Config {
 
 /// Serves a bound socket until shutdown; chat needs a stream.
 pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
-    match bound {
-        Bound::Stream(l) => run(cfg, l, shutdown).await,
-        Bound::Datagram(_) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "chat needs a tcp or unix endpoint",
-        )),
-    }
+    run(cfg, bound.into_stream("chat")?, shutdown).await
 }
 
 /// Serves chat clients until shutdown.

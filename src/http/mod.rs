@@ -67,13 +67,7 @@ impl Default for Config {
 
 /// Serves HTTP on a bound stream socket until shutdown.
 pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
-    match bound {
-        Bound::Stream(l) => run(cfg, l, shutdown).await,
-        Bound::Datagram(_) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "http needs a tcp or unix endpoint",
-        )),
-    }
+    run(cfg, bound.into_stream("http")?, shutdown).await
 }
 
 /// Serves HTTP until shutdown.
