@@ -13,6 +13,7 @@ command -v script >/dev/null || need+=(bsdutils)
 command -v kill >/dev/null || need+=(procps)
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

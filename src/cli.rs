@@ -453,6 +453,41 @@ pub struct HttpArgs {
 pub enum HttpCommand {
     /// Serve a directory, or `Hello World!` without one.
     Serve(HttpServeArgs),
+    /// Fetch a URL: headers to stderr, body to stdout or a file.
+    Get(HttpGetArgs),
+}
+
+/// `sockit http get`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit http get http://127.0.0.1:8080/           headers on stderr, page on stdout\n  \
+    sockit http get -O https://example.org/a.tar.gz  save as a.tar.gz (progress bar on a terminal)\n  \
+    sockit http get -L --fail -o page.html URL\n  \
+    sockit http get --cacert ca.pem https://internal/")]
+pub struct HttpGetArgs {
+    /// The URL (http:// or https://).
+    pub url: String,
+    /// Save the body to FILE.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "remote_name")]
+    pub output: Option<PathBuf>,
+    /// Save the body under the URL's last path segment (index.html for /).
+    #[arg(short = 'O', long)]
+    pub remote_name: bool,
+    /// Send HEAD and show only the headers.
+    #[arg(short = 'I', long)]
+    pub head: bool,
+    /// Follow redirects (up to 10).
+    #[arg(short = 'L', long)]
+    pub location: bool,
+    /// Exit non-zero on a 4xx or 5xx status.
+    #[arg(short, long)]
+    pub fail: bool,
+    /// Give up after this long (0 = never).
+    #[arg(long, value_name = "SECS", default_value = "0")]
+    pub timeout: Secs,
+    /// Trust this PEM certificate too (a private CA or self-signed server).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// `sockit http serve`.

@@ -123,6 +123,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Http(h) => match h.command {
+            HttpCommand::Get(a) => {
+                let cfg = http::get::Config {
+                    url: a.url,
+                    output: match (a.output, a.remote_name) {
+                        (Some(p), _) => http::get::Output::File(p),
+                        (None, true) => http::get::Output::Remote,
+                        (None, false) => http::get::Output::Stdout,
+                    },
+                    head: a.head,
+                    redirects: if a.location { 10 } else { 0 },
+                    fail: a.fail,
+                    timeout: serve::nonzero_duration(a.timeout.0),
+                    cacert: a.cacert,
+                };
+                http::get::run(cfg).await
+            }
             HttpCommand::Serve(a) => {
                 let listen = a.listen.endpoint.clone();
                 if listen.transport() == Transport::Udp {

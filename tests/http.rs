@@ -254,3 +254,232 @@ fn max_conns_closes_extra_clients() {
     assert!(matches!(second.read(&mut buf), Ok(0) | Err(_)));
     s.wait_for_log("connection limit reached");
 }
+
+/// A python server started with `script ARGS`, which prints its port first;
+/// killed on drop.
+struct PyServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PyServer {
+    fn start(script: &str, args: &[&str]) -> PyServer {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let port = line.trim().parse().expect("port from the python server");
+        PyServer { child, port }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `python3 -m http.server` on DIR, on a free port.
+fn python_http_server(dir: &std::path::Path) -> PyServer {
+    PyServer::start(
+        r#"
+import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#,
+        &[dir.to_str().unwrap()],
+    )
+}
+
+fn get(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    run(
+        sockit().current_dir(cwd).args(["http", "get"]).args(args),
+        b"",
+        STEP,
+    )
+}
+
+#[test]
+fn get_downloads_exactly_names_files_follows_redirects_and_fails_on_404() {
+    let dir = site();
+    let py = python_http_server(dir.path());
+    let base = format!("http://127.0.0.1:{}", py.port);
+    let out_dir = tempdir();
+    let cwd = out_dir.path();
+
+    let out = get(&[&format!("{base}/blob.bin")], cwd);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(out.stdout == std::fs::read(dir.path().join("blob.bin")).unwrap());
+    let err = stderr_of(&out);
+    assert!(err.starts_with("HTTP/1.0 200 OK\n"), "{err}");
+    assert!(err.contains("content-length: 300000"), "{err}");
+    assert!(
+        !err.contains("KiB"),
+        "no progress bar without a terminal: {err}"
+    );
+
+    // On a terminal, a download to a file draws a progress bar.
+    let inner = format!(
+        "{} http get -o on-tty.bin {base}/blob.bin",
+        env!("CARGO_BIN_EXE_sockit")
+    );
+    let tty = run(
+        Command::new("script")
+            .current_dir(cwd)
+            .args(["-qefc", &inner, "/dev/null"]),
+        b"",
+        STEP,
+    );
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("KiB/292.97 KiB"),
+        "no progress bar: {screen}"
+    );
+    assert_eq!(
+        std::fs::metadata(cwd.join("on-tty.bin")).unwrap().len(),
+        300_000
+    );
+
+    let out = get(&["-o", "saved.bin", &format!("{base}/blob.bin")], cwd);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        std::fs::read(cwd.join("saved.bin")).unwrap()
+            == std::fs::read(dir.path().join("blob.bin")).unwrap()
+    );
+
+    assert!(
+        get(&["-O", &format!("{base}/page.html")], cwd)
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("page.html")).unwrap(),
+        "<p>page</p>"
+    );
+    assert!(get(&["-O", &format!("{base}/")], cwd).status.success());
+    assert!(
+        std::fs::read_to_string(cwd.join("index.html"))
+            .unwrap()
+            .contains("blob.bin")
+    );
+
+    // http.server redirects a directory without its slash.
+    let out = get(&[&format!("{base}/docs")], cwd);
+    assert!(
+        stderr_of(&out).starts_with("HTTP/1.0 301"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = get(&["-L", &format!("{base}/docs")], cwd);
+    assert_eq!(out.stdout, b"<h1>docs</h1>");
+
+    let out = get(&["-I", &format!("{base}/page.html")], cwd);
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert!(stderr_of(&out).contains("content-length: 11"));
+
+    let missing = format!("{base}/missing");
+    assert!(
+        get(&[&missing], cwd).status.success(),
+        "a 404 alone is not a failure"
+    );
+    let out = get(&["--fail", &missing], cwd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("404"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn get_takes_a_body_that_ends_when_the_server_closes() {
+    // The textbook hello-world server: no Content-Length, then close.
+    let py = PyServer::start(
+        r#"
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+c, _ = srv.accept()
+c.recv(4096)
+c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nHello World! ")
+c.sendall(b"and the rest")
+c.close()
+"#,
+        &[],
+    );
+    let out = get(
+        &[&format!("http://127.0.0.1:{}/", py.port)],
+        &std::env::temp_dir(),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"Hello World! and the rest");
+}
+
+#[test]
+fn get_verifies_https_and_trusts_a_private_ca_with_cacert() {
+    let dir = tempdir();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = run(
+        Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ]),
+        b"",
+        STEP,
+    );
+    assert!(out.status.success(), "openssl: {}", stderr_of(&out));
+    let py = PyServer::start(
+        r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"secure hello"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#,
+        &[cert.to_str().unwrap(), key.to_str().unwrap()],
+    );
+    let url = format!("https://127.0.0.1:{}/", py.port);
+    let out = get(&[&url], dir.path());
+    assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");
+    assert!(
+        stderr_of(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = get(&["--cacert", cert.to_str().unwrap(), &url], dir.path());
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"secure hello");
+}

@@ -1,8 +1,10 @@
 //! `sockit http serve`: HTTP/1.1 on hyper — a hello-world responder, or a
 //! static-file server for a directory (`files`). Every request is logged
-//! with the client, method, path, status, bytes and time.
+//! with the client, method, path, status, bytes and time. `get` is the
+//! page fetcher.
 
 pub mod files;
+pub mod get;
 
 use std::convert::Infallible;
 use std::io;
