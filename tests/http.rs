@@ -483,3 +483,21 @@ srv.serve_forever()
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"secure hello");
 }
+
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_and_exits_cleanly() {
+    // A long drain timeout, so only closing the idle keep-alive connection
+    // (rather than waiting it out) lets the server exit quickly.
+    let mut s = serve(&["--drain-timeout", "30"]);
+    let mut c = tcp(s.addr());
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = c.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("Hello World!"));
+    let started = std::time::Instant::now();
+    s.signal("TERM");
+    // The idle connection is closed, not left to the drain timeout.
+    assert_eq!(c.read(&mut buf).unwrap(), 0);
+    assert!(s.wait_exit(STEP).success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
