@@ -12,14 +12,12 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use futures_util::TryStreamExt;
+use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::{Body, full, status_page};
 
@@ -182,12 +180,46 @@ async fn file(
     resp
 }
 
-/// `count` bytes of the file from `start`, read as they are sent.
+/// `count` bytes of the file from `start`, read as they are sent. Each
+/// chunk is read on the blocking pool straight into the buffer hyper sends
+/// (tokio's `File` reads into a buffer of its own and copies), and the
+/// buffer is not zeroed first.
 async fn open_at(path: &Path, start: u64, count: u64) -> io::Result<Body> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(start)).await?;
-    let stream = ReaderStream::with_capacity(f.take(count), CHUNK);
-    Ok(BodyExt::boxed(StreamBody::new(stream.map_ok(Frame::data))))
+    let path = path.to_owned();
+    let file = blocking(move || {
+        let mut f = std::fs::File::open(path)?;
+        std::io::Seek::seek(&mut f, SeekFrom::Start(start))?;
+        Ok(f)
+    })
+    .await?;
+    let chunks = futures_util::stream::try_unfold((file, count), |(f, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(CHUNK as u64) as usize;
+        let (f, buf) = blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            rustix::io::read(&f, rustix::buffer::spare_capacity(&mut buf))?;
+            Ok((f, buf))
+        })
+        .await?;
+        if buf.is_empty() {
+            // The file shrank after its length was sent: end the body
+            // short (the client sees it) rather than wait forever.
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+        }
+        let left = left - buf.len() as u64;
+        Ok(Some((Frame::data(Bytes::from(buf)), (f, left))))
+    });
+    Ok(BodyExt::boxed(StreamBody::new(chunks)))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// A strong validator from size and modification time.
