@@ -624,11 +624,23 @@ c.close()
 }
 
 #[test]
-fn udp_relays_refuse_a_hex_dump_and_mixed_targets() {
+fn nonsense_combinations_are_usage_errors() {
     let out = sockit_run(&["forward", "--udp", "-x", ":0", ":9"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("not udp"), "{}", stderr_of(&out));
     let out = sockit_run(&["forward", ":0", "udp://127.0.0.1:9"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("both be udp or both stream"));
+    let out = sockit_run(
+        &[
+            "forward",
+            "--deny",
+            "10.0.0.0/8",
+            "unix:/tmp/sockit-never",
+            ":9",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("not unix"), "{}", stderr_of(&out));
 }

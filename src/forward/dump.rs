@@ -41,10 +41,13 @@ impl Dumper {
         }
     }
 
-    /// Dumps to a file, created or truncated.
+    /// Dumps to a file, created or truncated, then appended to: two relays
+    /// given the same file add to it rather than overwrite each other.
     pub fn file(path: &Path) -> io::Result<Self> {
+        File::create(path)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Dumper {
-            out: Mutex::new(Box::new(File::create(path)?)),
+            out: Mutex::new(Box::new(file)),
         })
     }
 
@@ -100,6 +103,20 @@ mod tests {
             "conn 3 < 20 bytes\n  \
              00000010  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 30 0d 0a  |GET / HTTP/1.0..|\n  \
              00000020  0d 0a 00 ff                                       |....|\n"
+        );
+    }
+
+    #[test]
+    fn two_dumpers_on_one_file_both_keep_their_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.txt");
+        let (a, b) = (Dumper::file(&path).unwrap(), Dumper::file(&path).unwrap());
+        a.chunk(1, Direction::Up, 0, b"first");
+        b.chunk(1, Direction::Up, 0, b"second");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("|first|") && text.contains("|second|"),
+            "{text}"
         );
     }
 

@@ -106,6 +106,12 @@ impl Config {
         if udp && self.dump != DumpTo::Off {
             return Err("--hex-dump is for stream relays, not udp".into());
         }
+        let has_rules = !self.access.allow.is_empty() || !self.access.deny.is_empty();
+        if has_rules && listen.transport() == Transport::Unix {
+            // Unix clients have no address to match, so the rules would be
+            // silently ignored.
+            return Err("--allow and --deny need a tcp or udp listener, not unix".into());
+        }
         Ok(())
     }
 }
