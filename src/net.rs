@@ -256,8 +256,13 @@ impl Stream {
     }
 
     /// Writes all of `buf` through a shared reference, so one task can move
-    /// data both ways over the same pair of streams.
-    pub async fn write_all_shared(&self, mut buf: &[u8]) -> io::Result<()> {
+    /// data both ways over the same pair of streams; `wrote` hears of each
+    /// partial write as it happens.
+    pub async fn write_all_shared(
+        &self,
+        mut buf: &[u8],
+        mut wrote: impl FnMut(usize),
+    ) -> io::Result<()> {
         while !buf.is_empty() {
             self.ready(Interest::WRITABLE).await?;
             let res = match self {
@@ -266,7 +271,10 @@ impl Stream {
             };
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
+                Ok(n) => {
+                    buf = &buf[n..];
+                    wrote(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }

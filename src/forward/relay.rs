@@ -193,8 +193,10 @@ async fn copy(
         if let Some(d) = dump {
             d.chunk(conn, dir, offset, &buf[..n]);
         }
-        to.write_all_shared(&buf[..n]).await?;
+        // Counted as it leaves, so a slow reader that keeps taking bytes is
+        // not mistaken for an idle connection.
+        to.write_all_shared(&buf[..n], |m| meter.count(dir, m))
+            .await?;
         offset += n as u64;
-        meter.count(dir, n);
     }
 }
