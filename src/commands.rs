@@ -107,11 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     allow: a.allow,
                     deny: a.deny,
                 },
-                dump: match (a.dump_file, a.hex_dump) {
-                    (Some(path), _) => forward::DumpTo::File(path),
-                    (None, true) => forward::DumpTo::Stderr,
-                    (None, false) => forward::DumpTo::Off,
-                },
+                dump: forward::DumpTo::from_flags(a.dump_file, a.hex_dump),
                 splice: !a.no_splice,
                 udp_timeout: serve::nonzero_duration(a.udp_timeout.0),
                 ..forward::Config::new(targets)

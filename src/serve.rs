@@ -167,11 +167,7 @@ impl ForwardSection {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),
             },
-            dump: match (&self.dump_file, self.hex_dump) {
-                (Some(path), _) => forward::DumpTo::File(path.clone()),
-                (None, true) => forward::DumpTo::Stderr,
-                (None, false) => forward::DumpTo::Off,
-            },
+            dump: forward::DumpTo::from_flags(self.dump_file.clone(), self.hex_dump),
             splice: self.splice.unwrap_or(true),
             ..d
         }

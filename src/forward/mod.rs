@@ -48,6 +48,18 @@ pub enum DumpTo {
     File(PathBuf),
 }
 
+impl DumpTo {
+    /// From `--dump-file` and `--hex-dump` (or their config keys): a file
+    /// wins, else stderr if asked.
+    pub fn from_flags(file: Option<PathBuf>, hex_dump: bool) -> Self {
+        match (file, hex_dump) {
+            (Some(path), _) => DumpTo::File(path),
+            (None, true) => DumpTo::Stderr,
+            (None, false) => DumpTo::Off,
+        }
+    }
+}
+
 /// How one relay behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
