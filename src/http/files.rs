@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -78,6 +79,47 @@ impl Root {
         self.resolve_entry(&path)
     }
 
+    /// What `url_path` names: a file, a directory's index.html or listing.
+    fn lookup(&self, url_path: &str) -> Found {
+        let Some(path) = self.resolve(url_path) else {
+            return Found::Missing;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Found::Missing;
+        };
+        if !meta.is_dir() {
+            return Found::File(path, meta);
+        }
+        if !url_path.ends_with('/') {
+            return Found::NeedsSlash;
+        }
+        let index = path.join("index.html");
+        match std::fs::metadata(&index) {
+            Ok(m) if m.is_file() => Found::File(index, m),
+            _ => self.entries(&path).map_or(Found::Missing, Found::Listing),
+        }
+    }
+
+    /// A directory's entries that may be served, sorted by name. Follows
+    /// symlinks, like serving does; one that leads outside the root would
+    /// only 404, so it is not listed either.
+    fn entries(&self, dir: &Path) -> Option<Vec<(String, std::fs::Metadata)>> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && !self.hidden {
+                    return None;
+                }
+                self.resolve_entry(&e.path())?;
+                Some((name, std::fs::metadata(e.path()).ok()?))
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(entries)
+    }
+
     /// Where `path` really ends up, if that is inside the root: symlinks may
     /// lead anywhere.
     fn resolve_entry(&self, path: &Path) -> Option<PathBuf> {
@@ -86,36 +128,41 @@ impl Root {
     }
 }
 
+/// What a URL path names, found on the blocking pool in one trip.
+enum Found {
+    Missing,
+    /// A directory asked for without its trailing slash.
+    NeedsSlash,
+    File(PathBuf, std::fs::Metadata),
+    Listing(Vec<(String, std::fs::Metadata)>),
+}
+
 /// Answers one request from the directory.
-pub async fn serve<B>(root: &Root, req: &Request<B>) -> Response<Body> {
+pub async fn serve<B>(root: &Arc<Root>, req: &Request<B>) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         return status_page(StatusCode::METHOD_NOT_ALLOWED);
     }
     let url_path = req.uri().path();
-    let Some(path) = root.resolve(url_path) else {
-        return status_page(StatusCode::NOT_FOUND);
-    };
-    let Ok(meta) = tokio::fs::metadata(&path).await else {
-        return status_page(StatusCode::NOT_FOUND);
-    };
-    if meta.is_dir() {
-        if !url_path.ends_with('/') {
+    // Path checks, metadata and directory reads all block: one trip to the
+    // blocking pool instead of one per call, and none on the runtime.
+    let (r, url) = (root.clone(), url_path.to_owned());
+    let found = blocking(move || Ok(r.lookup(&url)))
+        .await
+        .unwrap_or(Found::Missing);
+    match found {
+        Found::Missing => status_page(StatusCode::NOT_FOUND),
+        Found::NeedsSlash => {
             // Relative links in the page need the trailing slash.
             let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
-            let to = format!("{url_path}/");
-            if let Ok(v) = HeaderValue::from_str(&to) {
+            if let Ok(v) = HeaderValue::from_str(&format!("{url_path}/")) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
-            return resp;
+            resp
         }
-        let index = path.join("index.html");
-        return match tokio::fs::metadata(&index).await {
-            Ok(m) if m.is_file() => file(&index, &m, req.headers(), head).await,
-            _ => listing(root, &path, url_path, head).await,
-        };
+        Found::File(path, meta) => file(&path, &meta, req.headers(), head).await,
+        Found::Listing(entries) => listing(&entries, url_path, head),
     }
-    file(&path, &meta, req.headers(), head).await
 }
 
 /// A file, whole or one byte range, or 304 if the client's copy is current.
@@ -306,27 +353,7 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 /// An HTML page listing a directory: names (escaped), sizes, dates.
-async fn listing(root: &Root, dir: &Path, url_path: &str, head: bool) -> Response<Body> {
-    let Ok(mut rd) = tokio::fs::read_dir(dir).await else {
-        return status_page(StatusCode::NOT_FOUND);
-    };
-    let mut entries = Vec::new();
-    while let Ok(Some(e)) = rd.next_entry().await {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && !root.hidden {
-            continue;
-        }
-        // Follows symlinks, like serving does; one that leads outside the
-        // root would only 404, so it is not listed either.
-        let Ok(meta) = tokio::fs::metadata(e.path()).await else {
-            continue;
-        };
-        if root.resolve_entry(&e.path()).is_none() {
-            continue;
-        }
-        entries.push((name, meta));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+fn listing(entries: &[(String, std::fs::Metadata)], url_path: &str, head: bool) -> Response<Body> {
     let title = html_escape(url_path);
     let mut page = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
@@ -334,7 +361,7 @@ async fn listing(root: &Root, dir: &Path, url_path: &str, head: bool) -> Respons
     if url_path != "/" {
         page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
-    for (name, meta) in &entries {
+    for (name, meta) in entries {
         let slash = if meta.is_dir() { "/" } else { "" };
         let size = if meta.is_dir() {
             "-".to_string()

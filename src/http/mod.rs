@@ -67,6 +67,13 @@ impl Default for Config {
     }
 }
 
+/// What every request is answered from.
+#[derive(Clone)]
+enum Content {
+    Hello(Bytes),
+    Files(Arc<files::Root>),
+}
+
 /// Serves HTTP on a bound stream socket until shutdown.
 pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
     run(cfg, bound.into_stream("http")?, shutdown).await
@@ -74,10 +81,11 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 
 /// Serves HTTP until shutdown.
 pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let root = match &cfg.root {
-        // Resolved once: every request's path is checked against it.
-        Some(dir) => Some(Arc::new(files::Root::new(dir, cfg.hidden)?)),
-        None => None,
+    // Prepared once: the hello body is shared, not copied per request, and
+    // the root is resolved once for every request's path checks.
+    let content = match &cfg.root {
+        Some(dir) => Content::Files(Arc::new(files::Root::new(dir, cfg.hidden)?)),
+        None => Content::Hello(Bytes::from(cfg.body.clone())),
     };
     let opts = AcceptOptions {
         service: "http",
@@ -86,8 +94,8 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
     };
     let stop = shutdown.clone();
     accept::serve(listener, shutdown, opts, move |stream, peer| {
-        let (cfg, root, stop) = (cfg.clone(), root.clone(), stop.clone());
-        async move { serve_conn(stream, peer, cfg, root, stop).await }
+        let (cfg, content, stop) = (cfg.clone(), content.clone(), stop.clone());
+        async move { serve_conn(stream, peer, cfg, content, stop).await }
     })
     .await
 }
@@ -96,7 +104,7 @@ async fn serve_conn(
     stream: Stream,
     peer: PeerAddr,
     cfg: Arc<Config>,
-    root: Option<Arc<files::Root>>,
+    content: Content,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -108,8 +116,8 @@ async fn serve_conn(
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
     let service = hyper::service::service_fn(move |req| {
-        let (cfg, root) = (cfg.clone(), root.clone());
-        async move { Ok::<_, Infallible>(respond(req, peer, &cfg, root.as_deref()).await) }
+        let content = content.clone();
+        async move { Ok::<_, Infallible>(respond(req, peer, &content).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -130,12 +138,7 @@ async fn serve_conn(
 }
 
 /// Answers one request and logs it.
-async fn respond(
-    req: Request<Incoming>,
-    peer: PeerAddr,
-    cfg: &Config,
-    root: Option<&files::Root>,
-) -> Response<Body> {
+async fn respond(req: Request<Incoming>, peer: PeerAddr, content: &Content) -> Response<Body> {
     let started = Instant::now();
     if tracing::enabled!(Level::DEBUG) {
         for (name, value) in req.headers() {
@@ -146,9 +149,9 @@ async fn respond(
         }
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let resp = match root {
-        Some(root) => files::serve(root, &req).await,
-        None => hello(&method, &cfg.body),
+    let resp = match content {
+        Content::Files(root) => files::serve(root, &req).await,
+        Content::Hello(body) => hello(&method, body),
     };
     let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
         Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
@@ -164,11 +167,11 @@ async fn respond(
     resp
 }
 
-fn hello(method: &Method, body: &str) -> Response<Body> {
+fn hello(method: &Method, body: &Bytes) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return status_page(StatusCode::METHOD_NOT_ALLOWED);
     }
-    let mut resp = Response::new(full(Bytes::from(body.to_owned())));
+    let mut resp = Response::new(full(body.clone()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
