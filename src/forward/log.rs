@@ -19,13 +19,13 @@ pub fn open(conn: u64, client: &str, target: &str) {
 }
 
 /// How a TCP relay ended, with bytes each way and how long it lasted.
-pub fn close(conn: u64, s: &Summary, took: Duration) {
+pub fn close(conn: u64, s: &Summary) {
     let (end, err) = match &s.end {
         End::Closed => ("closed", None),
         End::Idle => ("idle timeout", None),
         End::Reset(e) => ("reset", Some(e.to_string())),
     };
-    let secs = took.as_secs_f64();
+    let secs = s.took.as_secs_f64();
     if logging::json() {
         tracing::info!(
             conn,

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
@@ -220,9 +219,8 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         splice: relay.cfg.splice,
         idle: relay.cfg.idle_timeout,
     };
-    let started = Instant::now();
     let summary = relay::run(client, target, &opts).await;
-    log::close(conn, &summary, started.elapsed());
+    log::close(conn, &summary);
 }
 
 impl Relay {

@@ -50,15 +50,58 @@ pub struct Summary {
     pub down: u64,
     /// How it ended.
     pub end: End,
+    /// How long it lasted.
+    pub took: Duration,
 }
 
-/// Bytes moved and when anything last moved, shared by both directions.
+/// When anything last moved on a connection or UDP session; cheap enough
+/// to touch for every chunk.
+pub(super) struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last movement.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(super) fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the connection or session began.
+    pub(super) fn age(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn deadline(&self, limit: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limit
+    }
+
+    /// Whether nothing has moved for `limit`.
+    pub(super) fn is_idle(&self, limit: Duration) -> bool {
+        Instant::now() >= self.deadline(limit)
+    }
+
+    /// Returns once nothing has moved for `limit`.
+    pub(super) async fn idle_for(&self, limit: Duration) {
+        while !self.is_idle(limit) {
+            tokio::time::sleep_until(self.deadline(limit)).await;
+        }
+    }
+}
+
+/// Bytes moved each way, shared by both directions.
 struct Meter {
     up: AtomicU64,
     down: AtomicU64,
-    start: Instant,
-    /// Milliseconds after `start` of the last chunk.
-    last: AtomicU64,
+    activity: Activity,
 }
 
 impl Meter {
@@ -68,20 +111,7 @@ impl Meter {
             Direction::Down => &self.down,
         };
         total.fetch_add(n as u64, Ordering::Relaxed);
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last.store(ms, Ordering::Relaxed);
-    }
-
-    /// Returns once nothing has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let deadline = self.start + last + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
+        self.activity.touch();
     }
 }
 
@@ -90,14 +120,13 @@ pub async fn run(client: Stream, target: Stream, opts: &Options) -> Summary {
     let meter = Meter {
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
-        start: Instant::now(),
-        last: AtomicU64::new(0),
+        activity: Activity::new(),
     };
     let both = both_ways(&client, &target, opts, &meter);
     let end = match opts.idle {
         Some(limit) => tokio::select! {
             res = both => res,
-            () = meter.idle_for(limit) => Ok(End::Idle),
+            () = meter.activity.idle_for(limit) => Ok(End::Idle),
         },
         None => both.await,
     };
@@ -112,6 +141,7 @@ pub async fn run(client: Stream, target: Stream, opts: &Options) -> Summary {
         up: meter.up.load(Ordering::Relaxed),
         down: meter.down.load(Ordering::Relaxed),
         end,
+        took: meter.activity.age(),
     }
 }
 

@@ -7,11 +7,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 
+use super::relay::Activity;
 use super::{Relay, log};
 use crate::net;
 use crate::shutdown::Shutdown;
@@ -25,9 +24,7 @@ struct Session {
     /// Index of the target in the relay's list.
     target: usize,
     id: u64,
-    start: Instant,
-    /// Milliseconds after `start` of the last datagram either way.
-    last: AtomicU64,
+    activity: Activity,
     up: (AtomicU64, AtomicU64),
     down: (AtomicU64, AtomicU64),
 }
@@ -36,8 +33,7 @@ impl Session {
     fn touch(&self, counts: &(AtomicU64, AtomicU64), bytes: usize) {
         counts.0.fetch_add(1, Ordering::Relaxed);
         counts.1.fetch_add(bytes as u64, Ordering::Relaxed);
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last.store(ms, Ordering::Relaxed);
+        self.activity.touch();
     }
 }
 
@@ -159,8 +155,7 @@ async fn open(relay: &Relay, client: SocketAddr) -> Option<Arc<Session>> {
         upstream,
         target,
         id,
-        start: Instant::now(),
-        last: AtomicU64::new(0),
+        activity: Activity::new(),
         up: Default::default(),
         down: Default::default(),
     }))
@@ -177,18 +172,14 @@ async fn serve(
     shutdown: Shutdown,
 ) {
     let timeout = relay.cfg.udp_timeout;
-    let idle_deadline = || {
-        let last = Duration::from_millis(session.last.load(Ordering::Relaxed));
-        timeout.map(|t| session.start + last + t)
-    };
     // Allocated when the first reply arrives: a session whose target never
     // answers holds no buffer.
     let mut buf = Vec::new();
     let mut answered = false;
     let reason = loop {
         let expiry = async {
-            match idle_deadline() {
-                Some(at) => tokio::time::sleep_until(at).await,
+            match timeout {
+                Some(t) => session.activity.idle_for(t).await,
                 None => std::future::pending().await,
             }
         };
@@ -203,7 +194,7 @@ async fn serve(
                 // Checked again under the lock the receive loop touches
                 // sessions under, so a datagram that just arrived keeps it.
                 let mut map = lock(&sessions);
-                if idle_deadline().is_some_and(|at| Instant::now() >= at) {
+                if timeout.is_some_and(|t| session.activity.is_idle(t)) {
                     if map.get(&client).is_some_and(|s| Arc::ptr_eq(s, &session)) {
                         map.remove(&client);
                     }
@@ -244,6 +235,6 @@ async fn serve(
         reason,
         count(&session.up),
         count(&session.down),
-        session.start.elapsed(),
+        session.activity.age(),
     );
 }
