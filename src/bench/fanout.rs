@@ -213,8 +213,10 @@ async fn subscribe(
     // The generator must cost less per delivery than the servers it
     // measures, or every server shows the generator's latency: so one
     // drained read per wake-up (a codec would read again to see EAGAIN)
-    // and lines split in place. Lines longer than the buffer are skipped.
-    let mut buf = vec![0u8; MAX_LINE];
+    // and lines split in place. Lines longer than MAX_LINE are skipped.
+    // Lines here are short: start small and grow only for a long one, so
+    // thousands of subscribers do not each hold MAX_LINE.
+    let mut buf = vec![0u8; 4096];
     let mut filled = 0;
     let mut skipping = false;
     'read: loop {
@@ -252,8 +254,12 @@ async fn subscribe(
         buf.copy_within(start..end, 0);
         filled = end - start;
         if filled == buf.len() {
-            filled = 0;
-            skipping = true;
+            if buf.len() < MAX_LINE {
+                buf.resize(buf.len() * 2, 0);
+            } else {
+                filled = 0;
+                skipping = true;
+            }
         }
     }
     (hist, got, last)
