@@ -1,6 +1,6 @@
 //! `sockit bench echo` measures a real server and reports sane numbers.
 
-use crate::support::{Server, sockit_run, stderr_of};
+use crate::support::{Server, run, sockit, sockit_run, stderr_of};
 
 #[test]
 fn bench_echo_reports_json() {
@@ -163,8 +163,10 @@ fn bench_fanout_counts_every_delivery_from_the_chat_server() {
 fn bench_fanout_reports_loss_when_the_server_throttles_the_publisher() {
     // The chat server's flood control drops most of a burst: that is loss.
     let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0.001", "--burst", "50"]);
-    let out = sockit_run(
-        &[
+    // Lost messages are only known lost after the generator's 5 s grace
+    // period, so this run needs more than the usual step.
+    let out = run(
+        sockit().args([
             "bench",
             "fanout",
             &srv.hostport(),
@@ -173,8 +175,9 @@ fn bench_fanout_reports_loss_when_the_server_throttles_the_publisher() {
             "-m",
             "200",
             "--json",
-        ],
+        ]),
         b"",
+        std::time::Duration::from_secs(30),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
