@@ -201,7 +201,8 @@ impl Drop for Server {
     }
 }
 
-fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
+/// Lines a reader yields, each echoed to the test log, on a channel.
+pub fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {
