@@ -111,8 +111,11 @@ async fn serve_conn(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
-        // Responses to pipelined requests go out in one write, not one each.
-        .pipeline_flush(true)
+        // Responses to pipelined requests go out in one write, not one
+        // each. hyper does that by copying every body into its own buffer,
+        // which pays off for short replies but not for files, whose chunks
+        // are better handed to the socket as they are.
+        .pipeline_flush(matches!(content, Content::Hello(_)))
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
     let service = hyper::service::service_fn(move |req| {
