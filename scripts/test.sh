@@ -14,6 +14,7 @@ command -v kill >/dev/null || need+=(procps)
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+command -v ss >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

@@ -435,6 +435,10 @@ pub struct ForwardArgs {
     /// Copy through user space instead of splice(2).
     #[arg(long)]
     pub no_splice: bool,
+    /// TCP congestion control for the relay's sending: auto (cubic toward
+    /// loopback peers, the host default elsewhere), system, or a name.
+    #[arg(long, value_name = "ALGO", default_value = "auto")]
+    pub congestion: crate::forward::congestion::Congestion,
     /// At shutdown, wait this long for connections to finish.
     #[arg(long, value_name = "SECS", default_value = "5")]
     pub drain_timeout: Secs,

@@ -110,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 dump: forward::DumpTo::from_flags(a.dump_file, a.hex_dump),
                 splice: !a.no_splice,
                 udp_timeout: serve::nonzero_duration(a.udp_timeout.0),
+                congestion: a.congestion,
                 ..forward::Config::new(targets)
             });
             cfg.validate(&listen).map_err(UsageError)?;

@@ -139,6 +139,9 @@ pub struct ForwardSection {
     pub dump_file: Option<std::path::PathBuf>,
     /// Relay with splice(2) where possible (default true).
     pub splice: Option<bool>,
+    /// `auto` (default), `system` or an algorithm name.
+    #[serde(default)]
+    pub congestion: forward::congestion::Congestion,
 }
 
 impl ForwardSection {
@@ -169,6 +172,7 @@ impl ForwardSection {
             },
             dump: forward::DumpTo::from_flags(self.dump_file.clone(), self.hex_dump),
             splice: self.splice.unwrap_or(true),
+            congestion: self.congestion.clone(),
             ..d
         }
     }

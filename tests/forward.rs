@@ -649,3 +649,80 @@ fn nonsense_combinations_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("not unix"), "{}", stderr_of(&out));
 }
+
+#[test]
+fn unknown_or_misplaced_congestion_control_is_a_usage_error() {
+    let out = sockit_run(&["forward", "--congestion", "nosuchalgo", ":0", ":9"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("congestion control nosuchalgo: not available"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = sockit_run(
+        &["forward", "--udp", "--congestion", "reno", ":0", ":9"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("not udp"), "{}", stderr_of(&out));
+}
+
+/// The congestion control `ss` reports for the one established socket
+/// matching `filter`.
+fn congestion_of(filter: &str) -> String {
+    let out = run(
+        std::process::Command::new("ss").args(["-tinH", "state", "established", filter]),
+        b"",
+        STEP,
+    );
+    assert!(out.status.success(), "ss: {}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Each socket's details follow its addresses on an indented line that
+    // starts with the algorithm's name.
+    let details: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(char::is_whitespace))
+        .collect();
+    assert_eq!(details.len(), 1, "one socket for {filter}: {text}");
+    details[0].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn each_leg_gets_the_congestion_control_asked_for() {
+    let proc_net = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let available = proc_net("tcp_available_congestion_control");
+    let loopback = if available.split_whitespace().any(|a| a == "cubic") {
+        "cubic"
+    } else {
+        "reno"
+    };
+    let system = proc_net("tcp_congestion_control");
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tport = target.local_addr().unwrap().port();
+    let cases: [(&[&str], &str); 3] = [
+        (&[], loopback),
+        (&["--congestion", "reno"], "reno"),
+        (&["--congestion", "system"], &system),
+    ];
+    for (flags, want) in cases {
+        let r = relay(&[format!("127.0.0.1:{tport}")], flags);
+        let mut c = tcp(r.addr());
+        let (mut t, _) = target.accept().unwrap();
+        // A byte through means both legs are set up.
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        t.read_exact(&mut b).unwrap();
+        assert_eq!(
+            congestion_of(&format!("dport = :{tport}")),
+            want,
+            "{flags:?}"
+        );
+        let client_leg = format!("sport = :{}", r.port());
+        assert_eq!(congestion_of(&client_leg), want, "{flags:?}");
+    }
+}

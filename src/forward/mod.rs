@@ -4,6 +4,7 @@
 //! `udp` runs datagram sessions, `targets` picks where to go.
 
 pub mod access;
+pub mod congestion;
 pub mod dump;
 mod log;
 pub mod relay;
@@ -26,6 +27,7 @@ use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
 use crate::shutdown::Shutdown;
 use access::Access;
+use congestion::Congestion;
 use dump::Dumper;
 use targets::{Balance, Targets};
 
@@ -80,6 +82,8 @@ pub struct Config {
     pub splice: bool,
     /// A UDP session with no traffic for this long ends (`None`: never).
     pub udp_timeout: Option<Duration>,
+    /// Congestion control on the relay's TCP legs.
+    pub congestion: Congestion,
 }
 
 impl Config {
@@ -95,6 +99,7 @@ impl Config {
             dump: DumpTo::Off,
             splice: true,
             udp_timeout: Some(DEFAULT_UDP_TIMEOUT),
+            congestion: Congestion::Auto,
         }
     }
 
@@ -117,6 +122,10 @@ impl Config {
         if udp && self.dump != DumpTo::Off {
             return Err("--hex-dump is for stream relays, not udp".into());
         }
+        if udp && matches!(self.congestion, Congestion::Named(_)) {
+            return Err("--congestion is for tcp relays, not udp".into());
+        }
+        self.congestion.check()?;
         let has_rules = !self.access.allow.is_empty() || !self.access.deny.is_empty();
         if has_rules && listen.transport() == Transport::Unix {
             // Unix clients have no address to match, so the rules would be
@@ -203,6 +212,8 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         return;
     };
     relay.targets.succeeded(i);
+    relay.cfg.congestion.apply(&client);
+    relay.cfg.congestion.apply(&target);
     let ep = relay.targets.endpoint(i);
     // The address actually reached says more than a name that resolves
     // to several.
