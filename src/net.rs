@@ -311,6 +311,18 @@ impl Stream {
         }
     }
 
+    /// Caps what the kernel holds unsent on this TCP stream beyond what the
+    /// congestion window lets out (TCP_NOTSENT_LOWAT): the stream reports
+    /// writable only below `bytes`. A no-op elsewhere.
+    pub fn limit_unsent(&self, bytes: u32) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Stream::Tcp(_) = self {
+            return self.sock().set_tcp_notsent_lowat(bytes);
+        }
+        let _ = bytes;
+        Ok(())
+    }
+
     /// Reads what is available (0 at EOF). A read shorter than `buf` means
     /// the socket is drained, so it is marked not ready: the next wait then
     /// sleeps in epoll instead of spending a read that returns EAGAIN, which
