@@ -725,4 +725,12 @@ fn each_leg_gets_the_congestion_control_asked_for() {
         let client_leg = format!("sport = :{}", r.port());
         assert_eq!(congestion_of(&client_leg), want, "{flags:?}");
     }
+    // On a dual-stack listener an IPv4 loopback client is ::ffff:127.0.0.1.
+    let r = Server::spawn(&["forward", "[::]:0", &format!("127.0.0.1:{tport}")]);
+    let mut c = tcp(([127, 0, 0, 1], r.port()).into());
+    let (mut t, _) = target.accept().unwrap();
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    t.read_exact(&mut b).unwrap();
+    assert_eq!(congestion_of(&format!("sport = :{}", r.port())), loopback);
 }

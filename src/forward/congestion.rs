@@ -105,7 +105,11 @@ impl Congestion {
             Congestion::System => return,
             Congestion::Named(name) => set(&sock, name),
             Congestion::Auto => {
-                if !tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback()) {
+                // A dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1.
+                if !tcp
+                    .peer_addr()
+                    .is_ok_and(|a| a.ip().to_canonical().is_loopback())
+                {
                     return;
                 }
                 let mut res = Ok(());
