@@ -151,22 +151,26 @@ async fn respond(req: Request<Incoming>, peer: PeerAddr, content: &Content) -> R
             );
         }
     }
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let resp = match content {
         Content::Files(root) => files::serve(root, &req).await,
-        Content::Hello(body) => hello(&method, body),
+        Content::Hello(body) => hello(req.method(), body),
     };
-    let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
-        Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        None => hyper::body::Body::size_hint(resp.body())
-            .exact()
-            .map_or_else(|| "-".into(), |n| n.to_string()),
-    };
-    tracing::info!(
-        "{peer} \"{method} {path}\" {} {bytes} {:.3} ms",
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    // No strings are built for a line nobody will see (`-q`).
+    if tracing::enabled!(Level::INFO) {
+        let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
+            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            None => hyper::body::Body::size_hint(resp.body())
+                .exact()
+                .map_or_else(|| "-".into(), |n| n.to_string()),
+        };
+        tracing::info!(
+            "{peer} \"{} {}\" {} {bytes} {:.3} ms",
+            req.method(),
+            req.uri().path(),
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     resp
 }
 
