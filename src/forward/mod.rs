@@ -237,10 +237,10 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
 
 /// Unsent bytes a relay leg may hold in the kernel. Without a cap a fast
 /// sender fills megabytes of it, which are then sent from the peer's ACK
-/// processing, on the peer's core: with four iperf3 streams through the
-/// splice path that ran at 0.5x of a direct connection, with the cap (and
-/// the same 256 KiB the splice pipe holds) at 1.0x. It also bounds what
-/// the kernel buffers per connection for a slow reader.
+/// processing, on the peer's core: four iperf3 streams through the splice
+/// path ran at 0.5x of a direct connection, and with the cap (the 256 KiB
+/// the splice pipe holds) at 0.9x-1.2x. It also bounds what the kernel
+/// buffers per connection for a slow reader.
 const UNSENT_LIMIT: u32 = 256 * 1024;
 
 /// Socket options for one leg of a relayed connection; a failure leaves the
