@@ -665,6 +665,22 @@ fn unknown_or_misplaced_congestion_control_is_a_usage_error() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("not udp"), "{}", stderr_of(&out));
+    let out = sockit_run(
+        &[
+            "forward",
+            "--congestion",
+            "reno",
+            "unix:/tmp/sockit-never-a",
+            "unix:/tmp/sockit-never-b",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("not unix to unix"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// The congestion control `ss` reports for the one established socket
@@ -695,8 +711,17 @@ fn each_leg_gets_the_congestion_control_asked_for() {
             .trim()
             .to_string()
     };
-    let available = proc_net("tcp_available_congestion_control");
-    let loopback = if available.split_whitespace().any(|a| a == "cubic") {
+    // Root may use (and load) any algorithm; others only the allowed ones.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let usable = proc_net(if root {
+        "tcp_available_congestion_control"
+    } else {
+        "tcp_allowed_congestion_control"
+    });
+    let loopback = if usable.split_whitespace().any(|a| a == "cubic") {
         "cubic"
     } else {
         "reno"

@@ -203,14 +203,14 @@ fn forward_rules_run_alongside_the_other_services() {
 
     std::fs::write(
         &cfg,
-        "[[forward]]\nlisten = \":1\"\ntargets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
+        "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
     )
     .unwrap();
     let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(2));
     let err = stderr_of(&out);
     assert!(
-        err.contains("line 1") && err.contains("congestion control nosuchalgo"),
+        err.contains("line 3") && err.contains("congestion control nosuchalgo"),
         "{err}"
     );
 }

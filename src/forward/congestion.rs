@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::net::Stream;
@@ -82,7 +83,9 @@ impl Congestion {
         let Congestion::Named(name) = self else {
             return Ok(());
         };
+        // An IPv6-only host has no IPv4 sockets to try it on.
         let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .or_else(|_| socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None))
             .map_err(|e| format!("congestion control {name}: {e}"))?;
         set(&probe, name).map_err(|e| {
             let why = match e.kind() {
@@ -105,11 +108,7 @@ impl Congestion {
             Congestion::System => return,
             Congestion::Named(name) => set(&sock, name),
             Congestion::Auto => {
-                // A dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1.
-                if !tcp
-                    .peer_addr()
-                    .is_ok_and(|a| a.ip().to_canonical().is_loopback())
-                {
+                if !tcp.peer_addr().is_ok_and(|a| on_loopback(a.ip())) {
                     return;
                 }
                 let mut res = Ok(());
@@ -126,6 +125,12 @@ impl Congestion {
             tracing::debug!("congestion control {self} not set: {e}");
         }
     }
+}
+
+/// Whether a peer is this host over loopback; a dual-stack listener sees
+/// 127.0.0.1 as ::ffff:127.0.0.1.
+fn on_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
@@ -150,5 +155,15 @@ mod tests {
         assert!("".parse::<Congestion>().is_err());
         assert!("cu bic".parse::<Congestion>().is_err());
         assert!("a".repeat(16).parse::<Congestion>().is_err());
+    }
+
+    #[test]
+    fn loopback_includes_ipv4_mapped_addresses() {
+        for ip in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(on_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"] {
+            assert!(!on_loopback(ip.parse().unwrap()), "{ip}");
+        }
     }
 }
