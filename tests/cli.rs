@@ -1,6 +1,6 @@
 //! The command line itself: help, version, usage errors, log formats.
 
-use crate::support::{Server, sockit_run, stderr_of};
+use crate::support::{Server, sockit_run, usage_error};
 
 #[test]
 fn help_shows_examples_for_every_subcommand() {
@@ -55,9 +55,7 @@ fn usage_errors_are_one_line_and_exit_2() {
         ),
     ];
     for (args, want) in cases {
-        let out = sockit_run(args, b"");
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = stderr_of(&out);
+        let err = usage_error(args);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("sockit: "), "{err}");
         assert!(err.contains(want), "{args:?}: {err}");
@@ -102,7 +100,6 @@ fn zero_and_huge_values_are_usage_errors_not_panics() {
         &["connect", "-w", "1e30", ":1"],
         &["echo", ":0", "--drain-timeout", "1e30"],
     ] {
-        let out = sockit_run(args, b"");
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+        usage_error(args);
     }
 }

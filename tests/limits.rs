@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use crate::support::{STEP, Server, expect_reply, python, sockit_run, stderr_of, tcp};
+use crate::support::{STEP, Server, expect_reply, python, sockit_run, stderr_of, tcp, usage_error};
 
 fn still_echoes(srv: &Server) {
     expect_reply(&mut tcp(srv.addr()), b"alive\n", b"alive\n");
@@ -27,9 +27,7 @@ fn port_in_use_is_one_line_exit_1() {
 #[test]
 fn unix_path_too_long_is_a_usage_error() {
     let long = format!("unix:/tmp/{}", "x".repeat(120));
-    let out = sockit_run(&["echo", &long], b"");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
+    let err = usage_error(&["echo", &long]);
     assert_eq!(err.lines().count(), 1);
     assert!(err.contains("longer than the 107 allowed"), "{err}");
 }

@@ -6,7 +6,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::support::{ONLY_ECHO, STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir};
+use crate::support::{
+    ONLY_ECHO, STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir, usage_error,
+};
 
 /// A running `sockit serve` and the endpoints from its startup table.
 struct Suite {
@@ -129,23 +131,23 @@ reply = "Hello, {}!"
 #[test]
 fn unknown_key_and_bad_value_name_key_and_line() {
     let dir = tempdir();
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
+    let err = config_error(
+        &dir,
         "[echo]\nlisten = [\"tcp://127.0.0.1:0\"]\nreplly = \"x\"\n",
-    )
-    .unwrap();
-    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("line 3") && err.contains("replly"), "{err}");
 
-    std::fs::write(&cfg, "[echo]\nframe = \"xml\"\n").unwrap();
-    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
+    let err = config_error(&dir, "[echo]\nframe = \"xml\"\n");
     assert!(err.contains("line 2") && err.contains("xml"), "{err}");
+}
+
+/// Writes `text` as a config in `dir` and returns the usage error
+/// `sockit serve` gives for it.
+fn config_error(dir: &tempfile::TempDir, text: &str) -> String {
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, text).unwrap();
+    usage_error(&["serve", "--config", cfg.to_str().unwrap()])
 }
 
 #[test]
@@ -188,27 +190,18 @@ fn forward_rules_run_alongside_the_other_services() {
         expect_reply(&mut c, b"via serve", b"via serve");
     }
 
-    std::fs::write(
-        &cfg,
+    let err = config_error(
+        &dir,
         "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = []\n",
-    )
-    .unwrap();
-    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
+    );
     assert!(
         err.contains("line 3") && err.contains("at least one target"),
         "{err}"
     );
-
-    std::fs::write(
-        &cfg,
+    let err = config_error(
+        &dir,
         "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
-    )
-    .unwrap();
-    let out = sockit_run(&["serve", "--config", cfg.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
+    );
     assert!(
         err.contains("line 3") && err.contains("congestion control nosuchalgo"),
         "{err}"

@@ -289,6 +289,15 @@ pub fn sockit_run(args: &[&str], input: &[u8]) -> Output {
     run(sockit().args(args), input, STEP)
 }
 
+/// Runs `sockit ARGS`, checks it exits 2 (a usage error) and returns its
+/// stderr.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = sockit_run(args, b"");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
 /// stderr as text.
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
