@@ -85,6 +85,8 @@ fn site() -> tempfile::TempDir {
     std::fs::create_dir(p.join("docs")).unwrap();
     std::fs::write(p.join("docs/index.html"), "<h1>docs</h1>").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", p.join("escape")).unwrap();
+    std::fs::create_dir(p.join("trap")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", p.join("trap/index.html")).unwrap();
     dir
 }
 
@@ -191,6 +193,12 @@ fn nothing_outside_the_directory_is_served() {
         "{listing}"
     );
     assert!(listing.contains("blob.bin</a></td><td>300000"), "{listing}");
+    // An index.html that leads outside is neither served nor listed.
+    let trap = text(curl(&[&format!("{base}/trap/")]));
+    assert!(
+        !trap.contains("root:") && !trap.contains("index.html"),
+        "{trap}"
+    );
 
     let shown = serve(&["--hidden", dir.path().to_str().unwrap()]);
     assert_eq!(

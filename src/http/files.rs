@@ -93,9 +93,11 @@ impl Root {
         if !url_path.ends_with('/') {
             return Found::NeedsSlash;
         }
-        let index = path.join("index.html");
-        match std::fs::metadata(&index) {
-            Ok(m) if m.is_file() => Found::File(index, m),
+        // index.html may be a symlink too: it is served only if it stays
+        // inside the root, like any other file.
+        let index = self.resolve_entry(&path.join("index.html"));
+        match index.map(|i| (std::fs::metadata(&i), i)) {
+            Some((Ok(m), index)) if m.is_file() => Found::File(index, m),
             _ => self.entries(&path).map_or(Found::Missing, Found::Listing),
         }
     }
