@@ -325,7 +325,8 @@ where
 #[error("stdout closed")]
 pub struct StdoutClosed;
 
-fn stdout_error(err: io::Error) -> io::Error {
+/// Marks a broken pipe on stdout as [`StdoutClosed`].
+pub(crate) fn stdout_error(err: io::Error) -> io::Error {
     if err.kind() == io::ErrorKind::BrokenPipe {
         io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
     } else {

@@ -318,6 +318,24 @@ fn get(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
 }
 
 #[test]
+fn get_piped_into_head_ends_quietly() {
+    let dir = site();
+    let py = python_http_server(dir.path());
+    let out = run(
+        std::process::Command::new("bash").args([
+            "-c",
+            "set -o pipefail; \"$0\" http get \"$1\" | head -c 1 >/dev/null",
+            env!("CARGO_BIN_EXE_sockit"),
+            &format!("http://127.0.0.1:{}/blob.bin", py.port),
+        ]),
+        b"",
+        STEP,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("pipe"), "{}", stderr_of(&out));
+}
+
+#[test]
 fn get_downloads_exactly_names_files_follows_redirects_and_fails_on_404() {
     let dir = site();
     let py = python_http_server(dir.path());

@@ -80,7 +80,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         client.get(url.clone())
     };
-    let mut resp = req.send().await.map_err(describe)?;
+    let mut resp = req.send().await?;
     print_head(&resp)?;
     let status = resp.status();
     if cfg.fail && (status.is_client_error() || status.is_server_error()) {
@@ -103,15 +103,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ),
         None => Box::new(tokio::io::stdout()),
     };
+    // `http get URL | head` ends the pipeline normally, as in netcat mode.
+    let to_stdout = path.is_none();
+    let written = |e: std::io::Error| {
+        if to_stdout {
+            crate::stdio::stdout_error(e)
+        } else {
+            e
+        }
+    };
     // A body without Content-Length ends when the server closes: whatever
     // arrived by then is the body (HTTP/1.0 style).
-    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
-        out.write_all(&chunk).await?;
+    while let Some(chunk) = resp.chunk().await? {
+        out.write_all(&chunk).await.map_err(written)?;
         if let Some(b) = &bar {
             b.inc(chunk.len() as u64);
         }
     }
-    out.flush().await?;
+    out.flush().await.map_err(written)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -148,19 +157,6 @@ fn progress(path: Option<&Path>, len: Option<u64>) -> Option<indicatif::Progress
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
-}
-
-/// reqwest's error with its causes on one line ("error sending request"
-/// alone says nothing).
-fn describe(e: reqwest::Error) -> anyhow::Error {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    anyhow::anyhow!(text)
 }
 
 #[cfg(test)]
