@@ -196,8 +196,11 @@ async fn one_way(
     #[cfg(target_os = "linux")]
     if opts.splice && opts.dump.is_none() {
         // Out of descriptors for a pipe is no reason to drop the client:
-        // copying still works.
-        if let Ok(pipe) = super::splice::Pipe::new() {
+        // copying still works. Past the per-user pipe allowance the kernel
+        // hands out one-page pipes, which move less per call than copying.
+        if let Ok(pipe) = super::splice::Pipe::new()
+            && pipe.size() >= COPY_BUF
+        {
             return super::splice::relay(from, to, &pipe, |n| meter.count(dir, n)).await;
         }
     }

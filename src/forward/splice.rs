@@ -34,6 +34,11 @@ impl Pipe {
             .or_else(|_| rustix::pipe::fcntl_getpipe_size(&wr))?;
         Ok(Pipe { rd, wr, size })
     }
+
+    /// Bytes the pipe holds.
+    pub fn size(&self) -> usize {
+        self.size
+    }
 }
 
 /// Moves `from`'s bytes to `to` until EOF, then half-closes `to`. `moved` is
