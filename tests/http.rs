@@ -318,6 +318,22 @@ fn get(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
 }
 
 #[test]
+fn a_huge_directory_lists_a_bounded_page() {
+    let dir = tempdir();
+    for i in 0..10_001 {
+        std::fs::File::create(dir.path().join(format!("f{i:05}"))).unwrap();
+    }
+    let s = serve(&[dir.path().to_str().unwrap()]);
+    let page = text(curl(&[&format!("http://{}/", s.hostport())]));
+    assert_eq!(page.matches("<tr><td><a href=").count(), 10_000);
+    assert!(
+        page.contains("more than 10000 entries"),
+        "{}",
+        &page[page.len() - 300..]
+    );
+}
+
+#[test]
 fn get_piped_into_head_ends_quietly() {
     let dir = site();
     let py = python_http_server(dir.path());

@@ -102,10 +102,10 @@ impl Root {
         }
     }
 
-    /// A directory's entries that may be served, sorted by name. Follows
-    /// symlinks, like serving does; one that leads outside the root would
-    /// only 404, so it is not listed either.
-    fn entries(&self, dir: &Path) -> Option<Vec<(String, std::fs::Metadata)>> {
+    /// A directory's entries that may be served: the first `MAX_LISTED` it
+    /// yields, sorted by name. Follows symlinks, like serving does; one that
+    /// leads outside the root would only 404, so it is not listed either.
+    fn entries(&self, dir: &Path) -> Option<Listing> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .ok()?
             .filter_map(Result::ok)
@@ -114,12 +114,18 @@ impl Root {
                 if name.starts_with('.') && !self.hidden {
                     return None;
                 }
-                self.resolve_entry(&e.path())?;
+                // `dir` is inside the root, so only a symlink can leave it.
+                if e.file_type().ok()?.is_symlink() {
+                    self.resolve_entry(&e.path())?;
+                }
                 Some((name, std::fs::metadata(e.path()).ok()?))
             })
+            .take(MAX_LISTED + 1)
             .collect();
+        let truncated = entries.len() > MAX_LISTED;
+        entries.truncate(MAX_LISTED);
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(entries)
+        Some(Listing { entries, truncated })
     }
 
     /// Where `path` really ends up, if that is inside the root: symlinks may
@@ -130,13 +136,25 @@ impl Root {
     }
 }
 
+/// Entries one listing shows: a directory of millions would otherwise
+/// cost that many stat calls and a page of hundreds of megabytes per
+/// request.
+const MAX_LISTED: usize = 10_000;
+
 /// What a URL path names, found on the blocking pool in one trip.
 enum Found {
     Missing,
     /// A directory asked for without its trailing slash.
     NeedsSlash,
     File(PathBuf, std::fs::Metadata),
-    Listing(Vec<(String, std::fs::Metadata)>),
+    Listing(Listing),
+}
+
+/// Entries a listing shows, each as name and metadata.
+struct Listing {
+    entries: Vec<(String, std::fs::Metadata)>,
+    /// The directory has more than `MAX_LISTED` entries.
+    truncated: bool,
 }
 
 /// Answers one request from the directory.
@@ -163,7 +181,7 @@ pub async fn serve<B>(root: &Arc<Root>, req: &Request<B>) -> Response<Body> {
             resp
         }
         Found::File(path, meta) => file(&path, &meta, req.headers(), head).await,
-        Found::Listing(entries) => listing(&entries, url_path, head),
+        Found::Listing(l) => listing(&l, url_path, head),
     }
 }
 
@@ -355,7 +373,7 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 /// An HTML page listing a directory: names (escaped), sizes, dates.
-fn listing(entries: &[(String, std::fs::Metadata)], url_path: &str, head: bool) -> Response<Body> {
+fn listing(l: &Listing, url_path: &str, head: bool) -> Response<Body> {
     let title = html_escape(url_path);
     let mut page = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
@@ -363,7 +381,7 @@ fn listing(entries: &[(String, std::fs::Metadata)], url_path: &str, head: bool) 
     if url_path != "/" {
         page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
     }
-    for (name, meta) in entries {
+    for (name, meta) in &l.entries {
         let slash = if meta.is_dir() { "/" } else { "" };
         let size = if meta.is_dir() {
             "-".to_string()
@@ -383,6 +401,12 @@ fn listing(entries: &[(String, std::fs::Metadata)], url_path: &str, head: bool) 
             "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>{size}</td><td>{date}</td></tr>",
             html_escape(&utf8_percent_encode(name, SEGMENT).to_string()),
             html_escape(name),
+        );
+    }
+    if l.truncated {
+        let _ = writeln!(
+            page,
+            "<tr><td colspan=\"3\">more than {MAX_LISTED} entries; the rest are not listed</td></tr>"
         );
     }
     page.push_str("</table>\n</body></html>\n");
