@@ -8,8 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::cli::{
-    BenchCommand, ChatCommand, ClassicArgs, Cli, Command, EndpointArg, FrameArgs, HttpCommand,
-    TimeCommand, TimeServeArgs,
+    BenchCommand, ChatCommand, ClassicArgs, Cli, Command, FrameArgs, HttpCommand, TimeCommand,
+    TimeServeArgs,
 };
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::UsageError;
@@ -137,10 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 http::get::run(cfg).await
             }
             HttpCommand::Serve(a) => {
-                let listen = a.listen.endpoint.clone();
-                if listen.transport() == Transport::Udp {
-                    return Err(UsageError("http needs a tcp or unix endpoint".into()).into());
-                }
+                let listen = stream_endpoint(a.listen.endpoint.clone(), "http serve")?;
                 let cfg = Arc::new(http::Config {
                     root: a.dir,
                     body: a.body,
@@ -193,10 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(chat::peer::run(&cfg, socket).await?)
             }
             Some(ChatCommand::Serve(a)) => {
-                let endpoint = usage(a.endpoint.with_udp(false))?;
-                if endpoint.transport() == Transport::Udp {
-                    return Err(UsageError("chat serve needs tcp or unix".into()).into());
-                }
+                let endpoint = stream_endpoint(usage(a.endpoint.with_udp(false))?, "chat serve")?;
                 if !(a.rate.is_finite() && a.rate >= 0.0 && a.burst.is_finite() && a.burst >= 1.0) {
                     return Err(UsageError(
                         "--rate must be 0 or more and --burst at least 1".into(),
@@ -241,7 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 BenchCommand::Echo(a) => {
                     check_bench(a.connections, &[a.duration.0])?;
                     let cfg = bench::echo::Config {
-                        endpoint: stream_endpoint(&a.endpoint)?,
+                        endpoint: stream_endpoint(a.endpoint.endpoint.clone(), "bench echo")?,
                         connections: a.connections,
                         duration: a.duration.0,
                         size: a.size.0,
@@ -257,7 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         return Err(UsageError("--rate must be above 0".into()).into());
                     }
                     let cfg = bench::fanout::Config {
-                        endpoint: stream_endpoint(&a.endpoint)?,
+                        endpoint: stream_endpoint(a.endpoint.endpoint.clone(), "bench fanout")?,
                         subscribers: a.subscribers,
                         messages: a.messages,
                         rate: a.rate,
@@ -407,13 +401,12 @@ fn check_bench(loops: usize, durations: &[Duration]) -> Result<(), UsageError> {
     Ok(())
 }
 
-fn stream_endpoint(arg: &EndpointArg) -> Result<Endpoint, UsageError> {
-    if arg.endpoint.transport() == Transport::Udp {
-        return Err(UsageError(
-            "this load generator needs a stream endpoint (tcp or unix)".into(),
-        ));
+/// `ep` if it is a stream endpoint; `who` names the command for the error.
+fn stream_endpoint(ep: Endpoint, who: &str) -> Result<Endpoint, UsageError> {
+    if ep.transport() == Transport::Udp {
+        return Err(UsageError(format!("{who} needs a tcp or unix endpoint")));
     }
-    Ok(arg.endpoint.clone())
+    Ok(ep)
 }
 
 /// Turns a flag combination error into a usage error (exit 2).

@@ -73,17 +73,6 @@ pub async fn bind(ep: &Endpoint) -> io::Result<Bound> {
     }
 }
 
-/// Binds a stream endpoint, failing clearly when given a UDP one.
-pub async fn bind_stream(ep: &Endpoint) -> io::Result<Listener> {
-    match bind(ep).await? {
-        Bound::Stream(l) => Ok(l),
-        Bound::Datagram(_) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "expected a stream endpoint, got udp",
-        )),
-    }
-}
-
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
