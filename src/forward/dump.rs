@@ -1,14 +1,21 @@
 //! `--hex-dump`: every relayed chunk as offset / hex / ASCII lines under a
 //! header naming the connection and direction, like `ncat --hex-dump` or
-//! `socat -x`. A chunk is formatted whole and written with one call under a
-//! lock, so chunks never interleave, and it is written before the chunk is
-//! forwarded, so the dump's order is the relay's order.
+//! `socat -x`. A chunk is formatted whole and written before it is
+//! forwarded, by one thread that takes chunks in order, so chunks never
+//! interleave and the dump's order is the relay's order. The writes block
+//! on a slow reader of stderr or a slow disk, which is why they happen on
+//! a thread of their own: a stalled dump then slows the dumped connections,
+//! which wait for their chunk to be written, and nothing else.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Chunks from different connections waiting for the writer thread.
+const QUEUED_CHUNKS: usize = 16;
 
 /// Which way a chunk went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +35,19 @@ impl Direction {
     }
 }
 
+/// A formatted chunk, and who to tell once it is written.
+type Job = (String, oneshot::Sender<()>);
+
 /// Where dumps go: stderr or a file, shared by all connections.
 pub struct Dumper {
-    out: Mutex<Box<dyn Write + Send>>,
+    /// The writer thread ends when this goes.
+    queue: mpsc::Sender<Job>,
 }
 
 impl Dumper {
     /// Dumps to stderr.
-    pub fn stderr() -> Self {
-        Dumper {
-            out: Mutex::new(Box::new(io::stderr())),
-        }
+    pub fn stderr() -> io::Result<Self> {
+        Self::to(Box::new(io::stderr()))
     }
 
     /// Dumps to a file, created or truncated, then appended to: two relays
@@ -46,18 +55,31 @@ impl Dumper {
     pub fn file(path: &Path) -> io::Result<Self> {
         File::create(path)?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        Ok(Dumper {
-            out: Mutex::new(Box::new(file)),
-        })
+        Self::to(Box::new(file))
+    }
+
+    fn to(mut out: Box<dyn Write + Send>) -> io::Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED_CHUNKS);
+        std::thread::Builder::new()
+            .name("hex-dump".into())
+            .spawn(move || {
+                while let Some((text, written)) = rx.blocking_recv() {
+                    // A dump that cannot be written must not break the relay.
+                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    let _ = written.send(());
+                }
+            })?;
+        Ok(Dumper { queue: tx })
     }
 
     /// Records one chunk that starts `offset` bytes into its direction's
-    /// stream.
-    pub fn chunk(&self, conn: u64, dir: Direction, offset: u64, data: &[u8]) {
+    /// stream; returns once it is written.
+    pub async fn chunk(&self, conn: u64, dir: Direction, offset: u64, data: &[u8]) {
         let text = format_chunk(conn, dir, offset, data);
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        // A dump that cannot be written must not break the relay itself.
-        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        let (written, done) = oneshot::channel();
+        if self.queue.send((text, written)).await.is_ok() {
+            let _ = done.await;
+        }
     }
 }
 
@@ -106,13 +128,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn two_dumpers_on_one_file_both_keep_their_chunks() {
+    #[tokio::test]
+    async fn two_dumpers_on_one_file_both_keep_their_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dump.txt");
         let (a, b) = (Dumper::file(&path).unwrap(), Dumper::file(&path).unwrap());
-        a.chunk(1, Direction::Up, 0, b"first");
-        b.chunk(1, Direction::Up, 0, b"second");
+        a.chunk(1, Direction::Up, 0, b"first").await;
+        b.chunk(1, Direction::Up, 0, b"second").await;
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.contains("|first|") && text.contains("|second|"),

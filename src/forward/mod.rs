@@ -153,7 +153,7 @@ impl Relay {
     fn new(cfg: &Config) -> io::Result<Relay> {
         let dump = match &cfg.dump {
             DumpTo::Off => None,
-            DumpTo::Stderr => Some(Arc::new(Dumper::stderr())),
+            DumpTo::Stderr => Some(Arc::new(Dumper::stderr()?)),
             DumpTo::File(path) => Some(Arc::new(Dumper::file(path).map_err(|e| {
                 io::Error::new(e.kind(), format!("dump file {}: {e}", path.display()))
             })?)),

@@ -224,7 +224,7 @@ async fn copy(
             return to.shutdown_write();
         }
         if let Some(d) = dump {
-            d.chunk(conn, dir, offset, &buf[..n]);
+            d.chunk(conn, dir, offset, &buf[..n]).await;
         }
         // Counted as it leaves, so a slow reader that keeps taking bytes is
         // not mistaken for an idle connection.
