@@ -540,6 +540,35 @@ print("ok" if ok else "mixed")
 }
 
 #[test]
+fn udp_sessions_are_capped_by_max_conns() {
+    let e = echo(&["--udp"]);
+    let r = relay(&[e.hostport()], &["--udp", "--max-conns", "1"]);
+    let got = python(
+        r#"
+import socket, sys
+addr = ("127.0.0.1", int(sys.argv[1]))
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.settimeout(10)
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.settimeout(1)
+a.sendto(b"first", addr)
+print(a.recv(100).decode())
+b.sendto(b"second", addr)
+try:
+    print(b.recv(100).decode())
+except socket.timeout:
+    print("dropped")
+a.sendto(b"again", addr)
+print(a.recv(100).decode())
+"#,
+        &[&r.port().to_string()],
+    );
+    assert_eq!(
+        got.split_whitespace().collect::<Vec<_>>(),
+        ["first", "dropped", "again"]
+    );
+    r.wait_for_log("udp session limit reached");
+}
+
+#[test]
 fn relaying_goes_on_when_nobody_reads_the_logs() {
     let e = echo(&[]);
     let mut child = sockit()
