@@ -466,6 +466,34 @@ c.close()
 }
 
 #[test]
+fn get_gives_up_on_a_silent_server_after_its_timeout() {
+    // Accepts, reads the request, never answers.
+    let py = PyServer::start(
+        r#"
+import socket, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+c, _ = srv.accept()
+c.recv(4096)
+time.sleep(60)
+"#,
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let out = get(
+        &["--timeout", "1", &format!("http://127.0.0.1:{}/", py.port)],
+        &std::env::temp_dir(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("timed out"), "{}", stderr_of(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn get_verifies_https_and_trusts_a_private_ca_with_cacert() {
     let dir = tempdir();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
