@@ -4,7 +4,7 @@
 //! (`sockit chat serve`, `ncat --chat`) or RESP (`--redis`).
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -113,6 +113,9 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     let base = Instant::now();
     let expected = cfg.messages as u64;
     let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
+    // One histogram for all: a thousand of them would each fault in a
+    // couple of hundred KiB on the core being measured.
+    let hist = Arc::new(Mutex::new(stats::new_histogram()));
     let mut subs = JoinSet::new();
     for _ in 0..cfg.subscribers {
         let mut s = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
@@ -120,7 +123,7 @@ async fn measure(cfg: Config) -> io::Result<Report> {
             s.write_all(format!("SUBSCRIBE {CHANNEL}\r\n").as_bytes())
                 .await?;
         }
-        subs.spawn(subscribe(s, base, expected, synced.clone()));
+        subs.spawn(subscribe(s, base, expected, synced.clone(), hist.clone()));
     }
     let publisher = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
     let (mut pub_rd, mut pub_wr) = tokio::io::split(publisher);
@@ -131,7 +134,7 @@ async fn measure(cfg: Config) -> io::Result<Report> {
         while pub_rd.read(&mut sink).await.unwrap_or(0) > 0 {}
     });
     let msg = |seq: u64| {
-        let token = format!("{CHANNEL}:{seq}:{}", base.elapsed().as_nanos());
+        let token = format!("{CHANNEL}:{seq}:{}", base.elapsed().as_micros());
         if cfg.redis {
             format!("PUBLISH {CHANNEL} {token}\r\n")
         } else {
@@ -172,18 +175,22 @@ async fn measure(cfg: Config) -> io::Result<Report> {
         pub_wr.write_all(msg(seq).as_bytes()).await?;
     }
     pub_wr.flush().await?;
-    let mut hist: Histogram<u64> = stats::new_histogram();
     let mut delivered = 0;
     let mut last = start;
+    // Subscribers that are done keep their connections until all are, so
+    // a server is timed on deliveries, not on tearing down early finishers
+    // while others still wait.
+    let mut done = Vec::with_capacity(cfg.subscribers);
     while let Some(res) = subs.join_next().await {
-        let (h, n, at) = res.map_err(io::Error::other)?;
-        hist.add(&h).map_err(|e| io::Error::other(e.to_string()))?;
+        let (n, at, stream) = res.map_err(io::Error::other)?;
         delivered += n;
         last = last.max(at);
+        done.push(stream);
     }
     drain.abort();
+    drop(done);
     let secs = (last.saturating_sub(start)).as_secs_f64().max(1e-9);
-    let (p50_ms, p99_ms, max_ms) = stats::latency_ms(&hist);
+    let (p50_ms, p99_ms, max_ms) = stats::latency_ms(&lock(&hist));
     Ok(Report {
         target: cfg.endpoint.to_string(),
         subscribers: cfg.subscribers,
@@ -197,18 +204,22 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     })
 }
 
+fn lock(hist: &Mutex<Histogram<u64>>) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+    hist.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Reads until all `expected` messages arrived or the grace period after
-/// the last one passes; returns latencies, count and the last receipt time.
+/// the last one passes, recording latencies into `hist`; returns the count,
+/// the last receipt time and the still open stream.
 async fn subscribe(
     stream: Stream,
     base: Instant,
     expected: u64,
     synced: Arc<(AtomicUsize, Notify)>,
-) -> (Histogram<u64>, u64, Duration) {
-    let mut hist = stats::new_histogram();
+    hist: Arc<Mutex<Histogram<u64>>>,
+) -> (u64, Duration, Stream) {
     let mut got = 0;
     let mut last = Duration::ZERO;
-    let marker = format!("{CHANNEL}:");
     let mut in_sync = false;
     // The generator must cost less per delivery than the servers it
     // measures, or every server shows the generator's latency: so one
@@ -227,21 +238,26 @@ async fn subscribe(
         let now = base.elapsed();
         let end = filled + n;
         let mut start = 0;
-        while let Some(pos) = buf[start..end].iter().position(|&b| b == b'\n') {
+        // All subscribers share one thread, so this lock is never contended.
+        let mut latencies = lock(&hist);
+        while let Some(pos) = memchr::memchr(b'\n', &buf[start..end]) {
             let line = &buf[start..start + pos];
             start += pos + 1;
             if std::mem::take(&mut skipping) {
                 continue;
             }
-            match parse_token(line, &marker) {
+            match parse_token(line) {
                 Some((0, _)) if !in_sync => {
                     in_sync = true;
                     synced.0.fetch_add(1, Ordering::AcqRel);
                     synced.1.notify_waiters();
                 }
                 Some((0, _)) => {}
-                Some((_, nanos)) => {
-                    stats::record(&mut hist, now.saturating_sub(Duration::from_nanos(nanos)));
+                Some((_, micros)) => {
+                    stats::record(
+                        &mut latencies,
+                        now.saturating_sub(Duration::from_micros(micros)),
+                    );
                     got += 1;
                     last = now;
                     if got == expected {
@@ -262,17 +278,39 @@ async fn subscribe(
             }
         }
     }
-    (hist, got, last)
+    (got, last, stream)
 }
 
-/// The sequence number and send time in a line carrying `marker`.
-fn parse_token(line: &[u8], marker: &str) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(line).ok()?;
-    let at = text.find(marker)?;
-    let mut parts = text[at + marker.len()..].trim_end().split(':');
-    let seq = parts.next()?.parse().ok()?;
-    let nanos = parts.next()?.trim().parse().ok()?;
-    Some((seq, nanos))
+/// The sequence number and send time that end a line carrying a token
+/// (`… fanout:SEQ:MICROS`, maybe with the CR of RESP). Read from the end and
+/// as bytes: this runs once per delivery, on the core being measured.
+fn parse_token(line: &[u8]) -> Option<(u64, u64)> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let colon = memchr::memrchr(b':', line)?;
+    let micros = number(&line[colon + 1..])?;
+    let head = &line[..colon];
+    let colon = memchr::memrchr(b':', head)?;
+    let seq = number(&head[colon + 1..])?;
+    head[..colon]
+        .ends_with(CHANNEL.as_bytes())
+        .then_some((seq, micros))
+}
+
+/// A decimal `u64` that is nothing but digits (at most 19, so it cannot
+/// overflow).
+fn number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut n = 0;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
 }
 
 #[cfg(test)]
@@ -281,13 +319,17 @@ mod tests {
 
     #[test]
     fn tokens_are_found_in_chat_and_resp_lines() {
-        let m = "fanout:";
         assert_eq!(
-            parse_token(b"[12:00:00] <guest-1> fanout:7:123", m),
+            parse_token(b"[12:00:00] <guest-1> fanout:7:123"),
             Some((7, 123))
         );
-        assert_eq!(parse_token(b"fanout:0:9\r", m), Some((0, 9)));
-        assert_eq!(parse_token(b"<user3> hello", m), None);
-        assert_eq!(parse_token(b"fanout:x:1", m), None);
+        assert_eq!(parse_token(b"<user5> fanout:7:123"), Some((7, 123)));
+        assert_eq!(parse_token(b"fanout:0:9\r"), Some((0, 9)));
+        assert_eq!(parse_token(b"<user3> hello"), None);
+        assert_eq!(parse_token(b"fanout:x:1"), None);
+        assert_eq!(parse_token(b"fanout:1:2x"), None);
+        assert_eq!(parse_token(b"[12:00:00] <guest-1> 7:123"), None);
+        assert_eq!(parse_token(b"fanout:1:99999999999999999999"), None);
+        assert_eq!(parse_token(b"fanout\r"), None);
     }
 }
