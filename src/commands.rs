@@ -203,7 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_clients: a.max_clients,
                     rate: a.rate,
                     burst: a.burst,
-                    outbox: chat::OUTBOX_DEPTH,
+                    outbox: chat::OUTBOX_BYTES,
                 });
                 serve_one(&endpoint, a.drain_timeout.0, |b, sd| {
                     chat::run_bound(cfg, b, sd)

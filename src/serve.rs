@@ -456,7 +456,7 @@ impl SuiteConfig {
                 max_clients: c.max_clients.get(),
                 rate: c.rate.max(0.0),
                 burst: c.burst.max(1.0),
-                outbox: chat::OUTBOX_DEPTH,
+                outbox: chat::OUTBOX_BYTES,
             };
             specs.push(spec("chat", c.listen.clone(), cfg, chat::run_bound));
         }

@@ -80,6 +80,29 @@ c.expect("<carol> hi dev")
 }
 
 #[test]
+fn a_burst_arrives_whole_in_order_with_its_replies_in_place() {
+    // Everything one read brings in goes to the room as one batch; commands
+    // inside the burst must still answer between the lines around them.
+    scenario(
+        &["--rate", "0"],
+        r##"
+a, b = C("alice"), C("bob")
+burst = "".join(f"line {i}\n" for i in range(3000))
+a.send_raw((burst + "/who\n" + "after who\n" + "/me is done\n").encode())
+for i in range(3000):
+    b.expect(f"<alice> line {i}")
+b.expect("<alice> after who")
+b.expect("* alice is done")
+a.expect("<alice> line 2999")
+a.expect("* in #lobby: alice, bob")
+a.expect("<alice> after who")
+said = [l.split("> ", 1)[1] for l in b.seen if "<alice> " in l]
+assert said == [f"line {i}" for i in range(3000)] + ["after who"], said[-3:]
+"##,
+    );
+}
+
+#[test]
 fn nc_clients_chat_and_leave_with_byebye() {
     let srv = Server::spawn(&["-v", "chat", "serve", ":0"]);
     let port = srv.port().to_string();

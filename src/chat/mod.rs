@@ -3,19 +3,19 @@
 //! this module runs one connection.
 
 pub mod client;
+pub mod outbox;
 pub mod peer;
 pub mod proto;
 pub mod room;
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncWriteExt, WriteHalf};
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
@@ -24,15 +24,20 @@ use crate::accept::{self, AcceptOptions};
 use crate::frame::{Line, TolerantLines};
 use crate::net::{Bound, Listener, Stream};
 use crate::shutdown::Shutdown;
+use outbox::Outgoing;
 use proto::Command;
-use room::{ClientId, Hub, Outgoing};
+use room::{ClientId, Hub, Said};
 
 /// Default longest line a client may send.
 pub const DEFAULT_MAX_LINE: usize = 4096;
 
-/// Lines a client may have waiting to be written before it counts as not
-/// reading and is disconnected.
-pub const OUTBOX_DEPTH: usize = 1024;
+/// Bytes a client may have waiting to be written before it counts as not
+/// reading and is disconnected (at least this, or 16 longest lines).
+pub const OUTBOX_BYTES: usize = 1 << 20;
+
+/// A burst of messages is sent to the room as one entry of at most about
+/// this many bytes, so one entry stays a modest share of the outbox.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// How long a leaving client's last lines may take to flush.
 const FAREWELL_FLUSH: Duration = Duration::from_secs(1);
@@ -50,7 +55,7 @@ pub struct Config {
     pub rate: f64,
     /// Lines a client may send in a burst.
     pub burst: f64,
-    /// Outbound lines queued per client before it is disconnected.
+    /// Outbound bytes queued per client before it is disconnected.
     pub outbox: usize,
 }
 
@@ -62,7 +67,7 @@ impl Default for Config {
             max_clients: 10_000,
             rate: 20.0,
             burst: 50.0,
-            outbox: OUTBOX_DEPTH,
+            outbox: OUTBOX_BYTES,
         }
     }
 }
@@ -91,7 +96,9 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
 
 async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()> {
     let (rd, mut wr) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel::<Outgoing>(cfg.outbox);
+    // A single line must always fit, whatever --max-line says.
+    let limit = cfg.outbox.max(16 * (cfg.max_line + 128));
+    let (tx, rx) = outbox::channel(limit);
     let kick = CancellationToken::new();
     let Ok((id, nick)) = hub.enter(tx, kick.clone()) else {
         let line = format!(
@@ -130,30 +137,41 @@ enum End {
     Kicked,
 }
 
-/// Writes queued lines, as many per syscall as are waiting.
-async fn write_lines(
-    mut wr: WriteHalf<Stream>,
-    mut rx: mpsc::Receiver<Outgoing>,
-) -> io::Result<()> {
-    // Grown on first use: an idle client holds no write buffer.
-    let mut buf = Vec::new();
-    while let Some(line) = rx.recv().await {
-        push_line(&mut buf, &line);
-        while let Ok(more) = rx.try_recv() {
-            push_line(&mut buf, &more);
-            if buf.len() > 64 * 1024 {
-                break;
-            }
+/// Writes queued entries, as many per syscall as are waiting, straight from
+/// the shared buffers: no copy per listener, and an idle client holds no
+/// write buffer.
+async fn write_lines(mut wr: WriteHalf<Stream>, mut rx: outbox::Receiver) -> io::Result<()> {
+    let mut entries = Vec::new();
+    while let Some(first) = rx.recv().await {
+        entries.push(first);
+        while entries.len() < MAX_IOV {
+            let Some(more) = rx.try_recv() else { break };
+            entries.push(more);
         }
-        wr.write_all(&buf).await?;
-        buf.clear();
+        write_all_vectored(&mut wr, &entries).await?;
+        entries.clear();
+        rx.written();
     }
     wr.shutdown().await
 }
 
-fn push_line(buf: &mut Vec<u8>, line: &str) {
-    buf.extend_from_slice(line.as_bytes());
-    buf.push(b'\n');
+/// Most entries gathered into one write.
+const MAX_IOV: usize = 64;
+
+async fn write_all_vectored(wr: &mut WriteHalf<Stream>, entries: &[Outgoing]) -> io::Result<()> {
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+    for (slot, entry) in iov.iter_mut().zip(entries) {
+        *slot = IoSlice::new(entry.as_bytes());
+    }
+    let mut left = &mut iov[..entries.len()];
+    while !left.is_empty() {
+        let n = wr.write_vectored(left).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut left, n);
+    }
+    Ok(())
 }
 
 async fn read_lines(
@@ -166,10 +184,20 @@ async fn read_lines(
     // would otherwise hold 80 MB of empty buffers.
     let mut lines = FramedRead::with_capacity(rd, TolerantLines::new(cfg.max_line), 0);
     let mut bucket = Bucket::new(cfg.rate, cfg.burst);
-    while let Some(line) = lines.next().await {
-        let text = match line? {
+    let mut burst = Burst::default();
+    loop {
+        let line = match next_line(&mut lines, &mut burst, hub, id).await {
+            Some(Ok(line)) => line,
+            Some(Err(err)) => {
+                burst.flush(hub, id);
+                return Err(err);
+            }
+            None => break,
+        };
+        let text = match line {
             Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Line::TooLong => {
+                burst.flush(hub, id);
                 hub.notice(
                     id,
                     &format!("! line too long (max {} bytes), not sent", cfg.max_line),
@@ -183,35 +211,99 @@ async fn read_lines(
         match bucket.take() {
             Take::Ok => {}
             Take::FirstDrop => {
+                burst.flush(hub, id);
                 hub.notice(id, "! slow down: lines are being dropped");
                 continue;
             }
             Take::Drop => continue,
         }
         match proto::parse(&text) {
-            Ok(Command::Quit) => {
-                hub.notice(id, "* bye");
-                return Ok(());
+            Ok(Command::Say(text)) => burst.push(
+                hub,
+                id,
+                Said {
+                    text,
+                    action: false,
+                },
+            ),
+            Ok(Command::Me(text)) => burst.push(hub, id, Said { text, action: true }),
+            parsed => {
+                // Replies and room lines keep the order they were typed in.
+                burst.flush(hub, id);
+                match parsed {
+                    Ok(Command::Quit) => {
+                        hub.notice(id, "* bye");
+                        return Ok(());
+                    }
+                    Ok(cmd) => run_command(hub, id, cmd),
+                    Err(e) => hub.notice(id, &format!("! {e}")),
+                }
             }
-            Ok(cmd) => run_command(hub, id, cmd),
-            Err(e) => hub.notice(id, &format!("! {e}")),
         }
     }
+    burst.flush(hub, id);
     Ok(())
 }
 
+/// The next line from the client. Messages gather in `burst` while more
+/// input is at hand and go to the room before the reader waits.
+async fn next_line(
+    lines: &mut FramedRead<tokio::io::ReadHalf<Stream>, TolerantLines>,
+    burst: &mut Burst,
+    hub: &Hub,
+    id: ClientId,
+) -> Option<io::Result<Line>> {
+    if let Some(next) = lines.next().now_or_never() {
+        return next;
+    }
+    if !burst.is_empty() {
+        // Let the runtime poll for I/O once first: lines the client is
+        // still writing then join this burst instead of costing every
+        // listener another write (Redis likewise writes replies only once
+        // an event-loop pass is done).
+        tokio::task::yield_now().await;
+        if let Some(next) = lines.next().now_or_never() {
+            return next;
+        }
+        burst.flush(hub, id);
+    }
+    lines.next().await
+}
+
+/// Messages read but not yet sent to the room.
+#[derive(Default)]
+struct Burst {
+    said: Vec<Said>,
+    bytes: usize,
+}
+
+impl Burst {
+    fn is_empty(&self) -> bool {
+        self.said.is_empty()
+    }
+
+    fn push(&mut self, hub: &Hub, id: ClientId, said: Said) {
+        self.bytes += said.text.len();
+        self.said.push(said);
+        if self.bytes >= BATCH_BYTES {
+            self.flush(hub, id);
+        }
+    }
+
+    fn flush(&mut self, hub: &Hub, id: ClientId) {
+        if !self.said.is_empty() {
+            hub.say(id, &self.said);
+            self.said.clear();
+            self.bytes = 0;
+        }
+    }
+}
+
+/// A command other than a message or `/quit`.
 fn run_command(hub: &Hub, id: ClientId, cmd: Command) {
     let res = match cmd {
         Command::Nick(nick) => hub.rename(id, &nick),
         Command::Msg(to, text) => hub.private(id, &to, &text),
-        Command::Say(text) => {
-            hub.say(id, &text, false);
-            Ok(())
-        }
-        Command::Me(action) => {
-            hub.say(id, &action, true);
-            Ok(())
-        }
         Command::Join(room) => {
             hub.join(id, &room);
             Ok(())
@@ -230,7 +322,8 @@ fn run_command(hub: &Hub, id: ClientId, cmd: Command) {
             }
             Ok(())
         }
-        Command::Quit => Ok(()),
+        // The reader handles these itself.
+        Command::Say(_) | Command::Me(_) | Command::Quit => Ok(()),
     };
     if let Err(e) = res {
         hub.notice(id, &format!("! {e}"));

@@ -6,18 +6,25 @@
 //! would only add cost (mini-redis db.rs makes the same choice).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::fmt::Write;
+use std::sync::Mutex;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::outbox::{self, Outgoing};
 use super::proto::ProtoError;
 
 /// Identifies one connection.
 pub type ClientId = u64;
 
-/// One rendered line on its way to a client.
-pub type Outgoing = Arc<str>;
+/// A plain message or a `/me` action, before it is stamped and rendered.
+#[derive(Debug)]
+pub struct Said {
+    /// What was typed.
+    pub text: String,
+    /// `/me`: rendered as `* nick text`.
+    pub action: bool,
+}
 
 /// The room everyone starts in.
 pub const LOBBY: &str = "lobby";
@@ -30,7 +37,7 @@ pub const ANNOUNCE_LIMIT: usize = 200;
 struct Client {
     nick: String,
     room: String,
-    tx: mpsc::Sender<Outgoing>,
+    tx: outbox::Sender,
     kick: CancellationToken,
 }
 
@@ -80,7 +87,7 @@ impl Hub {
     /// drops the client for falling behind.
     pub fn enter(
         &self,
-        tx: mpsc::Sender<Outgoing>,
+        tx: outbox::Sender,
         kick: CancellationToken,
     ) -> Result<(ClientId, String), Full> {
         let mut st = self.lock();
@@ -133,29 +140,40 @@ impl Hub {
         self.settle(&mut st, dropped);
     }
 
-    /// A plain message (`text`) or an action (`/me`) to the sender's room.
-    pub fn say(&self, id: ClientId, text: &str, action: bool) {
-        let mut st = self.lock();
+    /// Plain messages and actions (`/me`) from one client to its room, in
+    /// order. They go out as one shared entry: a burst read in one go costs
+    /// each listener one queue entry and one write, not one per line.
+    pub fn say(&self, id: ClientId, said: &[Said]) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(c) = st.clients.get(&id) else { return };
-        let stamp = chrono::Local::now().format("%H:%M:%S");
-        let line = if action {
-            format!("[{stamp}] * {} {text}", c.nick)
-        } else {
-            format!("[{stamp}] <{}> {text}", c.nick)
+        let Some(r) = st.rooms.get_mut(&c.room) else {
+            return;
         };
-        let room = c.room.clone();
-        let line: Outgoing = line.into();
-        if let Some(r) = st.rooms.get_mut(&room) {
-            if self.history > 0 {
+        let stamp = chrono::Local::now().format("%H:%M:%S").to_string();
+        let mut batch = String::new();
+        let kept_from = said.len().saturating_sub(self.history);
+        for (i, s) in said.iter().enumerate() {
+            let start = batch.len();
+            let _ = if s.action {
+                writeln!(batch, "[{stamp}] * {} {}", c.nick, s.text)
+            } else {
+                writeln!(batch, "[{stamp}] <{}> {}", c.nick, s.text)
+            };
+            if i >= kept_from {
                 if r.history.len() == self.history {
                     r.history.pop_front();
                 }
-                r.history.push_back(line.clone());
+                r.history.push_back(batch[start..].into());
             }
         }
+        if batch.is_empty() {
+            return;
+        }
+        let room = c.room.clone();
         let mut dropped = Vec::new();
-        broadcast_line(&mut st, &room, &line, &mut dropped);
-        self.settle(&mut st, dropped);
+        broadcast_line(st, &room, &batch.into(), &mut dropped);
+        self.settle(st, dropped);
     }
 
     /// Changes a client's nick if it is free.
@@ -282,9 +300,9 @@ impl Hub {
         let nick = c.nick.clone();
         let r = st.rooms.entry(room.to_string()).or_default();
         r.members.insert(id);
-        let history: Vec<Outgoing> = r.history.iter().cloned().collect();
-        for line in &history {
-            send_line(st, id, line, dropped);
+        if !r.history.is_empty() {
+            let replay: String = r.history.iter().map(|l| &**l).collect();
+            send_line(st, id, &replay.into(), dropped);
         }
         announce(
             st,
@@ -326,14 +344,22 @@ fn leave_room(st: &mut State, id: ClientId, room: &str) {
 }
 
 fn send(st: &mut State, id: ClientId, line: &str, dropped: &mut Vec<ClientId>) {
-    send_line(st, id, &Outgoing::from(line), dropped);
+    send_line(st, id, &rendered(line), dropped);
+}
+
+/// A line as it goes on the wire.
+fn rendered(text: &str) -> Outgoing {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    line.into()
 }
 
 fn send_line(st: &mut State, id: ClientId, line: &Outgoing, dropped: &mut Vec<ClientId>) {
     if let Some(c) = st.clients.get(&id) {
         // A full queue means the client stopped reading: it is dropped
         // rather than allowed to stall the room or grow memory.
-        if c.tx.try_send(line.clone()).is_err() {
+        if c.tx.send(line).is_err() {
             dropped.push(id);
         }
     }
@@ -357,14 +383,14 @@ fn announce(
 }
 
 fn broadcast(st: &mut State, room: &str, line: &str, dropped: &mut Vec<ClientId>) {
-    broadcast_line(st, room, &Outgoing::from(line), dropped);
+    broadcast_line(st, room, &rendered(line), dropped);
 }
 
 fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, dropped: &mut Vec<ClientId>) {
     let Some(r) = st.rooms.get(room) else { return };
     for id in &r.members {
         if let Some(c) = st.clients.get(id) {
-            if c.tx.try_send(line.clone()).is_err() {
+            if c.tx.send(line).is_err() {
                 dropped.push(*id);
             }
         }
@@ -375,14 +401,28 @@ fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, dropped: &mut Vec
 mod tests {
     use super::*;
 
-    fn client(hub: &Hub) -> (ClientId, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(ANNOUNCE_LIMIT * 4);
+    fn client(hub: &Hub) -> (ClientId, outbox::Receiver) {
+        let (tx, rx) = outbox::channel(1 << 20);
         let (id, _) = hub.enter(tx, CancellationToken::new()).unwrap();
         (id, rx)
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
-        std::iter::from_fn(|| rx.try_recv().ok().map(|l| l.to_string())).collect()
+    /// Every line queued so far, batches split up.
+    fn drain(rx: &mut outbox::Receiver) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv())
+            .flat_map(|batch| batch.lines().map(String::from).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn say(hub: &Hub, id: ClientId, texts: &[&str]) {
+        let said: Vec<Said> = texts
+            .iter()
+            .map(|t| Said {
+                text: t.to_string(),
+                action: false,
+            })
+            .collect();
+        hub.say(id, &said);
     }
 
     #[test]
@@ -414,12 +454,12 @@ mod tests {
     #[test]
     fn a_full_queue_disconnects_only_that_client() {
         let hub = Hub::new(0, 10);
-        let (tx, _never_read) = mpsc::channel(4);
+        let (tx, _never_read) = outbox::channel(1024);
         let kick = CancellationToken::new();
         let (slow, _) = hub.enter(tx, kick.clone()).unwrap();
         let (talker, mut rx) = client(&hub);
         for i in 0..10 {
-            hub.say(talker, &format!("line {i}"), false);
+            say(&hub, talker, &[&format!("line {i}")]);
         }
         assert!(kick.is_cancelled());
         let seen = drain(&mut rx);
@@ -428,5 +468,27 @@ mod tests {
             seen.iter()
                 .any(|l| l.contains(&format!("guest-{slow} left #lobby (too slow)")))
         );
+    }
+
+    #[test]
+    fn a_burst_goes_out_as_one_entry_and_history_keeps_its_tail() {
+        let hub = Hub::new(2, 10);
+        let (talker, _) = client(&hub);
+        let (_, mut rx) = client(&hub);
+        drain(&mut rx);
+        say(&hub, talker, &["one", "two", "three"]);
+        let entry = rx.try_recv().expect("the burst");
+        assert!(rx.try_recv().is_none(), "one entry for the whole burst");
+        let lines: Vec<&str> = entry.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("<guest-1> one") && lines[2].ends_with("<guest-1> three"));
+        let (_, mut late) = client(&hub);
+        let replay = drain(&mut late);
+        let said: Vec<&str> = replay
+            .iter()
+            .filter(|l| l.contains("<guest-1>"))
+            .map(|l| &l[11..])
+            .collect();
+        assert_eq!(said, ["<guest-1> two", "<guest-1> three"]);
     }
 }
