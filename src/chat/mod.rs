@@ -18,6 +18,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
@@ -109,12 +110,14 @@ async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()>
         return wr.shutdown().await;
     };
     tracing::debug!(%nick, "joined");
-    let writer = write_lines(wr, rx);
-    tokio::pin!(writer);
+    // Its own task: a fan-out wakes a thousand writers, and each wake-up
+    // should cost a write, not also a poll of the reader and the kick.
+    // Dropping the handle (the server shutting down) stops it.
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_lines(wr, rx)));
     let reader = read_lines(rd, cfg, hub, id);
     let end = tokio::select! {
         res = reader => End::Reader(res),
-        res = &mut writer => End::Writer(res),
+        res = &mut writer => End::Writer(res.unwrap_or_else(|e| Err(io::Error::other(e)))),
         () = kick.cancelled() => End::Kicked,
     };
     hub.leave(id);
