@@ -309,6 +309,24 @@ srv.serve_forever()
     )
 }
 
+/// A raw socket server that accepts one connection, reads the request and
+/// then runs `then` (Python, with the connection as `c`).
+fn one_request_server(then: &str) -> PyServer {
+    PyServer::start(
+        &format!(
+            r#"
+import socket, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+c, _ = srv.accept()
+c.recv(4096)
+{then}
+"#
+        ),
+        &[],
+    )
+}
+
 fn get(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
     run(
         sockit().current_dir(cwd).args(["http", "get"]).args(args),
@@ -444,18 +462,10 @@ fn get_downloads_exactly_names_files_follows_redirects_and_fails_on_404() {
 #[test]
 fn get_takes_a_body_that_ends_when_the_server_closes() {
     // The textbook hello-world server: no Content-Length, then close.
-    let py = PyServer::start(
-        r#"
-import socket
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
-print(srv.getsockname()[1], flush=True)
-c, _ = srv.accept()
-c.recv(4096)
-c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nHello World! ")
+    let py = one_request_server(
+        r#"c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nHello World! ")
 c.sendall(b"and the rest")
-c.close()
-"#,
-        &[],
+c.close()"#,
     );
     let out = get(
         &[&format!("http://127.0.0.1:{}/", py.port)],
@@ -468,17 +478,7 @@ c.close()
 #[test]
 fn get_gives_up_on_a_silent_server_after_its_timeout() {
     // Accepts, reads the request, never answers.
-    let py = PyServer::start(
-        r#"
-import socket, time
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
-print(srv.getsockname()[1], flush=True)
-c, _ = srv.accept()
-c.recv(4096)
-time.sleep(60)
-"#,
-        &[],
-    );
+    let py = one_request_server("time.sleep(60)");
     let started = std::time::Instant::now();
     let out = get(
         &["--timeout", "1", &format!("http://127.0.0.1:{}/", py.port)],

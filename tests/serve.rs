@@ -190,22 +190,17 @@ fn forward_rules_run_alongside_the_other_services() {
         expect_reply(&mut c, b"via serve", b"via serve");
     }
 
-    let err = config_error(
-        &dir,
-        "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = []\n",
-    );
-    assert!(
-        err.contains("line 3") && err.contains("at least one target"),
-        "{err}"
-    );
-    let err = config_error(
-        &dir,
-        "drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\ntargets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
-    );
-    assert!(
-        err.contains("line 3") && err.contains("congestion control nosuchalgo"),
-        "{err}"
-    );
+    for (rule, why) in [
+        ("targets = []\n", "at least one target"),
+        (
+            "targets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
+            "congestion control nosuchalgo",
+        ),
+    ] {
+        let text = format!("drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\n{rule}");
+        let err = config_error(&dir, &text);
+        assert!(err.contains("line 3") && err.contains(why), "{err}");
+    }
 }
 
 #[test]
