@@ -33,8 +33,11 @@ use room::{ClientId, Hub, Said};
 pub const DEFAULT_MAX_LINE: usize = 4096;
 
 /// Bytes a client may have waiting to be written before it counts as not
-/// reading and is disconnected (at least this, or 16 longest lines).
+/// reading and is disconnected (more if `--history` and `--max-line` need).
 pub const OUTBOX_BYTES: usize = 1 << 20;
+
+/// Unsent bytes the kernel may hold for one client.
+const UNSENT_LIMIT: u32 = 256 * 1024;
 
 /// A burst of messages is sent to the room as one entry of at most about
 /// this many bytes, so one entry stays a modest share of the outbox.
@@ -58,6 +61,15 @@ pub struct Config {
     pub burst: f64,
     /// Outbound bytes queued per client before it is disconnected.
     pub outbox: usize,
+}
+
+impl Config {
+    /// The outbound bound for one client: `outbox`, or more if a history
+    /// replay plus a few of the longest lines would not fit in it.
+    fn outbox_limit(&self) -> usize {
+        let line = self.max_line + 128;
+        self.outbox.max((self.history + 16).saturating_mul(line))
+    }
 }
 
 impl Default for Config {
@@ -96,10 +108,11 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
 }
 
 async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()> {
+    // Like a relay leg: what the kernel holds unsent for a client that
+    // stopped reading is capped too, so it is found behind sooner.
+    let _ = stream.limit_unsent(UNSENT_LIMIT);
     let (rd, mut wr) = tokio::io::split(stream);
-    // A single line must always fit, whatever --max-line says.
-    let limit = cfg.outbox.max(16 * (cfg.max_line + 128));
-    let (tx, rx) = outbox::channel(limit);
+    let (tx, rx) = outbox::channel(cfg.outbox_limit());
     let kick = CancellationToken::new();
     let Ok((id, nick)) = hub.enter(tx, kick.clone()) else {
         let line = format!(
@@ -200,11 +213,8 @@ async fn read_lines(
         let text = match line {
             Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Line::TooLong => {
-                burst.flush(hub, id);
-                hub.notice(
-                    id,
-                    &format!("! line too long (max {} bytes), not sent", cfg.max_line),
-                );
+                let why = format!("! line too long (max {} bytes), not sent", cfg.max_line);
+                burst.notice(hub, id, &why);
                 continue;
             }
         };
@@ -214,34 +224,18 @@ async fn read_lines(
         match bucket.take() {
             Take::Ok => {}
             Take::FirstDrop => {
-                burst.flush(hub, id);
-                hub.notice(id, "! slow down: lines are being dropped");
+                burst.notice(hub, id, "! slow down: lines are being dropped");
                 continue;
             }
             Take::Drop => continue,
         }
         match proto::parse(&text) {
-            Ok(Command::Say(text)) => burst.push(
-                hub,
-                id,
-                Said {
-                    text,
-                    action: false,
-                },
-            ),
-            Ok(Command::Me(text)) => burst.push(hub, id, Said { text, action: true }),
-            parsed => {
-                // Replies and room lines keep the order they were typed in.
-                burst.flush(hub, id);
-                match parsed {
-                    Ok(Command::Quit) => {
-                        hub.notice(id, "* bye");
-                        return Ok(());
-                    }
-                    Ok(cmd) => run_command(hub, id, cmd),
-                    Err(e) => hub.notice(id, &format!("! {e}")),
+            Ok(cmd) => {
+                if !run_command(hub, id, cmd, &mut burst) {
+                    return Ok(());
                 }
             }
+            Err(e) => burst.notice(hub, id, &format!("! {e}")),
         }
     }
     burst.flush(hub, id);
@@ -277,8 +271,13 @@ async fn next_line(
 #[derive(Default)]
 struct Burst {
     said: Vec<Said>,
+    /// About what the rendered batch will take: the text plus its stamp,
+    /// nick and bookkeeping, so a flood of one-letter lines is bounded too.
     bytes: usize,
 }
+
+/// What a message adds to its batch beyond its text.
+const LINE_COST: usize = 64;
 
 impl Burst {
     fn is_empty(&self) -> bool {
@@ -286,7 +285,7 @@ impl Burst {
     }
 
     fn push(&mut self, hub: &Hub, id: ClientId, said: Said) {
-        self.bytes += said.text.len();
+        self.bytes += said.text.len() + LINE_COST;
         self.said.push(said);
         if self.bytes >= BATCH_BYTES {
             self.flush(hub, id);
@@ -295,16 +294,46 @@ impl Burst {
 
     fn flush(&mut self, hub: &Hub, id: ClientId) {
         if !self.said.is_empty() {
-            hub.say(id, &self.said);
-            self.said.clear();
+            // Taken, not cleared: a flood must not leave its capacity behind.
+            hub.say(id, &std::mem::take(&mut self.said));
             self.bytes = 0;
         }
     }
+
+    /// A line to the client alone, after the messages it typed before it,
+    /// so replies and room lines keep the order they were typed in.
+    fn notice(&mut self, hub: &Hub, id: ClientId, line: &str) {
+        self.flush(hub, id);
+        hub.notice(id, line);
+    }
 }
 
-/// A command other than a message or `/quit`.
-fn run_command(hub: &Hub, id: ClientId, cmd: Command) {
+/// Runs one command; `false` once the client has said `/quit`.
+fn run_command(hub: &Hub, id: ClientId, cmd: Command, burst: &mut Burst) -> bool {
+    // Replies and room lines keep the order they were typed in.
+    if !matches!(cmd, Command::Say(_) | Command::Me(_)) {
+        burst.flush(hub, id);
+    }
     let res = match cmd {
+        Command::Say(text) => {
+            burst.push(
+                hub,
+                id,
+                Said {
+                    text,
+                    action: false,
+                },
+            );
+            Ok(())
+        }
+        Command::Me(text) => {
+            burst.push(hub, id, Said { text, action: true });
+            Ok(())
+        }
+        Command::Quit => {
+            hub.notice(id, "* bye");
+            return false;
+        }
         Command::Nick(nick) => hub.rename(id, &nick),
         Command::Msg(to, text) => hub.private(id, &to, &text),
         Command::Join(room) => {
@@ -325,12 +354,11 @@ fn run_command(hub: &Hub, id: ClientId, cmd: Command) {
             }
             Ok(())
         }
-        // The reader handles these itself.
-        Command::Say(_) | Command::Me(_) | Command::Quit => Ok(()),
     };
     if let Err(e) = res {
         hub.notice(id, &format!("! {e}"));
     }
+    true
 }
 
 /// Per-client flood control: `rate` lines per second on average, bursts of
@@ -403,6 +431,29 @@ mod tests {
             matches!(b.take(), Take::FirstDrop),
             "a new run of drops gets a notice"
         );
+    }
+
+    #[test]
+    fn a_flood_of_tiny_lines_makes_batches_a_listener_can_take() {
+        let hub = Hub::new(0, 10);
+        let (tx, mut listener) = outbox::channel(OUTBOX_BYTES);
+        let kick = CancellationToken::new();
+        hub.enter(tx, kick.clone()).unwrap();
+        let (tx, _talker_rx) = outbox::channel(usize::MAX);
+        let (talker, _) = hub.enter(tx, CancellationToken::new()).unwrap();
+        let mut burst = Burst::default();
+        for _ in 0..70_000 {
+            let said = Said {
+                text: "a".into(),
+                action: false,
+            };
+            burst.push(&hub, talker, said);
+            while let Some(entry) = listener.try_recv() {
+                assert!(entry.len() <= BATCH_BYTES, "{} bytes", entry.len());
+            }
+            listener.written();
+        }
+        assert!(!kick.is_cancelled(), "the listener kept up");
     }
 
     #[test]

@@ -167,9 +167,6 @@ impl Hub {
                 r.history.push_back(batch[start..].into());
             }
         }
-        if batch.is_empty() {
-            return;
-        }
         let room = c.room.clone();
         let mut dropped = Vec::new();
         broadcast_line(st, &room, &batch.into(), &mut dropped);
@@ -300,9 +297,11 @@ impl Hub {
         let nick = c.nick.clone();
         let r = st.rooms.entry(room.to_string()).or_default();
         r.members.insert(id);
-        if !r.history.is_empty() {
-            let replay: String = r.history.iter().map(|l| &**l).collect();
-            send_line(st, id, &replay.into(), dropped);
+        // Shared lines, one entry each: the writer gathers them into one
+        // write anyway.
+        let history: Vec<Outgoing> = r.history.iter().cloned().collect();
+        for line in &history {
+            send_line(st, id, line, dropped);
         }
         announce(
             st,
