@@ -344,6 +344,51 @@ impl Stream {
             Stream::Unix(s) => s.try_read(buf),
         }
     }
+
+    /// Writes what the socket takes now, without waiting; `WouldBlock` when
+    /// it is full, which also makes the next `ready` wait for room.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    /// `try_write` for several buffers in one syscall.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write_vectored(bufs),
+            Stream::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+}
+
+/// Reads through a shared reference (as `std` allows for `&TcpStream`), so
+/// one task can read a stream while others write to it.
+impl AsyncRead for &Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let stream: &Stream = self.get_mut();
+        loop {
+            let ready = match stream {
+                Stream::Tcp(s) => s.poll_read_ready(cx),
+                Stream::Unix(s) => s.poll_read_ready(cx),
+            };
+            std::task::ready!(ready)?;
+            // A WouldBlock clears the readiness, so the next poll waits.
+            match stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
 }
 
 impl std::os::fd::AsFd for Stream {

@@ -8,24 +8,22 @@ pub mod peer;
 pub mod proto;
 pub mod room;
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use futures_util::{FutureExt, StreamExt};
-use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
 use crate::frame::{Line, TolerantLines};
 use crate::net::{Bound, Listener, Stream};
 use crate::shutdown::Shutdown;
-use outbox::Outgoing;
+use outbox::Outbox;
 use proto::Command;
 use room::{ClientId, Hub, Said};
 
@@ -111,37 +109,33 @@ async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()>
     // Like a relay leg: what the kernel holds unsent for a client that
     // stopped reading is capped too, so it is found behind sooner.
     let _ = stream.limit_unsent(UNSENT_LIMIT);
-    let (rd, mut wr) = tokio::io::split(stream);
-    let (tx, rx) = outbox::channel(cfg.outbox_limit());
+    let stream = Arc::new(stream);
+    let out = Arc::new(Outbox::new(stream.clone(), cfg.outbox_limit()));
     let kick = CancellationToken::new();
-    let Ok((id, nick)) = hub.enter(tx, kick.clone()) else {
+    let Ok((id, nick)) = hub.enter(out.clone(), kick.clone()) else {
         let line = format!(
             "! server is full ({} clients), try again later\n",
             cfg.max_clients
         );
-        wr.write_all(line.as_bytes()).await?;
-        return wr.shutdown().await;
+        stream.write_all_shared(line.as_bytes(), |_| {}).await?;
+        return stream.shutdown_write();
     };
     tracing::debug!(%nick, "joined");
-    // Its own task: a fan-out wakes a thousand writers, and each wake-up
-    // should cost a write, not also a poll of the reader and the kick.
-    // Dropping the handle (the server shutting down) stops it.
-    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_lines(wr, rx)));
-    let reader = read_lines(rd, cfg, hub, id);
     let end = tokio::select! {
-        res = reader => End::Reader(res),
-        res = &mut writer => End::Writer(res.unwrap_or_else(|e| Err(io::Error::other(e)))),
+        res = read_lines(&stream, cfg, hub, id) => End::Reader(res),
+        err = out.write_when_full() => End::Writer(err),
         () = kick.cancelled() => End::Kicked,
     };
     hub.leave(id);
     match end {
-        // Leaving closed the outbox: give the writer a moment to flush what
-        // is queued (a goodbye, an error).
+        // What is still queued (a goodbye, an error) gets a moment to go.
         End::Reader(res) => {
-            let _ = tokio::time::timeout(FAREWELL_FLUSH, &mut writer).await;
+            if let Ok(Ok(())) = tokio::time::timeout(FAREWELL_FLUSH, out.drain()).await {
+                let _ = stream.shutdown_write();
+            }
             res
         }
-        End::Writer(res) => res,
+        End::Writer(err) => Err(err),
         End::Kicked => Ok(()),
     }
 }
@@ -149,53 +143,11 @@ async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()>
 /// How a connection ended.
 enum End {
     Reader(io::Result<()>),
-    Writer(io::Result<()>),
+    Writer(io::Error),
     Kicked,
 }
 
-/// Writes queued entries, as many per syscall as are waiting, straight from
-/// the shared buffers: no copy per listener, and an idle client holds no
-/// write buffer.
-async fn write_lines(mut wr: WriteHalf<Stream>, mut rx: outbox::Receiver) -> io::Result<()> {
-    let mut entries = Vec::new();
-    while let Some(first) = rx.recv().await {
-        entries.push(first);
-        while entries.len() < MAX_IOV {
-            let Some(more) = rx.try_recv() else { break };
-            entries.push(more);
-        }
-        write_all_vectored(&mut wr, &entries).await?;
-        entries.clear();
-        rx.written();
-    }
-    wr.shutdown().await
-}
-
-/// Most entries gathered into one write.
-const MAX_IOV: usize = 64;
-
-async fn write_all_vectored(wr: &mut WriteHalf<Stream>, entries: &[Outgoing]) -> io::Result<()> {
-    let mut iov = [IoSlice::new(&[]); MAX_IOV];
-    for (slot, entry) in iov.iter_mut().zip(entries) {
-        *slot = IoSlice::new(entry.as_bytes());
-    }
-    let mut left = &mut iov[..entries.len()];
-    while !left.is_empty() {
-        let n = wr.write_vectored(left).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut left, n);
-    }
-    Ok(())
-}
-
-async fn read_lines(
-    rd: tokio::io::ReadHalf<Stream>,
-    cfg: &Config,
-    hub: &Hub,
-    id: ClientId,
-) -> io::Result<()> {
+async fn read_lines(rd: &Stream, cfg: &Config, hub: &Hub, id: ClientId) -> io::Result<()> {
     // No read buffer until the client sends something: 10,000 idle clients
     // would otherwise hold 80 MB of empty buffers.
     let mut lines = FramedRead::with_capacity(rd, TolerantLines::new(cfg.max_line), 0);
@@ -245,7 +197,7 @@ async fn read_lines(
 /// The next line from the client. Messages gather in `burst` while more
 /// input is at hand and go to the room before the reader waits.
 async fn next_line(
-    lines: &mut FramedRead<tokio::io::ReadHalf<Stream>, TolerantLines>,
+    lines: &mut FramedRead<&Stream, TolerantLines>,
     burst: &mut Burst,
     hub: &Hub,
     id: ClientId,
@@ -433,26 +385,39 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_flood_of_tiny_lines_makes_batches_a_listener_can_take() {
+    #[tokio::test]
+    async fn a_flood_of_tiny_lines_makes_batches_a_listener_can_take() {
         let hub = Hub::new(0, 10);
-        let (tx, mut listener) = outbox::channel(OUTBOX_BYTES);
+        let (out, listener) = outbox::tests::pair(OUTBOX_BYTES).await;
         let kick = CancellationToken::new();
-        hub.enter(tx, kick.clone()).unwrap();
-        let (tx, _talker_rx) = outbox::channel(usize::MAX);
-        let (talker, _) = hub.enter(tx, CancellationToken::new()).unwrap();
+        hub.enter(out.clone(), kick.clone()).unwrap();
+        let (talker_out, _talker) = outbox::tests::pair(usize::MAX).await;
+        let (talker, _) = hub.enter(talker_out, CancellationToken::new()).unwrap();
         let mut burst = Burst::default();
+        let mut heard = 0;
+        let mut listen = |out: &Outbox| {
+            heard += outbox::tests::received(&listener).matches('\n').count();
+            // What waited for room, as the client's task would.
+            out.drain().now_or_never();
+            heard
+        };
         for _ in 0..70_000 {
             let said = Said {
                 text: "a".into(),
                 action: false,
             };
             burst.push(&hub, talker, said);
-            while let Some(entry) = listener.try_recv() {
-                assert!(entry.len() <= BATCH_BYTES, "{} bytes", entry.len());
-            }
-            listener.written();
+            listen(&out);
         }
+        burst.flush(&hub, talker);
+        // Greeting and two joins, then the flood.
+        for _ in 0..10_000 {
+            if listen(&out) == 3 + 70_000 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(listen(&out), 3 + 70_000, "every line arrived");
         assert!(!kick.is_cancelled(), "the listener kept up");
     }
 

@@ -1,129 +1,285 @@
-//! A client's outbound queue: rendered lines from the hub to the client's
-//! writer task, bounded by the bytes not yet handed to the kernel.
+//! A client's outbound queue, written to its socket by whoever queued the
+//! lines, as Redis writes replies from its event loop: a fan-out to a
+//! thousand idle listeners costs a thousand sends, not also a thousand task
+//! wake-ups. Only a client whose socket is full needs its own task, which
+//! waits for room and writes the rest.
 //!
-//! The bound is in bytes, not entries, because one entry may be a single
-//! notice or a batch of a hundred messages; what matters is how far behind
-//! the client is and how much it keeps alive.
+//! The bound is in bytes not yet taken by the kernel, not in entries,
+//! because one entry may be a single notice or a batch of a hundred
+//! messages; what matters is how far behind the client is and how much it
+//! keeps alive.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::io::Interest;
+use tokio::sync::Notify;
+
+use crate::net::Stream;
 
 /// One or more rendered lines, each ending in `\n`, shared by every client
 /// they go to.
 pub type Outgoing = Arc<str>;
 
-/// What an entry counts for beyond its text: the queue node and the shared
+/// What an entry counts for beyond its text: the queue slot and the shared
 /// allocation's header, so a flood of tiny lines is bounded too.
 const ENTRY_COST: usize = 64;
+
+/// Most entries gathered into one write.
+const MAX_IOV: usize = 64;
 
 /// The client is more than the bound behind.
 #[derive(Debug)]
 pub struct Behind;
 
-/// The hub's end.
+/// What one client has yet to be sent, and its socket.
 #[derive(Debug)]
-pub struct Sender {
-    tx: mpsc::UnboundedSender<Outgoing>,
-    queued: Arc<AtomicUsize>,
+pub struct Outbox {
+    stream: Arc<Stream>,
+    queue: Mutex<Queue>,
+    /// Wakes the client's own task: its socket is full, or writing failed.
+    stalled: Notify,
     limit: usize,
 }
 
-/// The writer's end.
-#[derive(Debug)]
-pub struct Receiver {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
-    queued: Arc<AtomicUsize>,
-    taken: usize,
-}
-
-/// A queue that refuses entries once `limit` bytes are waiting.
-pub fn channel(limit: usize) -> (Sender, Receiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let tx = Sender {
-        tx,
-        queued: queued.clone(),
-        limit,
-    };
-    let rx = Receiver {
-        rx,
-        queued,
-        taken: 0,
-    };
-    (tx, rx)
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Outgoing>,
+    /// Bytes of the front entry the kernel already took.
+    sent: usize,
+    /// What the entries count against the bound.
+    bytes: usize,
+    /// The socket had no room: the client's task writes until it has, and
+    /// everyone else only queues.
+    full: bool,
+    /// Writing failed; the connection is ending.
+    failed: Option<io::ErrorKind>,
 }
 
 fn cost(line: &str) -> usize {
     line.len() + ENTRY_COST
 }
 
-impl Sender {
-    /// Queues `line`, or says the client has fallen too far behind. A
-    /// writer that is already gone is not behind: its connection is ending
-    /// and will leave on its own.
-    pub fn send(&self, line: &Outgoing) -> Result<(), Behind> {
+impl Outbox {
+    /// An empty queue for `stream` that refuses entries once `limit` bytes
+    /// are waiting.
+    pub fn new(stream: Arc<Stream>, limit: usize) -> Self {
+        Outbox {
+            stream,
+            queue: Mutex::new(Queue::default()),
+            stalled: Notify::new(),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every update leaves the queue consistent, so a panic elsewhere
+        // while it was held does not matter.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `line`; `Ok(true)` means the caller should `flush` once it
+    /// has queued everything else (the queue was idle). A connection that
+    /// is already failing is not behind: it will leave on its own.
+    pub fn push(&self, line: &Outgoing) -> Result<bool, Behind> {
+        let mut q = self.lock();
+        if q.failed.is_some() {
+            return Ok(false);
+        }
         let cost = cost(line);
-        if self.queued.fetch_add(cost, Ordering::Relaxed) + cost > self.limit {
+        if q.bytes + cost > self.limit {
             return Err(Behind);
         }
-        let _ = self.tx.send(line.clone());
-        Ok(())
+        q.bytes += cost;
+        q.entries.push_back(line.clone());
+        Ok(q.entries.len() == 1 && !q.full)
+    }
+
+    /// Writes what is queued as far as the socket takes it now, without
+    /// waiting; the rest is left to the client's task.
+    pub fn flush(&self) {
+        let mut q = self.lock();
+        if q.full || q.failed.is_some() {
+            return;
+        }
+        match self.write_queued(&mut q) {
+            Ok(true) => {}
+            Ok(false) => {
+                q.full = true;
+                self.stalled.notify_one();
+            }
+            Err(e) => {
+                fail(&mut q, e.kind());
+                self.stalled.notify_one();
+            }
+        }
+    }
+
+    /// Waits until everything queued is written.
+    pub async fn drain(&self) -> io::Result<()> {
+        loop {
+            {
+                let mut q = self.lock();
+                if let Some(kind) = q.failed {
+                    return Err(kind.into());
+                }
+                match self.write_queued(&mut q) {
+                    Ok(true) => {
+                        q.full = false;
+                        return Ok(());
+                    }
+                    Ok(false) => q.full = true,
+                    Err(e) => {
+                        fail(&mut q, e.kind());
+                        return Err(e);
+                    }
+                }
+            }
+            self.stream.ready(Interest::WRITABLE).await?;
+        }
+    }
+
+    /// The client's share of the writing: whenever its socket was full,
+    /// waits for room and writes the rest. Returns only when writing fails.
+    pub async fn write_when_full(&self) -> io::Error {
+        loop {
+            self.stalled.notified().await;
+            if let Err(e) = self.drain().await {
+                return e;
+            }
+        }
+    }
+
+    /// Writes queued entries, many per syscall, straight from the shared
+    /// buffers; `Ok(false)` once the socket is full.
+    fn write_queued(&self, q: &mut Queue) -> io::Result<bool> {
+        while let Some(front) = q.entries.front() {
+            let res = if q.entries.len() == 1 {
+                self.stream.try_write(&front.as_bytes()[q.sent..])
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let mut parts = q.entries.iter();
+                let mut n = 0;
+                for (slot, entry) in iov.iter_mut().zip(&mut parts) {
+                    let skip = if n == 0 { q.sent } else { 0 };
+                    *slot = IoSlice::new(&entry.as_bytes()[skip..]);
+                    n += 1;
+                }
+                self.stream.try_write_vectored(&iov[..n])
+            };
+            match res {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => q.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 }
 
-impl Receiver {
-    /// The next entry; `None` once the hub has let go of the client.
-    pub async fn recv(&mut self) -> Option<Outgoing> {
-        let line = self.rx.recv().await?;
-        self.taken += cost(&line);
-        Some(line)
+impl Queue {
+    /// The kernel took `n` more bytes.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(front) = self.entries.front() {
+            let left = front.len() - self.sent;
+            if n < left {
+                self.sent += n;
+                return;
+            }
+            n -= left;
+            self.bytes -= cost(front);
+            self.sent = 0;
+            self.entries.pop_front();
+        }
     }
+}
 
-    /// The next entry if one is waiting.
-    pub fn try_recv(&mut self) -> Option<Outgoing> {
-        let line = self.rx.try_recv().ok()?;
-        self.taken += cost(&line);
-        Some(line)
-    }
-
-    /// Everything received so far is with the kernel: it no longer counts
-    /// against the bound.
-    pub fn written(&mut self) {
-        self.queued
-            .fetch_sub(std::mem::take(&mut self.taken), Ordering::Relaxed);
-    }
+/// Nothing more can be written: drop what waits, so a dead connection holds
+/// no lines.
+fn fail(q: &mut Queue, kind: io::ErrorKind) {
+    q.failed = Some(kind);
+    q.entries = VecDeque::new();
+    q.bytes = 0;
+    q.sent = 0;
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    /// An outbox on one end of a socket pair, ready to write, and the other
+    /// end, read without the runtime.
+    pub(crate) async fn pair(limit: usize) -> (Arc<Outbox>, UnixStream) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        // A new socket is writable once the reactor has seen it so.
+        ours.writable().await.unwrap();
+        let out = Outbox::new(Arc::new(Stream::Unix(ours)), limit);
+        let theirs = theirs.into_std().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        (Arc::new(out), theirs)
+    }
+
+    /// Everything the peer has been sent so far, without waiting.
+    pub(crate) fn received(mut peer: &UnixStream) -> String {
+        let mut got = Vec::new();
+        match peer.read_to_end(&mut got) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => panic!("the peer is still connected: {other:?}"),
+        }
+        String::from_utf8(got).unwrap()
+    }
 
     #[tokio::test]
-    async fn the_bound_counts_bytes_until_they_are_written() {
+    async fn the_bound_counts_bytes_until_the_kernel_takes_them() {
         let line: Outgoing = "0123456789\n".into();
-        let (tx, _rx) = channel(2 * cost(&line));
-        tx.send(&line).unwrap();
-        tx.send(&line).unwrap();
-        assert!(tx.send(&line).is_err(), "a third line is over the bound");
+        let (out, peer) = pair(2 * cost(&line)).await;
+        assert!(out.push(&line).unwrap(), "an idle queue asks for a flush");
+        assert!(!out.push(&line).unwrap(), "a waiting one does not");
+        assert!(out.push(&line).is_err(), "a third line is over the bound");
+        out.flush();
+        assert!(out.push(&line).unwrap() && !out.push(&line).unwrap());
+        out.flush();
+        assert_eq!(received(&peer), "0123456789\n".repeat(4));
+    }
 
-        let (tx, mut rx2) = channel(2 * cost(&line));
-        tx.send(&line).unwrap();
-        assert_eq!(rx2.recv().await.as_deref(), Some("0123456789\n"));
-        tx.send(&line).unwrap();
-        assert!(
-            tx.send(&line).is_err(),
-            "received but unwritten still counts"
-        );
-
-        let (tx, mut rx3) = channel(2 * cost(&line));
-        tx.send(&line).unwrap();
-        tx.send(&line).unwrap();
-        assert!(rx3.try_recv().is_some() && rx3.try_recv().is_some());
-        rx3.written();
-        tx.send(&line).unwrap();
-        tx.send(&line).unwrap();
-        assert_eq!(rx3.try_recv().as_deref(), Some("0123456789\n"));
+    #[tokio::test]
+    async fn a_full_socket_is_left_to_the_clients_task() {
+        let entry: Outgoing = "x".repeat(60 * 1024).into();
+        let (out, peer) = pair(usize::MAX).await;
+        let mut pushed = 0;
+        // Until the socket pair's buffer is full.
+        while !out.lock().full {
+            assert!(out.push(&entry).unwrap(), "{pushed} entries in");
+            out.flush();
+            pushed += 1;
+            assert!(pushed < 1000, "a socket buffer is not 60 MB");
+        }
+        let last: Outgoing = "the end\n".into();
+        assert!(!out.push(&last).unwrap(), "a full queue is not flushed");
+        let writer = tokio::spawn({
+            let out = out.clone();
+            async move { out.write_when_full().await }
+        });
+        let want = entry.len() * pushed + last.len();
+        let peer = tokio::task::spawn_blocking(move || {
+            peer.set_nonblocking(false).unwrap();
+            let mut got = vec![0; want];
+            (&peer).read_exact(&mut got).unwrap();
+            assert!(got.ends_with(b"xthe end\n"), "all of it, in order");
+            peer
+        })
+        .await
+        .unwrap();
+        drop(peer);
+        assert!(out.lock().entries.is_empty(), "nothing left");
+        assert!(out.push(&last).unwrap(), "an idle queue again");
+        out.flush();
+        let err = writer.await.unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        assert!(!out.push(&last).unwrap(), "a failed queue takes nothing");
     }
 }
