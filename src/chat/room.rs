@@ -6,7 +6,7 @@
 //! would only add cost (mini-redis db.rs makes the same choice). The
 //! sockets are written after it is released.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,7 +44,8 @@ struct Client {
 
 #[derive(Default)]
 struct Room {
-    members: HashSet<ClientId>,
+    /// Each member's queue, so a fan-out need not look clients up.
+    members: HashMap<ClientId, Arc<Outbox>>,
     history: VecDeque<Outgoing>,
 }
 
@@ -251,7 +252,7 @@ impl Hub {
         };
         let mut nicks: Vec<&str> = st.rooms[&room]
             .members
-            .iter()
+            .keys()
             .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
             .collect();
         nicks.sort_unstable();
@@ -290,9 +291,9 @@ impl Hub {
             return;
         };
         c.room = room.to_string();
-        let nick = c.nick.clone();
+        let (nick, out) = (c.nick.clone(), c.out.clone());
         let r = st.rooms.entry(room.to_string()).or_default();
-        r.members.insert(id);
+        r.members.insert(id, out);
         // Shared lines, one entry each: they still go out in one write.
         let history: Vec<Outgoing> = r.history.iter().cloned().collect();
         for line in &history {
@@ -372,10 +373,8 @@ fn broadcast(st: &mut State, room: &str, line: &str, fan: &mut Fanout) {
 
 fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, fan: &mut Fanout) {
     let Some(r) = st.rooms.get(room) else { return };
-    for &id in &r.members {
-        if let Some(c) = st.clients.get(&id) {
-            fan.push(id, &c.out, line);
-        }
+    for (&id, out) in &r.members {
+        fan.push(id, out, line);
     }
 }
 
