@@ -48,6 +48,7 @@ pub mod net;
 pub mod serve;
 pub mod shutdown;
 pub mod stdio;
+pub mod sync;
 pub mod time;
 pub mod timeclient;
 pub mod units;

@@ -254,11 +254,7 @@ impl Stream {
     ) -> io::Result<()> {
         while !buf.is_empty() {
             self.ready(Interest::WRITABLE).await?;
-            let res = match self {
-                Stream::Tcp(s) => s.try_write(buf),
-                Stream::Unix(s) => s.try_write(buf),
-            };
-            match res {
+            match self.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     buf = &buf[n..];

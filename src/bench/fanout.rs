@@ -19,6 +19,7 @@ use super::load::CONNECT_TIMEOUT;
 use super::stats;
 use crate::endpoint::Endpoint;
 use crate::net::{self, Stream};
+use crate::sync::lock;
 
 /// How long a subscriber waits for its next message before giving up on
 /// the rest (they count as lost).
@@ -202,10 +203,6 @@ async fn measure(cfg: Config) -> io::Result<Report> {
         max_ms,
         lost: (cfg.subscribers as u64 * expected).saturating_sub(delivered),
     })
-}
-
-fn lock(hist: &Mutex<Histogram<u64>>) -> std::sync::MutexGuard<'_, Histogram<u64>> {
-    hist.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads until all `expected` messages arrived or the grace period after

@@ -74,9 +74,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Every update leaves the queue consistent, so a panic elsewhere
-        // while it was held does not matter.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.queue)
     }
 
     /// Queues `line`; `Ok(true)` means the caller should `flush` once it

@@ -79,9 +79,7 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated
-        // in a way that matters more than losing the whole server would.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Registers a new client as `guest-N` in the lobby: greets it, replays

@@ -106,7 +106,7 @@ impl Targets {
 
 impl Target {
     fn lock(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.health)
     }
 
     fn resting(&self, now: Instant) -> bool {

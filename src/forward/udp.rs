@@ -14,6 +14,7 @@ use super::relay::Activity;
 use super::{Relay, log};
 use crate::net;
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 
 /// Largest datagram relayed (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_536;
@@ -128,10 +129,6 @@ fn forget(sessions: &Sessions, session: &Arc<Session>, client: SocketAddr) {
     if map.get(&client).is_some_and(|s| Arc::ptr_eq(s, session)) {
         map.remove(&client);
     }
-}
-
-fn lock(s: &Sessions) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Session>>> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Opens an upstream socket for a new client on the first target that
