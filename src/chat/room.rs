@@ -389,8 +389,11 @@ fn flush_all(outs: Vec<Arc<Outbox>>) {
         return;
     }
     tokio::spawn(async move {
-        for slice in outs.chunks(FLUSH_SLICE) {
-            slice.iter().for_each(|out| out.flush());
+        // Each queue is let go once written, so a client that leaves during
+        // a long fan-out is freed then, not when the fan-out ends.
+        let mut outs = outs.into_iter();
+        while outs.len() > 0 {
+            outs.by_ref().take(FLUSH_SLICE).for_each(|out| out.flush());
             tokio::task::yield_now().await;
         }
     });
