@@ -5,6 +5,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::{self, IsTerminal};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use rustyline::ExternalPrinter;
@@ -104,20 +106,34 @@ where
     let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
     let mut printer = editor.create_external_printer().map_err(io::Error::other)?;
     let (typed_tx, mut typed) = mpsc::channel::<String>(64);
-    std::thread::spawn(move || {
-        // Ctrl-D and Ctrl-C end the input; dropping the sender says so.
-        while let Ok(line) = editor.readline("> ") {
-            if typed_tx.blocking_send(line).is_err() {
-                return;
+    let editing = Arc::new(AtomicBool::new(true));
+    std::thread::spawn({
+        let editing = editing.clone();
+        move || {
+            // Ctrl-D and Ctrl-C end the input; dropping the sender says so.
+            while let Ok(line) = editor.readline("> ") {
+                if typed_tx.blocking_send(line).is_err() {
+                    break;
+                }
             }
+            editing.store(false, Ordering::Release);
         }
     });
     let show = async {
         let mut lines = FramedRead::new(rd, TolerantLines::new(MAX_INCOMING));
+        let mut out = tokio::io::stdout();
         while let Some(line) = lines.next().await {
             if let Line::Text(text) = line? {
                 let shown = render(&String::from_utf8_lossy(&text), color);
-                printer.print(shown).map_err(io::Error::other)?;
+                // Once the editor has stopped (Ctrl-D), nobody would show
+                // what goes through its printer, such as the server's
+                // goodbye: those lines go straight to the terminal.
+                if editing.load(Ordering::Acquire) {
+                    printer.print(shown).map_err(io::Error::other)?;
+                } else {
+                    out.write_all(format!("{shown}\n").as_bytes()).await?;
+                    out.flush().await?;
+                }
             }
         }
         io::Result::Ok(())
