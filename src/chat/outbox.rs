@@ -101,16 +101,8 @@ impl Outbox {
         if q.full || q.failed.is_some() {
             return;
         }
-        match self.write_queued(&mut q) {
-            Ok(true) => {}
-            Ok(false) => {
-                q.full = true;
-                self.stalled.notify_one();
-            }
-            Err(e) => {
-                fail(&mut q, e.kind());
-                self.stalled.notify_one();
-            }
+        if !matches!(self.write_now(&mut q), Ok(true)) {
+            self.stalled.notify_one();
         }
     }
 
@@ -122,19 +114,26 @@ impl Outbox {
                 if let Some(kind) = q.failed {
                     return Err(kind.into());
                 }
-                match self.write_queued(&mut q) {
-                    Ok(true) => {
-                        q.full = false;
-                        return Ok(());
-                    }
-                    Ok(false) => q.full = true,
-                    Err(e) => {
-                        fail(&mut q, e.kind());
-                        return Err(e);
-                    }
+                if self.write_now(&mut q)? {
+                    return Ok(());
                 }
             }
             self.stream.ready(Interest::WRITABLE).await?;
+        }
+    }
+
+    /// `write_queued`, remembering how it ended: a full socket leaves the
+    /// rest to the client's task, a failed one ends the queue.
+    fn write_now(&self, q: &mut Queue) -> io::Result<bool> {
+        match self.write_queued(q) {
+            Ok(done) => {
+                q.full = !done;
+                Ok(done)
+            }
+            Err(e) => {
+                fail(q, e.kind());
+                Err(e)
+            }
         }
     }
 
