@@ -90,198 +90,172 @@ impl Hub {
         out: Arc<Outbox>,
         kick: CancellationToken,
     ) -> Result<(ClientId, String), Full> {
-        let mut st = self.lock();
-        if st.clients.len() >= self.max_clients {
-            return Err(Full);
-        }
-        st.next_id += 1;
-        let id = st.next_id;
-        let nick = format!("guest-{id}");
-        st.nicks.insert(nick.clone(), id);
-        st.clients.insert(
-            id,
-            Client {
-                nick: nick.clone(),
-                room: LOBBY.to_string(),
-                out,
-                kick,
-            },
-        );
-        let mut fan = Fanout::default();
-        send(
-            &mut st,
-            id,
-            &format!(
-                "* welcome to sockit chat, you are {nick}; /nick NAME to change it, /help for commands"
-            ),
-            &mut fan,
-        );
-        self.enter_room(&mut st, id, LOBBY, &mut fan);
-        self.finish(st, fan);
-        Ok((id, nick))
+        self.update(|st, fan| {
+            if st.clients.len() >= self.max_clients {
+                return Err(Full);
+            }
+            st.next_id += 1;
+            let id = st.next_id;
+            let nick = format!("guest-{id}");
+            st.nicks.insert(nick.clone(), id);
+            st.clients.insert(
+                id,
+                Client {
+                    nick: nick.clone(),
+                    room: LOBBY.to_string(),
+                    out,
+                    kick,
+                },
+            );
+            send(
+                st,
+                id,
+                &format!(
+                    "* welcome to sockit chat, you are {nick}; /nick NAME to change it, /help for commands"
+                ),
+                fan,
+            );
+            self.enter_room(st, id, LOBBY, fan);
+            Ok((id, nick))
+        })
     }
 
     /// Removes a client (idempotent) and tells its room.
     pub fn leave(&self, id: ClientId) {
-        let mut st = self.lock();
-        let mut fan = Fanout::default();
-        if let Some(c) = remove(&mut st, id) {
-            let line = format!("* {} left #{}", c.nick, c.room);
-            announce(&mut st, &c.room, None, &line, &mut fan);
-        }
-        self.finish(st, fan);
+        self.update(|st, fan| {
+            if let Some(c) = remove(st, id) {
+                let line = format!("* {} left #{}", c.nick, c.room);
+                announce(st, &c.room, None, &line, fan);
+            }
+        });
     }
 
     /// A line to this client only (errors, help, replies).
     pub fn notice(&self, id: ClientId, line: &str) {
-        let mut st = self.lock();
-        let mut fan = Fanout::default();
-        send(&mut st, id, line, &mut fan);
-        self.finish(st, fan);
+        self.update(|st, fan| send(st, id, line, fan));
     }
 
     /// Plain messages and actions (`/me`) from one client to its room, in
     /// order. They go out as one shared entry: a burst read in one go costs
     /// each listener one queue entry and one write, not one per line.
     pub fn say(&self, id: ClientId, said: &[Said]) {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(c) = st.clients.get(&id) else { return };
-        let Some(r) = st.rooms.get_mut(&c.room) else {
-            return;
-        };
-        let stamp = chrono::Local::now().format("%H:%M:%S").to_string();
-        let mut batch = String::new();
-        let kept_from = said.len().saturating_sub(self.history);
-        for (i, s) in said.iter().enumerate() {
-            let start = batch.len();
-            let _ = if s.action {
-                writeln!(batch, "[{stamp}] * {} {}", c.nick, s.text)
-            } else {
-                writeln!(batch, "[{stamp}] <{}> {}", c.nick, s.text)
+        self.update(|st, fan| {
+            let Some(c) = st.clients.get(&id) else { return };
+            let Some(r) = st.rooms.get_mut(&c.room) else {
+                return;
             };
-            if i >= kept_from {
-                if r.history.len() == self.history {
-                    r.history.pop_front();
+            let stamp = chrono::Local::now().format("%H:%M:%S").to_string();
+            let mut batch = String::new();
+            let kept_from = said.len().saturating_sub(self.history);
+            for (i, s) in said.iter().enumerate() {
+                let start = batch.len();
+                let _ = if s.action {
+                    writeln!(batch, "[{stamp}] * {} {}", c.nick, s.text)
+                } else {
+                    writeln!(batch, "[{stamp}] <{}> {}", c.nick, s.text)
+                };
+                if i >= kept_from {
+                    if r.history.len() == self.history {
+                        r.history.pop_front();
+                    }
+                    r.history.push_back(batch[start..].into());
                 }
-                r.history.push_back(batch[start..].into());
             }
-        }
-        let room = c.room.clone();
-        let mut fan = Fanout::default();
-        broadcast_line(st, &room, &batch.into(), &mut fan);
-        self.finish(guard, fan);
+            let room = c.room.clone();
+            broadcast_line(st, &room, &batch.into(), fan);
+        });
     }
 
     /// Changes a client's nick if it is free.
     pub fn rename(&self, id: ClientId, new: &str) -> Result<(), ProtoError> {
-        let mut st = self.lock();
-        match st.nicks.get(new) {
-            Some(&owner) if owner == id => return Ok(()),
-            Some(_) => return Err(ProtoError(format!("nick {new} is taken"))),
-            None => {}
-        }
-        let Some(c) = st.clients.get_mut(&id) else {
-            return Ok(());
-        };
-        let old = std::mem::replace(&mut c.nick, new.to_string());
-        let room = c.room.clone();
-        st.nicks.remove(&old);
-        st.nicks.insert(new.to_string(), id);
-        let mut fan = Fanout::default();
-        broadcast(
-            &mut st,
-            &room,
-            &format!("* {old} is now known as {new}"),
-            &mut fan,
-        );
-        self.finish(st, fan);
-        Ok(())
+        self.update(|st, fan| {
+            match st.nicks.get(new) {
+                Some(&owner) if owner == id => return Ok(()),
+                Some(_) => return Err(ProtoError(format!("nick {new} is taken"))),
+                None => {}
+            }
+            let Some(c) = st.clients.get_mut(&id) else {
+                return Ok(());
+            };
+            let old = std::mem::replace(&mut c.nick, new.to_string());
+            let room = c.room.clone();
+            st.nicks.remove(&old);
+            st.nicks.insert(new.to_string(), id);
+            broadcast(st, &room, &format!("* {old} is now known as {new}"), fan);
+            Ok(())
+        })
     }
 
     /// Moves a client to another room.
     pub fn join(&self, id: ClientId, room: &str) {
-        let mut st = self.lock();
-        let Some(c) = st.clients.get(&id) else { return };
-        if c.room == room {
-            let line = format!("* you are already in #{room}");
-            let mut fan = Fanout::default();
-            send(&mut st, id, &line, &mut fan);
-            self.finish(st, fan);
-            return;
-        }
-        let (old, nick) = (c.room.clone(), c.nick.clone());
-        leave_room(&mut st, id, &old);
-        let mut fan = Fanout::default();
-        announce(
-            &mut st,
-            &old,
-            None,
-            &format!("* {nick} left #{old}"),
-            &mut fan,
-        );
-        self.enter_room(&mut st, id, room, &mut fan);
-        self.finish(st, fan);
+        self.update(|st, fan| {
+            let Some(c) = st.clients.get(&id) else { return };
+            if c.room == room {
+                send(st, id, &format!("* you are already in #{room}"), fan);
+                return;
+            }
+            let (old, nick) = (c.room.clone(), c.nick.clone());
+            leave_room(st, id, &old);
+            announce(st, &old, None, &format!("* {nick} left #{old}"), fan);
+            self.enter_room(st, id, room, fan);
+        });
     }
 
     /// `/rooms`: every room and its head count.
     pub fn rooms(&self, id: ClientId) {
-        let mut st = self.lock();
-        let list: Vec<String> = st
-            .rooms
-            .iter()
-            .map(|(name, r)| format!("#{name} ({})", r.members.len()))
-            .collect();
-        let mut fan = Fanout::default();
-        send(
-            &mut st,
-            id,
-            &format!("* rooms: {}", list.join(", ")),
-            &mut fan,
-        );
-        self.finish(st, fan);
+        self.update(|st, fan| {
+            let list: Vec<String> = st
+                .rooms
+                .iter()
+                .map(|(name, r)| format!("#{name} ({})", r.members.len()))
+                .collect();
+            send(st, id, &format!("* rooms: {}", list.join(", ")), fan);
+        });
     }
 
     /// `/who`: who is in the client's room.
     pub fn who(&self, id: ClientId) {
-        let mut st = self.lock();
-        let Some(room) = st.clients.get(&id).map(|c| c.room.clone()) else {
-            return;
-        };
-        let mut nicks: Vec<&str> = st.rooms[&room]
-            .members
-            .keys()
-            .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
-            .collect();
-        nicks.sort_unstable();
-        let line = format!("* in #{room}: {}", nicks.join(", "));
-        let mut fan = Fanout::default();
-        send(&mut st, id, &line, &mut fan);
-        self.finish(st, fan);
+        self.update(|st, fan| {
+            let Some(room) = st.clients.get(&id).map(|c| c.room.clone()) else {
+                return;
+            };
+            let mut nicks: Vec<&str> = st.rooms[&room]
+                .members
+                .keys()
+                .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
+                .collect();
+            nicks.sort_unstable();
+            let line = format!("* in #{room}: {}", nicks.join(", "));
+            send(st, id, &line, fan);
+        });
     }
 
     /// `/msg`: a private line to one nick, with a copy to the sender.
     pub fn private(&self, id: ClientId, to: &str, text: &str) -> Result<(), ProtoError> {
+        self.update(|st, fan| {
+            let Some(&target) = st.nicks.get(to) else {
+                return Err(ProtoError(format!("no such nick: {to}")));
+            };
+            let Some(from) = st.clients.get(&id).map(|c| c.nick.clone()) else {
+                return Ok(());
+            };
+            let stamp = chrono::Local::now().format("%H:%M:%S");
+            send(st, target, &format!("[{stamp}] -{from}- {text}"), fan);
+            if target != id {
+                send(st, id, &format!("[{stamp}] -> {to}: {text}"), fan);
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs one hub operation under the lock, then `finish`es what it
+    /// queued.
+    fn update<R>(&self, op: impl FnOnce(&mut State, &mut Fanout) -> R) -> R {
         let mut st = self.lock();
-        let Some(&target) = st.nicks.get(to) else {
-            return Err(ProtoError(format!("no such nick: {to}")));
-        };
-        let Some(from) = st.clients.get(&id).map(|c| c.nick.clone()) else {
-            return Ok(());
-        };
-        let stamp = chrono::Local::now().format("%H:%M:%S");
         let mut fan = Fanout::default();
-        send(
-            &mut st,
-            target,
-            &format!("[{stamp}] -{from}- {text}"),
-            &mut fan,
-        );
-        if target != id {
-            send(&mut st, id, &format!("[{stamp}] -> {to}: {text}"), &mut fan);
-        }
+        let res = op(&mut st, &mut fan);
         self.finish(st, fan);
-        Ok(())
+        res
     }
 
     fn enter_room(&self, st: &mut State, id: ClientId, room: &str, fan: &mut Fanout) {
