@@ -118,6 +118,8 @@ pub fn log_conn_error(err: &io::Error) {
         | io::ErrorKind::UnexpectedEof => {
             tracing::info!(%err, "connection ended by peer")
         }
+        // An idle timeout is a limit doing its job, not a fault.
+        io::ErrorKind::TimedOut => tracing::info!(%err, "connection closed"),
         _ => tracing::warn!(%err, "connection closed with error"),
     }
 }

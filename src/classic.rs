@@ -6,15 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tracing::Level;
 
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
 use crate::datagram;
-use crate::idle::IdleTimer;
-use crate::net::{Bound, Listener, Stream};
+use crate::endpoint::Endpoint;
+use crate::idle::Activity;
+use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::options::{ClosesIdle, Limits, OptionError};
+use crate::runner;
 use crate::shutdown::Shutdown;
 
 /// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01.
@@ -51,6 +56,40 @@ impl Service {
             Service::Daytime => "daytime",
             Service::Time => "time",
         }
+    }
+}
+
+/// The options of each classic service: flags of `sockit discard` and
+/// `sockit chargen`, keys of `[discard]`, `[daytime]`, `[chargen]`, `[time]`.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Server limits.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<ClosesIdle>,
+}
+
+impl Options {
+    /// `service` on `endpoints`, ready for the runner.
+    pub fn service(
+        &self,
+        service: Service,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<runner::Service, OptionError> {
+        let cfg = Config {
+            service,
+            max_conns: self.limits.max_conns()?,
+            idle_timeout: self.limits.idle(),
+        };
+        let drain = self.limits.drain();
+        Ok(runner::Service::new(
+            service.name(),
+            endpoints,
+            drain,
+            cfg,
+            run_bound,
+        ))
     }
 }
 
@@ -142,22 +181,23 @@ async fn send_and_close(mut stream: Stream, data: &[u8]) -> io::Result<()> {
 }
 
 async fn discard(mut stream: Stream, idle: Option<Duration>) -> io::Result<()> {
-    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut timer = IdleTimer::new(idle, sleep);
-    timer.guard(stream.wait_for_data()).await?;
-    let mut buf = vec![0u8; 16 * 1024];
-    while timer.guard(stream.read(&mut buf)).await? > 0 {}
-    Ok(())
+    let activity = Activity::new();
+    let swallow = async {
+        activity.step(stream.wait_for_data()).await?;
+        let mut buf = vec![0u8; 16 * 1024];
+        while activity.step(stream.read(&mut buf)).await? > 0 {}
+        Ok(())
+    };
+    activity.bound(idle, swallow).await
 }
 
 /// Streams the cycle until a write fails (the client is gone). Writes wait
 /// for the client to read (backpressure), so one that never reads costs only
-/// its socket buffers; the idle timer ends it if it stalls for the whole
+/// its socket buffers; the idle timeout ends it if it stalls for the whole
 /// limit. A client that half-closes (`nc -N </dev/null`) still gets the
 /// stream, as from inetd's chargen.
 async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Result<()> {
-    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut timer = IdleTimer::new(idle, sleep);
+    let activity = Activity::new();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let client_closed = async {
         let mut sink = [0u8; 1024];
@@ -165,20 +205,26 @@ async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Re
         // Half-closed: keep writing; a full close makes the next write fail.
         std::future::pending::<io::Result<()>>().await
     };
-    tokio::pin!(client_closed);
-    loop {
-        tokio::select! {
-            res = &mut client_closed => return res,
-            res = timer.guard(wr.write_all(cycle)) => res?,
+    let stream_out = async {
+        loop {
+            activity.step(wr.write_all(cycle)).await?;
         }
-    }
+    };
+    activity
+        .bound(idle, async {
+            tokio::select! {
+                res = client_closed => res,
+                res = stream_out => res,
+            }
+        })
+        .await
 }
 
 /// Answers datagrams until shutdown.
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
     let cycle = chargen_cycle();
     let mut sent_lines: usize = 0;
-    datagram::serve(socket, &shutdown, 65_536, move |_, reply| {
+    datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |_, reply| {
         match cfg.service {
             Service::Discard => return false,
             Service::Chargen => {

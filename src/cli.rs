@@ -1,16 +1,16 @@
-//! What the command line accepts: clap derive structs, one per subcommand,
-//! with examples in `--help`. Turning them into service configs happens in
-//! `commands`.
+//! What the command line accepts: one clap struct per subcommand. Each
+//! service's own flags live in its module as its options type; a server's
+//! subcommand adds only where it listens.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::endpoint::{Endpoint, EndpointError};
-use crate::frame::Framing;
+use crate::endpoint::Endpoint;
+use crate::logging::LogFormat;
 use crate::timeclient::Protocol;
-use crate::units::{ByteSize, Secs};
+use crate::units::Secs;
+use crate::{bench, chat, classic, connect, echo, forward, http, listen, time, timeclient};
 
 /// sockit: a socket toolkit — netcat client and server, echo, and a service suite.
 #[derive(Debug, Parser)]
@@ -40,20 +40,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Log output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to a server and bridge it to stdin/stdout (netcat client).
-    Connect(ConnectArgs),
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(connect::Options),
     /// Accept clients and bridge them to stdin/stdout or a program (netcat server).
     Listen(ListenArgs),
     /// Run an echo server (RFC 862, or greeting/reply/exit-word line mode).
@@ -74,93 +66,20 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load generators that measure servers.
     Bench(BenchArgs),
+    /// Print a shell completion script: sockit completions bash > /etc/bash_completion.d/sockit
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): sockit man | man -l -
+    Man,
 }
 
-/// An endpoint as typed, kept with its text so `--udp` can tell whether a
-/// scheme was spelled out.
-#[derive(Debug, Clone)]
-pub struct EndpointArg {
-    /// The parsed endpoint.
-    pub endpoint: Endpoint,
-    /// The text the user wrote.
-    pub text: String,
-}
-
-impl FromStr for EndpointArg {
-    type Err = EndpointError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(EndpointArg {
-            endpoint: s.parse()?,
-            text: s.to_string(),
-        })
-    }
-}
-
-impl EndpointArg {
-    /// The endpoint with `--udp` applied.
-    pub fn with_udp(&self, udp: bool) -> Result<Endpoint, EndpointError> {
-        self.endpoint.clone().with_udp_flag(udp, &self.text)
-    }
-
-    /// For UDP-first commands: UDP unless `--tcp` or a scheme says otherwise.
-    pub fn udp_unless(&self, tcp: bool) -> Result<Endpoint, EndpointError> {
-        use crate::endpoint::Transport;
-        match self.endpoint.transport() {
-            Transport::Udp if tcp => Err(EndpointError::TcpConflict(self.text.clone())),
-            Transport::Tcp if !tcp && !self.text.contains("://") => self.with_udp(true),
-            _ => Ok(self.endpoint.clone()),
-        }
-    }
-}
-
-/// Framing flags shared by connect, listen and echo.
-#[derive(Debug, Clone, Args)]
-pub struct FrameArgs {
-    /// How messages are delimited on the socket: raw bytes, newline-terminated
-    /// lines, or 4-byte big-endian length-prefixed frames.
-    #[arg(long = "frame", value_enum, default_value_t = Framing::Raw)]
-    pub framing: Framing,
-    /// Largest frame accepted; a peer that sends more is disconnected.
-    #[arg(long, value_name = "BYTES", default_value = "1MiB")]
-    pub max_frame: ByteSize,
-}
-
-/// `sockit connect`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
+const CONNECT_EXAMPLES: &str = "Examples:\n  \
     echo hi | sockit connect 127.0.0.1:7007     print the echo and exit\n  \
     sockit connect :9999                        interactive: prompt, send a line, print the reply\n  \
     sockit connect --udp :7007                  one datagram per stdin line\n  \
     sockit connect unix:/tmp/app.sock\n  \
     sockit connect -C example.org:80            send CRLF line endings\n\n\
     When stdin is a terminal (or with --lines) each line is sent as typed, like the\n\
-    textbook client; add --crlf or --frame lines to end lines with a newline.")]
-pub struct ConnectArgs {
-    /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…, unix:PATH.
-    pub endpoint: EndpointArg,
-    /// Use UDP (same as a udp:// endpoint).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// Give up connecting after this long.
-    #[arg(short = 'w', long, value_name = "SECS")]
-    pub connect_timeout: Option<Secs>,
-    /// Quit after this long with no data in either direction.
-    #[arg(short = 'i', long, value_name = "SECS")]
-    pub idle_timeout: Option<Secs>,
-    /// Send line endings as CRLF.
-    #[arg(short = 'C', long)]
-    pub crlf: bool,
-    /// Interactive line mode even when stdin is not a terminal.
-    #[arg(short, long)]
-    pub lines: bool,
-    /// In line mode, typing this word quits.
-    #[arg(long, default_value = "exit")]
-    pub exit_word: String,
-    /// Framing.
-    #[command(flatten)]
-    pub frame: FrameArgs,
-}
+    textbook client; add --crlf or --frame lines to end lines with a newline.";
 
 /// `sockit listen`.
 #[derive(Debug, Args)]
@@ -172,32 +91,14 @@ pub struct ConnectArgs {
     sockit listen unix:/tmp/app.sock")]
 pub struct ListenArgs {
     /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
-    pub endpoint: EndpointArg,
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
     /// Use UDP (same as a udp:// endpoint).
     #[arg(short, long)]
     pub udp: bool,
-    /// Keep accepting clients after the first one leaves.
-    #[arg(short, long)]
-    pub keep_open: bool,
-    /// Clients served at once with -k; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
-    pub max_conns: usize,
-    /// Send line endings as CRLF.
-    #[arg(short = 'C', long)]
-    pub crlf: bool,
-    /// Quit after this long with no data in either direction (single client).
-    #[arg(short = 'i', long, value_name = "SECS")]
-    pub idle_timeout: Option<Secs>,
-    /// With -k, wait this long for clients at shutdown.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
-    /// Framing.
+    /// The server's options.
     #[command(flatten)]
-    pub frame: FrameArgs,
-    /// Run PROG with ARGS per connection, wired to the socket (no shell).
-    /// Everything after it belongs to the program.
-    #[arg(short = 'e', long, value_name = "PROG [ARGS]", num_args = 1.., allow_hyphen_values = true)]
-    pub exec: Option<Vec<String>>,
+    pub options: listen::Options,
 }
 
 /// `sockit echo`.
@@ -210,31 +111,31 @@ pub struct ListenArgs {
     sockit echo unix:/tmp/echo.sock")]
 pub struct EchoArgs {
     /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
-    pub endpoint: EndpointArg,
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
     /// Use UDP (same as a udp:// endpoint).
     #[arg(short, long)]
     pub udp: bool,
-    /// Sent to each client when it connects.
-    #[arg(long, value_name = "TEXT")]
-    pub greeting: Option<String>,
-    /// Answer each message M with TEMPLATE, `{}` replaced by M.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub reply: Option<String>,
-    /// Close a client whose message is this word.
-    #[arg(long, value_name = "WORD")]
-    pub exit_word: Option<String>,
-    /// Close a client after this long without traffic (0 = never).
-    #[arg(short = 'i', long, value_name = "SECS", default_value = "300")]
-    pub idle_timeout: Secs,
-    /// Clients served at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
-    pub max_conns: usize,
-    /// At shutdown, wait this long for clients to finish.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
-    /// Framing.
+    /// The service's options.
     #[command(flatten)]
-    pub frame: FrameArgs,
+    pub options: echo::Options,
+}
+
+/// `sockit discard` and `sockit chargen`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit discard :7009          TCP; add --udp for UDP\n  \
+    sockit chargen :7019          nc 127.0.0.1 7019 | head -3")]
+pub struct ClassicArgs {
+    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// The service's options.
+    #[command(flatten)]
+    pub options: classic::Options,
 }
 
 /// `sockit time`: the client, or `time serve`.
@@ -254,25 +155,9 @@ pub struct TimeArgs {
     /// `serve` runs a server instead of asking one.
     #[command(subcommand)]
     pub command: Option<TimeCommand>,
-    /// The server: HOST:PORT (UDP unless --tcp or tcp://), udp://…, unix:PATH.
-    #[arg(required = true)]
-    pub endpoint: Option<EndpointArg>,
-    /// strftime format to ask for (format protocol); empty asks for the
-    /// server's default.
-    #[arg(default_value = "")]
-    pub format: String,
-    /// Which time protocol to speak.
-    #[arg(short, long, value_enum, default_value_t = Protocol::Format)]
-    pub protocol: Protocol,
-    /// Use TCP instead of UDP.
-    #[arg(short, long)]
-    pub tcp: bool,
-    /// UDP resends after the first try.
-    #[arg(short, long, default_value_t = 3)]
-    pub retries: u32,
-    /// How long to wait for each reply.
-    #[arg(short = 'w', long, value_name = "SECS", default_value = "1")]
-    pub timeout: Secs,
+    /// The client's options.
+    #[command(flatten)]
+    pub client: timeclient::Options,
 }
 
 /// Subcommands of `sockit time`.
@@ -291,19 +176,17 @@ pub enum TimeCommand {
     sockit time serve :7013 --protocol daytime --tcp")]
 pub struct TimeServeArgs {
     /// Where to listen: :PORT (UDP unless --tcp or tcp://), udp://…, unix:PATH.
-    pub endpoint: EndpointArg,
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
     /// Which time protocol to serve.
     #[arg(short, long, value_enum, default_value_t = Protocol::Format)]
     pub protocol: Protocol,
     /// Use TCP instead of UDP.
     #[arg(short, long)]
     pub tcp: bool,
-    /// Serve UTC instead of local time (format protocol).
-    #[arg(long)]
-    pub utc: bool,
-    /// Server limits.
+    /// The service's options.
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub options: time::Options,
 }
 
 /// `sockit chat`: the client, or `chat serve`.
@@ -322,15 +205,9 @@ pub struct ChatArgs {
     /// `serve` runs a server instead of joining one.
     #[command(subcommand)]
     pub command: Option<ChatCommand>,
-    /// The server: HOST:PORT, tcp://…, unix:PATH.
-    #[arg(required = true)]
-    pub endpoint: Option<EndpointArg>,
-    /// Take this nick on arrival.
-    #[arg(short, long)]
-    pub nick: Option<String>,
-    /// Join this room on arrival.
-    #[arg(short, long)]
-    pub room: Option<String>,
+    /// The client's options.
+    #[command(flatten)]
+    pub client: chat::client::Options,
 }
 
 /// Subcommands of `sockit chat`.
@@ -339,23 +216,12 @@ pub enum ChatCommand {
     /// Run a chat server; any nc or telnet is a client.
     Serve(ChatServeArgs),
     /// Peer-to-peer chat over UDP datagrams (the textbook QQ-style tool).
-    Udp(ChatUdpArgs),
-}
-
-/// `sockit chat udp`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit chat udp --bind :9001 --peer bob=127.0.0.1:9002\n  \
-    sockit chat udp --bind :9002 --peer alice=127.0.0.1:9001\n\n\
-    Type a line to send it to the current peer; /to NAME (or /to HOST:PORT)\n\
-    switches, 'NAME: text' sends once. q or /quit ends.")]
-pub struct ChatUdpArgs {
-    /// Where this instance listens: :PORT, HOST:PORT, udp://….
-    #[arg(short, long, value_name = "EP")]
-    pub bind: EndpointArg,
-    /// A peer to talk to, NAME=HOST:PORT (repeatable; the first is current).
-    #[arg(short, long, value_name = "NAME=HOST:PORT")]
-    pub peer: Vec<String>,
+    #[command(after_help = "Examples:\n  \
+        sockit chat udp --bind :9001 --peer bob=127.0.0.1:9002\n  \
+        sockit chat udp --bind :9002 --peer alice=127.0.0.1:9001\n\n\
+        Type a line to send it to the current peer; /to NAME (or /to HOST:PORT)\n\
+        switches, 'NAME: text' sends once. q or /quit ends.")]
+    Udp(chat::peer::Options),
 }
 
 /// `sockit chat serve`.
@@ -367,25 +233,11 @@ pub struct ChatUdpArgs {
     /help, /quit (or a line saying byebye). Anything else is said to your room.")]
 pub struct ChatServeArgs {
     /// Where to listen: :PORT, HOST:PORT, tcp://…, unix:PATH.
-    pub endpoint: EndpointArg,
-    /// Messages replayed to someone joining a room.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub history: usize,
-    /// Longest line a client may send; longer ones are refused.
-    #[arg(long, value_name = "BYTES", default_value = "4KiB")]
-    pub max_line: ByteSize,
-    /// Clients at once; more are told the server is full.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = crate::units::at_least_one)]
-    pub max_clients: usize,
-    /// Lines per second each client may send on average (0 = no limit).
-    #[arg(long, value_name = "LINES_PER_SEC", default_value_t = 20.0)]
-    pub rate: f64,
-    /// Lines a client may send in one burst.
-    #[arg(long, value_name = "N", default_value_t = 50.0)]
-    pub burst: f64,
-    /// At shutdown, wait this long for clients to leave.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
+    /// The server's options.
+    #[command(flatten)]
+    pub options: chat::Options,
 }
 
 /// `sockit forward`.
@@ -398,50 +250,14 @@ pub struct ChatServeArgs {
     sockit forward --allow 127.0.0.0/8 --deny 127.0.0.2 :8081 :8080")]
 pub struct ForwardArgs {
     /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
-    pub listen: EndpointArg,
-    /// Where to relay to; with several, see --balance.
-    #[arg(required = true, value_name = "TARGET")]
-    pub targets: Vec<EndpointArg>,
+    #[arg(value_name = "LISTEN")]
+    pub listen: Endpoint,
     /// Relay UDP (same as udp:// endpoints).
     #[arg(short, long)]
     pub udp: bool,
-    /// How connections pick among several targets.
-    #[arg(long, value_enum, default_value_t = crate::forward::targets::Balance::RoundRobin)]
-    pub balance: crate::forward::targets::Balance,
-    /// Give up connecting to a target after this long.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub connect_timeout: Secs,
-    /// Close a connection after this long with no bytes either way (0 = never).
-    #[arg(short = 'i', long, value_name = "SECS", default_value = "0")]
-    pub idle_timeout: Secs,
-    /// End a UDP session after this long without datagrams.
-    #[arg(long, value_name = "SECS", default_value = "60")]
-    pub udp_timeout: Secs,
-    /// Connections (UDP: sessions) at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
-    pub max_conns: usize,
-    /// Admit only clients in this network (repeatable): 10.0.0.0/8, ::1, …
-    #[arg(long, value_name = "CIDR", value_parser = crate::forward::access::parse_cidr)]
-    pub allow: Vec<ipnet::IpNet>,
-    /// Refuse clients in this network (repeatable; wins over --allow).
-    #[arg(long, value_name = "CIDR", value_parser = crate::forward::access::parse_cidr)]
-    pub deny: Vec<ipnet::IpNet>,
-    /// Hex-dump every chunk both ways (offset, hex, ASCII) to stderr.
-    #[arg(short = 'x', long)]
-    pub hex_dump: bool,
-    /// Write the hex dump to this file instead (implies --hex-dump).
-    #[arg(long, value_name = "FILE")]
-    pub dump_file: Option<PathBuf>,
-    /// Copy through user space instead of splice(2).
-    #[arg(long)]
-    pub no_splice: bool,
-    /// TCP congestion control for the relay's sending: auto (cubic toward
-    /// loopback peers, the host default elsewhere), system, or a name.
-    #[arg(long, value_name = "ALGO", default_value = "auto")]
-    pub congestion: crate::forward::congestion::Congestion,
-    /// At shutdown, wait this long for connections to finish.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
+    /// The relay's options.
+    #[command(flatten)]
+    pub options: forward::Options,
 }
 
 /// `sockit http`.
@@ -458,40 +274,12 @@ pub enum HttpCommand {
     /// Serve a directory, or `Hello World!` without one.
     Serve(HttpServeArgs),
     /// Fetch a URL: headers to stderr, body to stdout or a file.
-    Get(HttpGetArgs),
-}
-
-/// `sockit http get`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit http get http://127.0.0.1:8080/           headers on stderr, page on stdout\n  \
-    sockit http get -O https://example.org/a.tar.gz  save as a.tar.gz (progress bar on a terminal)\n  \
-    sockit http get -L --fail -o page.html URL\n  \
-    sockit http get --cacert ca.pem https://internal/")]
-pub struct HttpGetArgs {
-    /// The URL (http:// or https://).
-    pub url: String,
-    /// Save the body to FILE.
-    #[arg(short, long, value_name = "FILE", conflicts_with = "remote_name")]
-    pub output: Option<PathBuf>,
-    /// Save the body under the URL's last path segment (index.html for /).
-    #[arg(short = 'O', long)]
-    pub remote_name: bool,
-    /// Send HEAD and show only the headers.
-    #[arg(short = 'I', long)]
-    pub head: bool,
-    /// Follow redirects (up to 10).
-    #[arg(short = 'L', long)]
-    pub location: bool,
-    /// Exit non-zero on a 4xx or 5xx status.
-    #[arg(short, long)]
-    pub fail: bool,
-    /// Give up after this long (0 = never).
-    #[arg(long, value_name = "SECS", default_value = "0")]
-    pub timeout: Secs,
-    /// Trust this PEM certificate too (a private CA or self-signed server).
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
+    #[command(after_help = "Examples:\n  \
+        sockit http get http://127.0.0.1:8080/           headers on stderr, page on stdout\n  \
+        sockit http get -O https://example.org/a.tar.gz  save as a.tar.gz (progress bar on a terminal)\n  \
+        sockit http get -L --fail -o page.html URL\n  \
+        sockit http get --cacert ca.pem https://internal/")]
+    Get(http::get::Options),
 }
 
 /// `sockit http serve`.
@@ -501,67 +289,21 @@ pub struct HttpGetArgs {
     sockit http serve ./site -l :8000      static files, like python3 -m http.server\n  \
     sockit -v http serve                   also log each request's headers")]
 pub struct HttpServeArgs {
-    /// Directory to serve; without it every request gets --body.
-    pub dir: Option<PathBuf>,
     /// Where to listen.
     #[arg(short, long, value_name = "EP", default_value = "127.0.0.1:8080")]
-    pub listen: EndpointArg,
-    /// The hello-world body.
-    #[arg(long, value_name = "TEXT", default_value = crate::http::DEFAULT_BODY)]
-    pub body: String,
-    /// Serve and list dotfiles too.
-    #[arg(long)]
-    pub hidden: bool,
-    /// Connections at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
-    pub max_conns: usize,
-    /// Close a client that takes longer than this to send its headers.
-    #[arg(long, value_name = "SECS", default_value = "10")]
-    pub header_timeout: Secs,
-    /// Largest request head (request line and headers) accepted.
-    #[arg(long, value_name = "BYTES", default_value = "16KiB")]
-    pub max_header: ByteSize,
-    /// At shutdown, wait this long for requests in flight.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
-}
-
-/// `sockit discard` and `sockit chargen`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit discard :7009          TCP; add --udp for UDP\n  \
-    sockit chargen :7019          nc 127.0.0.1 7019 | head -3")]
-pub struct ClassicArgs {
-    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
-    pub endpoint: EndpointArg,
-    /// Use UDP (same as a udp:// endpoint).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// Server limits.
+    pub listen: Endpoint,
+    /// The server's options.
     #[command(flatten)]
-    pub limits: LimitArgs,
-}
-
-/// Limits every server has.
-#[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
-    /// Clients served at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::accept::DEFAULT_MAX_CONNS, value_parser = crate::units::at_least_one)]
-    pub max_conns: usize,
-    /// Close a client after this long without progress (0 = never).
-    #[arg(short = 'i', long, value_name = "SECS", default_value = "300")]
-    pub idle_timeout: Secs,
-    /// At shutdown, wait this long for clients to finish.
-    #[arg(long, value_name = "SECS", default_value = "5")]
-    pub drain_timeout: Secs,
+    pub options: http::Options,
 }
 
 /// `sockit serve`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-    sockit serve                                echo on tcp+udp 127.0.0.1:7007\n  \
+    sockit serve                                echo on tcp+udp 127.0.0.1:7007, and the rest\n  \
     sockit serve --config sockit.toml\n\n\
-    Config (TOML):\n  \
+    Config (TOML): a section per service takes `enabled`, `listen` and the\n\
+    service's own flags as keys (`max_conns`, `idle_timeout`, …):\n  \
     drain_timeout = \"5s\"\n  \
     [echo]\n  \
     listen = [\"tcp://127.0.0.1:7007\", \"udp://127.0.0.1:7007\"]\n  \
@@ -572,7 +314,7 @@ pub struct ServeArgs {
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// At shutdown, wait this long for clients to finish (overrides the config).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub drain_timeout: Option<Secs>,
 }
 
@@ -592,89 +334,54 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Closed-loop round trips against an echo server.
-    Echo(BenchEchoArgs),
+    #[command(after_help = "Examples:\n  \
+        sockit bench echo :7007 -c 100 -d 10 -s 64\n  \
+        sockit bench echo unix:/tmp/echo.sock --json")]
+    Echo(bench::echo::Options),
     /// Request/response load over UDP (echo, format-time, any responder).
-    Udp(BenchUdpArgs),
+    #[command(after_help = "Examples:\n  \
+        sockit bench udp :7007 -c 16 -d 10                  UDP echo, 16 requests in flight\n  \
+        sockit bench udp :9000 --payload '%Y-%m-%d %X'      the format-time service\n  \
+        sockit bench udp :9000 --json")]
+    Udp(bench::udp::Options),
     /// One publisher, N subscribers: chat servers or Redis pub/sub.
-    Fanout(BenchFanoutArgs),
+    #[command(after_help = "Examples:\n  \
+        sockit bench fanout :12345 -n 1000 -m 200        blast into sockit chat serve --rate 0\n  \
+        sockit bench fanout :12345 -n 1000 -m 300 --rate 100   paced, for latency\n  \
+        sockit bench fanout :6379 -n 1000 -m 200 --redis      Redis SUBSCRIBE/PUBLISH")]
+    Fanout(bench::fanout::Options),
 }
 
-/// `sockit bench fanout`.
+/// `sockit completions`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit bench fanout :12345 -n 1000 -m 200        blast into sockit chat serve --rate 0\n  \
-    sockit bench fanout :12345 -n 1000 -m 300 --rate 100   paced, for latency\n  \
-    sockit bench fanout :6379 -n 1000 -m 200 --redis      Redis SUBSCRIBE/PUBLISH")]
-pub struct BenchFanoutArgs {
-    /// The server: HOST:PORT, tcp://…, unix:PATH.
-    pub endpoint: EndpointArg,
-    /// Subscriber connections.
-    #[arg(short = 'n', long, default_value_t = 100)]
-    pub subscribers: usize,
-    /// Messages the publisher sends.
-    #[arg(short, long, default_value_t = 100)]
-    pub messages: usize,
-    /// Publish this many messages per second (default: as fast as possible).
-    #[arg(short, long)]
-    pub rate: Option<f64>,
-    /// Speak Redis SUBSCRIBE/PUBLISH instead of chat lines.
-    #[arg(long)]
-    pub redis: bool,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
-/// `sockit bench udp`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit bench udp :7007 -c 16 -d 10                  UDP echo, 16 requests in flight\n  \
-    sockit bench udp :9000 --payload '%Y-%m-%d %X'      the format-time service\n  \
-    sockit bench udp :9000 --json")]
-pub struct BenchUdpArgs {
-    /// The server: HOST:PORT (always UDP) or udp://….
-    pub endpoint: EndpointArg,
-    /// Requests in flight at once.
-    #[arg(short = 'c', long, default_value_t = 16)]
-    pub in_flight: usize,
-    /// How long to run.
-    #[arg(short, long, value_name = "SECS", default_value = "10")]
-    pub duration: Secs,
-    /// What each request carries.
-    #[arg(short, long, default_value = "%Y-%m-%d %X")]
-    pub payload: String,
-    /// A request with no reply after this long counts as lost.
-    #[arg(short = 'w', long, value_name = "SECS", default_value = "1")]
-    pub timeout: Secs,
-    /// Send sockperf ping messages (as many bytes as the payload, at least
-    /// 14) so `sockperf server` can be measured too.
-    #[arg(long)]
-    pub sockperf: bool,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `sockit bench echo`.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    sockit bench echo :7007 -c 100 -d 10 -s 64\n  \
-    sockit bench echo unix:/tmp/echo.sock --json")]
-pub struct BenchEchoArgs {
-    /// The echo server: HOST:PORT, tcp://…, unix:PATH.
-    pub endpoint: EndpointArg,
-    /// Concurrent connections.
-    #[arg(short, long, default_value_t = 1)]
-    pub connections: usize,
-    /// How long to run.
-    #[arg(short, long, value_name = "SECS", default_value = "10")]
-    pub duration: Secs,
-    /// Bytes per message.
-    #[arg(short, long, value_name = "BYTES", default_value = "64")]
-    pub size: ByteSize,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
+/// How the user names option `key` on the command line they typed: its
+/// `--flag`, or the placeholder of a positional argument. `path` is the
+/// chain of subcommands (`["chat", "serve"]`).
+pub fn flag_name(path: &[String], key: &str) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    for name in path {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    match cmd.get_arguments().find(|a| a.get_id() == key) {
+        Some(arg) => match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => arg
+                .get_value_names()
+                .and_then(|names| names.first())
+                .map_or_else(|| key.to_uppercase(), |n| n.to_string()),
+        },
+        None => key.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -693,7 +400,17 @@ mod tests {
         let Command::Listen(args) = cli.command else {
             panic!("not listen")
         };
-        assert_eq!(args.exec.unwrap(), ["sort", "-r"]);
-        assert!(args.keep_open);
+        assert_eq!(args.options.exec.unwrap(), ["sort", "-r"]);
+        assert!(args.options.keep_open);
+    }
+
+    #[test]
+    fn keys_are_named_as_the_user_typed_them() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(flag_name(&path(&["chat", "serve"]), "rate"), "--rate");
+        assert_eq!(flag_name(&path(&["chat", "serve"]), "listen"), "ENDPOINT");
+        assert_eq!(flag_name(&path(&["http", "serve"]), "listen"), "--listen");
+        assert_eq!(flag_name(&path(&["forward"]), "targets"), "TARGET");
+        assert_eq!(flag_name(&path(&["forward"]), "splice"), "--no-splice");
     }
 }

@@ -1,11 +1,69 @@
 //! The netcat client: connect to an endpoint and bridge it to stdin/stdout.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::time::Duration;
+
+use clap::Args;
 
 use crate::endpoint::{Endpoint, Transport};
 use crate::net;
+use crate::options::{FrameOptions, OptionError};
 use crate::stdio;
+use crate::units::Secs;
+
+/// The flags of `sockit connect`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…, unix:PATH.
+    pub endpoint: Endpoint,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Give up connecting after this long.
+    #[arg(short = 'w', long, value_name = "SECS", allow_negative_numbers = true)]
+    pub connect_timeout: Option<Secs>,
+    /// Quit after this long with no data in either direction (0 = never).
+    #[arg(short = 'i', long, value_name = "SECS", allow_negative_numbers = true)]
+    pub idle_timeout: Option<Secs>,
+    /// Send line endings as CRLF.
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Interactive line mode even when stdin is not a terminal.
+    #[arg(short, long)]
+    pub lines: bool,
+    /// In line mode, typing this word quits.
+    #[arg(long, default_value = "exit")]
+    pub exit_word: String,
+    /// Framing.
+    #[command(flatten)]
+    pub frame: FrameOptions,
+}
+
+impl Options {
+    /// The client's config, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .with_udp_flag(self.udp)
+            .map_err(|e| OptionError::new("endpoint", e.to_string()))?;
+        let terminal = io::stdin().is_terminal();
+        let mut stdio = stdio::Options::new(
+            &self.frame,
+            self.crlf,
+            self.idle_timeout.and_then(Secs::nonzero),
+        );
+        stdio.interactive = (self.lines || terminal).then(|| stdio::Interactive {
+            exit_word: self.exit_word.clone(),
+            prompt: terminal,
+        });
+        Ok(Config {
+            endpoint,
+            connect_timeout: self.connect_timeout.map(|s| s.0),
+            stdio,
+        })
+    }
+}
 
 /// What the client does.
 #[derive(Debug, Clone)]

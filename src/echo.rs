@@ -12,24 +12,23 @@ use tokio::net::UdpSocket;
 use tokio_util::codec::{Encoder, Framed};
 use tracing::Level;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
 use crate::datagram;
-use crate::frame::{DEFAULT_MAX_FRAME, FrameError, Framing};
-use crate::idle::IdleTimer;
-use crate::net::{Bound, Listener, Stream};
+use crate::endpoint::Endpoint;
+use crate::frame::{FrameError, Framing};
+use crate::idle::Activity;
+use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::options::{ClosesIdle, FrameOptions, Limits, OptionError};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
 
 /// Read buffer for the byte-echo fast path: big enough for bulk echo, small
 /// enough that 10,000 connections stay cheap (it is only allocated once a
 /// client sends something).
 const ECHO_BUFFER: usize = 16 * 1024;
-
-/// Stream clients quiet this long are closed, so abandoned or hostile
-/// connections cannot hold slots forever.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_536;
 
 /// A reply template: every `{}` is replaced by the message.
 ///
@@ -73,6 +72,56 @@ impl Template {
     }
 }
 
+/// The echo service's options: its flags and its `[echo]` config keys.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Framing.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub frame: FrameOptions,
+    /// Sent to each client when it connects.
+    #[arg(long, value_name = "TEXT")]
+    pub greeting: Option<String>,
+    /// Answer each message M with TEMPLATE, `{}` replaced by M.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub reply: Option<String>,
+    /// Close a client whose message is this word.
+    #[arg(long, value_name = "WORD")]
+    pub exit_word: Option<String>,
+    /// Server limits.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<ClosesIdle>,
+}
+
+impl Options {
+    /// The service's config, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        Ok(Config {
+            framing: self.frame.frame,
+            max_frame: self.frame.max_frame.0,
+            greeting: self.greeting.clone().map(Into::into),
+            reply: self.reply.as_deref().map(Template::new),
+            exit_word: self.exit_word.clone().map(Into::into),
+            max_conns: self.limits.max_conns()?,
+            idle_timeout: self.limits.idle(),
+        })
+    }
+
+    /// The service on `endpoints`, ready for the runner.
+    pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
+        let cfg = self.config()?;
+        Ok(Service::new(
+            "echo",
+            endpoints,
+            self.limits.drain(),
+            cfg,
+            run_bound,
+        ))
+    }
+}
+
 /// What the echo service does with each client.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -94,15 +143,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            framing: Framing::Raw,
-            max_frame: DEFAULT_MAX_FRAME,
-            greeting: None,
-            reply: None,
-            exit_word: None,
-            max_conns: accept::DEFAULT_MAX_CONNS,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-        }
+        Options::default().config().expect("the defaults are valid")
     }
 }
 
@@ -170,46 +211,42 @@ async fn echo_bytes(
     greeting: Option<&[u8]>,
     idle: Option<Duration>,
 ) -> io::Result<()> {
-    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut timer = IdleTimer::new(idle, sleep);
-    if let Some(g) = greeting {
-        timer.guard(stream.write_all(g)).await?;
-    }
-    // Allocate only once the client sends something, so idle clients cost
-    // only their socket.
-    timer.guard(stream.wait_for_data()).await?;
-    let mut buf = vec![0u8; ECHO_BUFFER];
-    loop {
-        let step = async {
-            let n = stream.read_drained(&mut buf).await?;
-            stream.write_all(&buf[..n]).await?;
-            Ok(n)
-        };
-        if timer.guard(step).await? == 0 {
-            return stream.shutdown().await;
+    let activity = Activity::new();
+    let echo = async {
+        if let Some(g) = greeting {
+            activity.step(stream.write_all(g)).await?;
         }
-    }
+        // Allocate only once the client sends something, so idle clients
+        // cost only their socket.
+        activity.step(stream.wait_for_data()).await?;
+        let mut buf = vec![0u8; ECHO_BUFFER];
+        loop {
+            let n = stream.read_drained(&mut buf).await?;
+            if n == 0 {
+                return stream.shutdown().await;
+            }
+            activity.step(stream.write_all(&buf[..n])).await?;
+        }
+    };
+    activity.bound(idle, echo).await
 }
 
 async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
-    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut timer = IdleTimer::new(cfg.idle_timeout, sleep);
+    let activity = Activity::new();
     let mut codec = cfg.framing.codec(cfg.max_frame);
-    if let Some(g) = &cfg.greeting {
-        let mut out = BytesMut::new();
-        codec.encode(g.clone(), &mut out)?;
-        timer.guard(stream.write_all(&out)).await?;
-    }
-    // As in the byte echo: buffers only once the client speaks.
-    timer.guard(stream.wait_for_data()).await?;
-    let mut framed = Framed::new(stream, codec);
-    loop {
-        let step = async {
-            let Some(first) = framed.next().await else {
-                return Ok(false);
-            };
-            // Answer everything already buffered before one flush, so a burst
-            // of pipelined messages costs one write, not one per message.
+    let echo = async {
+        if let Some(g) = &cfg.greeting {
+            let mut out = BytesMut::new();
+            codec.encode(g.clone(), &mut out)?;
+            activity.step(stream.write_all(&out)).await?;
+        }
+        // As in the byte echo: buffers only once the client speaks.
+        activity.step(stream.wait_for_data()).await?;
+        let mut framed = Framed::new(stream, codec);
+        while let Some(first) = framed.next().await {
+            // Answer everything already buffered before one flush, so a
+            // burst of pipelined messages costs one write, not one per
+            // message.
             let mut next = Some(first);
             while let Some(frame) = next {
                 let msg = frame.inspect_err(|e| {
@@ -222,19 +259,16 @@ async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
                     None => {
                         framed.flush().await?;
                         tracing::debug!("exit word received");
-                        return Ok(false);
+                        return framed.get_mut().shutdown().await;
                     }
                 }
                 next = framed.next().now_or_never().flatten();
             }
-            framed.flush().await?;
-            io::Result::Ok(true)
-        };
-        if !timer.guard(step).await? {
-            break;
+            activity.step(async { Ok(framed.flush().await?) }).await?;
         }
-    }
-    framed.get_mut().shutdown().await
+        framed.get_mut().shutdown().await
+    };
+    activity.bound(cfg.idle_timeout, echo).await
 }
 
 /// Answers each datagram until shutdown. A datagram is one message; the

@@ -50,7 +50,7 @@ impl Transport {
 /// let err = "localhost:abc".parse::<Endpoint>().unwrap_err();
 /// assert_eq!(err.to_string(), "invalid port 'abc' in 'localhost:abc'");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub enum Endpoint {
     /// An internet endpoint; `host` is a literal IP or a name still to resolve.
     Inet {
@@ -60,6 +60,9 @@ pub enum Endpoint {
         host: String,
         /// The port; 0 asks the kernel for a free one when binding.
         port: u16,
+        /// Whether the transport was spelled out (`tcp://`, `udp://`); one
+        /// that was not may follow `--udp` or a relay's listener.
+        scheme: bool,
     },
     /// A Unix-domain stream socket at this path.
     Unix(PathBuf),
@@ -116,6 +119,40 @@ pub enum EndpointError {
     TcpConflict(String),
 }
 
+/// Two endpoints are the same place whether or not the scheme was written.
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Endpoint::Inet {
+                    udp, host, port, ..
+                },
+                Endpoint::Inet {
+                    udp: u2,
+                    host: h2,
+                    port: p2,
+                    ..
+                },
+            ) => udp == u2 && host == h2 && port == p2,
+            (Endpoint::Unix(a), Endpoint::Unix(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Endpoint::Inet {
+                udp, host, port, ..
+            } => (0u8, udp, host, port).hash(state),
+            Endpoint::Unix(path) => (1u8, path).hash(state),
+        }
+    }
+}
+
 impl Endpoint {
     /// A TCP endpoint on a literal address.
     pub fn tcp(addr: SocketAddr) -> Self {
@@ -123,6 +160,7 @@ impl Endpoint {
             udp: false,
             host: addr.ip().to_string(),
             port: addr.port(),
+            scheme: true,
         }
     }
 
@@ -132,6 +170,7 @@ impl Endpoint {
             udp: true,
             host: addr.ip().to_string(),
             port: addr.port(),
+            scheme: true,
         }
     }
 
@@ -144,32 +183,57 @@ impl Endpoint {
         }
     }
 
-    /// Applies a `--udp` flag: a TCP endpoint written without a scheme becomes
-    /// UDP; one that explicitly says `tcp://` or `unix:` is a conflict.
-    pub fn with_udp_flag(self, udp_flag: bool, written: &str) -> Result<Self, EndpointError> {
-        if !udp_flag {
-            return Ok(self);
-        }
+    /// Whether the user named the transport (`tcp://`, `udp://`, `unix:`).
+    pub fn has_scheme(&self) -> bool {
         match self {
-            Endpoint::Inet { host, port, .. } if !written.contains("://") => Ok(Endpoint::Inet {
-                udp: true,
-                host,
-                port,
-            }),
-            Endpoint::Inet { udp: true, .. } => Ok(self),
-            _ => Err(EndpointError::UdpConflict(written.to_string())),
+            Endpoint::Inet { scheme, .. } => *scheme,
+            Endpoint::Unix(_) => true,
         }
     }
 
-    /// The same endpoint on another transport (TCP or UDP); Unix stays Unix.
-    pub fn as_udp(&self, udp: bool) -> Self {
+    /// Applies a `--udp` flag: a TCP endpoint written without a scheme becomes
+    /// UDP; one that explicitly says `tcp://` or `unix:` is a conflict.
+    pub fn with_udp_flag(self, udp_flag: bool) -> Result<Self, EndpointError> {
+        if !udp_flag || self.transport() == Transport::Udp {
+            return Ok(self);
+        }
+        if self.has_scheme() {
+            return Err(EndpointError::UdpConflict(self.to_string()));
+        }
+        Ok(self.on_transport(true))
+    }
+
+    /// For UDP-first commands (`time`): UDP unless `--tcp` or a scheme says
+    /// otherwise.
+    pub fn udp_unless(self, tcp_flag: bool) -> Result<Self, EndpointError> {
+        match self.transport() {
+            Transport::Udp if tcp_flag => Err(EndpointError::TcpConflict(self.to_string())),
+            Transport::Tcp if !tcp_flag && !self.has_scheme() => Ok(self.on_transport(true)),
+            _ => Ok(self),
+        }
+    }
+
+    /// A relay target written without a scheme takes the listener's
+    /// transport (`udp` or not); one with a scheme keeps its own.
+    pub fn following(self, udp: bool) -> Self {
+        if self.has_scheme() {
+            self
+        } else {
+            self.on_transport(udp)
+        }
+    }
+
+    fn on_transport(self, udp: bool) -> Self {
         match self {
-            Endpoint::Inet { host, port, .. } => Endpoint::Inet {
+            Endpoint::Inet {
+                host, port, scheme, ..
+            } => Endpoint::Inet {
                 udp,
-                host: host.clone(),
-                port: *port,
+                host,
+                port,
+                scheme,
             },
-            Endpoint::Unix(p) => Endpoint::Unix(p.clone()),
+            unix => unix,
         }
     }
 
@@ -224,19 +288,24 @@ impl FromStr for Endpoint {
         {
             return parse_unix(path, input);
         }
-        let (udp, rest) = match input.split_once("://") {
-            Some(("tcp", rest)) => (false, rest),
-            Some(("udp", rest)) => (true, rest),
+        let (udp, scheme, rest) = match input.split_once("://") {
+            Some(("tcp", rest)) => (false, true, rest),
+            Some(("udp", rest)) => (true, true, rest),
             Some((scheme, _)) => {
                 return Err(EndpointError::BadScheme {
                     scheme: scheme.to_string(),
                     input: input.to_string(),
                 });
             }
-            None => (false, input),
+            None => (false, false, input),
         };
         let (host, port) = split_host_port(rest, input)?;
-        Ok(Endpoint::Inet { udp, host, port })
+        Ok(Endpoint::Inet {
+            udp,
+            host,
+            port,
+            scheme,
+        })
     }
 }
 
@@ -296,7 +365,9 @@ fn split_host_port(rest: &str, input: &str) -> Result<(String, u16), EndpointErr
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Inet { udp, host, port } => {
+            Endpoint::Inet {
+                udp, host, port, ..
+            } => {
                 let scheme = if *udp { "udp" } else { "tcp" };
                 if host.contains(':') {
                     write!(f, "{scheme}://[{host}]:{port}")
@@ -306,6 +377,12 @@ impl fmt::Display for Endpoint {
             }
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
         }
+    }
+}
+
+impl serde::Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -325,6 +402,7 @@ mod tests {
             udp,
             host: host.into(),
             port,
+            scheme: false,
         }
     }
 
@@ -390,13 +468,22 @@ mod tests {
     #[test]
     fn udp_flag_turns_plain_endpoints_into_udp() {
         let ep: Endpoint = ":9".parse().unwrap();
-        assert_eq!(
-            ep.with_udp_flag(true, ":9").unwrap().transport(),
-            Transport::Udp
-        );
+        assert_eq!(ep.with_udp_flag(true).unwrap().transport(), Transport::Udp);
         let ep: Endpoint = "tcp://:9".parse().unwrap();
-        assert!(ep.with_udp_flag(true, "tcp://:9").is_err());
+        assert!(ep.with_udp_flag(true).is_err());
         let ep: Endpoint = "unix:/x".parse().unwrap();
-        assert!(ep.with_udp_flag(true, "unix:/x").is_err());
+        assert!(ep.with_udp_flag(true).is_err());
+    }
+
+    #[test]
+    fn targets_follow_the_listener_unless_they_name_a_scheme() {
+        let plain: Endpoint = ":9".parse().unwrap();
+        assert_eq!(plain.following(true).transport(), Transport::Udp);
+        let tcp: Endpoint = "tcp://:9".parse().unwrap();
+        assert_eq!(tcp.following(true).transport(), Transport::Tcp);
+        let tcp: Endpoint = "tcp://:9".parse().unwrap();
+        assert!(tcp.udp_unless(false).unwrap().transport() == Transport::Tcp);
+        let plain: Endpoint = "9".parse().unwrap();
+        assert!(plain.udp_unless(false).unwrap().transport() == Transport::Udp);
     }
 }

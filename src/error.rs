@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::options::OptionError;
+
 /// Exit code for runtime failures.
 pub const EXIT_FAILURE: u8 = 1;
 
@@ -14,26 +16,86 @@ pub const EXIT_USAGE: u8 = 2;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The exit code for a failed run: 2 for usage errors (a config file that
-/// does not parse counts, as it stands in for flags), 1 for the rest.
+/// The exit code for a failed run: 2 for usage errors (a bad option value
+/// or config file, which stands in for flags), 1 for the rest.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let bad_config = err
-        .downcast_ref::<crate::serve::ConfigError>()
-        .is_some_and(|e| matches!(e, crate::serve::ConfigError::Invalid { .. }));
-    if bad_config || err.downcast_ref::<UsageError>().is_some() {
+    if err.downcast_ref::<UsageError>().is_some() || err.downcast_ref::<OptionError>().is_some() {
         EXIT_USAGE
     } else {
         EXIT_FAILURE
     }
 }
 
-/// One line for a clap parse error: the validator's own message when there is
-/// one (`invalid port 'abc' in 'localhost:abc'`), else clap's first line.
+/// One line for a clap parse error, naming the flag or argument it is
+/// about: `--rate: …`, `missing TARGET`, `--bogus: unknown option`.
 pub fn usage_line(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     use std::error::Error as _;
-    if let Some(source) = err.source() {
-        return source.to_string();
+    let context = |kind| err.get(kind);
+    let strings = |kind| match context(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    // "--rate <LINES_PER_SEC>" names the flag as "--rate", "<TARGET>..." as
+    // "TARGET".
+    let arg = strings(ContextKind::InvalidArg)
+        .first()
+        .map(|a| arg_name(a))
+        .unwrap_or_default();
+    match err.kind() {
+        ErrorKind::ValueValidation => match err.source() {
+            Some(source) => format!("{arg}: {source}"),
+            None => first_line(err),
+        },
+        ErrorKind::InvalidValue => {
+            let value = strings(ContextKind::InvalidValue).join(" ");
+            let valid = strings(ContextKind::ValidValue).join(", ");
+            if value.is_empty() {
+                format!("{arg}: needs a value (see --help)")
+            } else if valid.is_empty() {
+                format!("{arg}: invalid value '{value}'")
+            } else {
+                format!("{arg}: invalid value '{value}' (expected one of: {valid})")
+            }
+        }
+        ErrorKind::UnknownArgument if !arg.starts_with('-') => {
+            format!("unexpected argument '{arg}' (see --help)")
+        }
+        ErrorKind::UnknownArgument => {
+            let hint = strings(ContextKind::SuggestedArg);
+            match hint.first() {
+                Some(s) => format!("{arg}: unknown option (did you mean '{s}'?)"),
+                None => format!("{arg}: unknown option (see --help)"),
+            }
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<String> = strings(ContextKind::InvalidArg)
+                .iter()
+                .map(|a| arg_name(a))
+                .collect();
+            format!("missing {} (see --help)", missing.join(", "))
+        }
+        ErrorKind::ArgumentConflict => {
+            let other = strings(ContextKind::PriorArg).join(", ");
+            format!(
+                "{arg} cannot be used with {} (see --help)",
+                arg_name(&other)
+            )
+        }
+        _ => first_line(err),
     }
+}
+
+fn arg_name(shown: &str) -> String {
+    let name = shown.split_whitespace().next().unwrap_or(shown);
+    name.trim_start_matches('<')
+        .trim_end_matches("...")
+        .trim_end_matches('>')
+        .to_string()
+}
+
+fn first_line(err: &clap::Error) -> String {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -41,13 +103,17 @@ pub fn usage_line(err: &clap::Error) -> String {
 }
 
 /// Renders an error chain as `context: cause: cause`, with the OS's
-/// "Connection refused (os error 111)" shortened to "connection refused".
-pub fn render(err: &anyhow::Error) -> String {
+/// "Connection refused (os error 111)" shortened to "connection refused",
+/// and an option's key shown as `flag` names it for the user.
+pub fn render(err: &anyhow::Error, flag: impl Fn(&str) -> String) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = match cause.downcast_ref::<io::Error>() {
-            Some(io_err) => describe_io(io_err),
-            None => cause.to_string(),
+        let text = if let Some(io_err) = cause.downcast_ref::<io::Error>() {
+            describe_io(io_err)
+        } else if let Some(opt) = cause.downcast_ref::<OptionError>() {
+            format!("{}: {}", flag(opt.key), opt.problem)
+        } else {
+            cause.to_string()
         };
         if parts.last().is_none_or(|prev| !prev.ends_with(&text)) {
             parts.push(text);
@@ -89,6 +155,9 @@ mod tests {
         let err = Err::<(), _>(io::Error::from_raw_os_error(111))
             .context("connect to 127.0.0.1:9")
             .unwrap_err();
-        assert_eq!(render(&err), "connect to 127.0.0.1:9: connection refused");
+        assert_eq!(
+            render(&err, str::to_string),
+            "connect to 127.0.0.1:9: connection refused"
+        );
     }
 }

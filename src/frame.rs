@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use clap::ValueEnum;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::codec::{
     AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, Encoder, LengthDelimitedCodec,
 };
@@ -13,7 +13,7 @@ use tokio_util::codec::{
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 
 /// How a byte stream is cut into messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Framing {
     /// No framing: a message is whatever one read returns (TCP may merge or

@@ -8,20 +8,25 @@
 //!
 //! # Layout
 //! - [`endpoint`]: parse and display endpoints (`tcp://`, `udp://`, `unix:`).
-//! - [`net`]: bind and connect; `Listener`/`Stream` over TCP and Unix.
+//! - [`net`]: bind, accept and connect; `Listener`/`Stream` over TCP and Unix.
 //! - [`accept`]: the shared accept loop (caps, back-off, spans).
 //! - [`datagram`]: the shared UDP receive loop.
-//! - [`shutdown`]: signal, stop accepting, bounded drain.
+//! - [`shutdown`]: stop accepting, bounded drain, signals.
+//! - [`runner`]: bind → `listening on` → run → drain, for one server or the suite.
 //! - [`frame`]: raw, lines and length-prefixed codecs.
-//! - [`idle`]: per-connection idle timeouts.
+//! - [`idle`]: the idle timeout every connection uses.
 //! - [`stdio`]: the netcat data path between stdio and a socket.
 //! - [`exec`]: a process per connection.
-//! - [`connect`], [`listen`], [`echo`], [`time`], [`classic`]: the services.
+//! - [`options`]: option groups the services share, and option errors.
+//! - [`units`]: durations, sizes and counts as flags and config values.
+//! - [`connect`], [`listen`], [`echo`], [`time`], [`classic`], [`forward`],
+//!   [`http`]: the services, each with its options type.
 //! - [`timeclient`]: the time client for all three time protocols.
-//! - [`chat`]: multi-user chat rooms over a line protocol.
-//! - [`serve`]: the suite, its registry and TOML config.
+//! - [`chat`]: multi-user chat rooms over a line protocol, its client and UDP peer chat.
+//! - [`serve`]: the suite's registry and config sections; [`config`] reads TOML.
 //! - [`bench`]: load generators.
-//! - [`cli`], [`commands`], [`logging`], [`error`], [`units`]: the command-line edge.
+//! - [`sync`]: a poison-tolerant lock.
+//! - [`cli`], [`commands`], [`manual`], [`logging`], [`error`]: the command-line edge.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,6 +37,7 @@ pub mod chat;
 pub mod classic;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod connect;
 pub mod datagram;
 pub mod echo;
@@ -44,7 +50,10 @@ pub mod http;
 pub mod idle;
 pub mod listen;
 pub mod logging;
+pub mod manual;
 pub mod net;
+pub mod options;
+pub mod runner;
 pub mod serve;
 pub mod shutdown;
 pub mod stdio;

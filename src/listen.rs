@@ -15,10 +15,15 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::FramedRead;
 use tracing::Level;
 
+use clap::Args;
+
 use crate::accept::{self, AcceptOptions};
+use crate::endpoint::{Endpoint, Transport};
 use crate::exec;
-use crate::frame::{Framing, Line, TolerantLines};
-use crate::net::{Bound, Listener, Stream};
+use crate::frame::Framing;
+use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::options::{FrameOptions, KeepsIdle, Limits, OptionError};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::stdio;
 
@@ -30,6 +35,48 @@ const STDOUT_DEPTH: usize = 256;
 
 /// Read size for client data in keep-open mode.
 const READ_BUFFER: usize = 16 * 1024;
+
+/// The flags of `sockit listen`, after its endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Keep accepting clients after the first one leaves.
+    #[arg(short, long)]
+    pub keep_open: bool,
+    /// Send line endings as CRLF.
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Framing.
+    #[command(flatten)]
+    pub frame: FrameOptions,
+    /// Server limits: `max_conns` and `drain_timeout` apply with -k, and
+    /// `idle_timeout` to a single client.
+    #[command(flatten)]
+    pub limits: Limits<KeepsIdle>,
+    /// Run PROG with ARGS per connection, wired to the socket (no shell).
+    /// Everything after it belongs to the program.
+    #[arg(short = 'e', long, value_name = "PROG [ARGS]", num_args = 1.., allow_hyphen_values = true)]
+    pub exec: Option<Vec<String>>,
+}
+
+impl Options {
+    /// The server on `endpoint`, ready for the runner.
+    pub fn service(&self, endpoint: Endpoint) -> Result<Service, OptionError> {
+        if self.exec.is_some() && endpoint.transport() == Transport::Udp {
+            return Err(OptionError::new(
+                "exec",
+                "needs a stream endpoint (tcp or unix), not udp",
+            ));
+        }
+        let cfg = Config {
+            keep_open: self.keep_open,
+            exec: self.exec.clone(),
+            max_conns: self.limits.max_conns()?,
+            stdio: stdio::Options::new(&self.frame, self.crlf, self.limits.idle()),
+        };
+        let drain = self.limits.drain();
+        Ok(Service::new("listen", vec![endpoint], drain, cfg, run))
+    }
+}
 
 /// What the netcat server does.
 #[derive(Debug, Clone)]
@@ -45,10 +92,10 @@ pub struct Config {
 }
 
 /// Runs the server on a bound socket.
-pub async fn run(cfg: Config, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+pub async fn run(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
     match bound {
         Bound::Datagram(sock) => run_udp(&cfg, sock, &shutdown).await,
-        Bound::Stream(listener) if cfg.keep_open => run_many(cfg, listener, shutdown).await,
+        Bound::Stream(listener) if cfg.keep_open => run_many(&cfg, listener, shutdown).await,
         Bound::Stream(listener) => run_one(&cfg, listener, &shutdown).await,
     }
 }
@@ -77,14 +124,14 @@ async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::R
     res
 }
 
-async fn run_many(cfg: Config, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+async fn run_many(cfg: &Config, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
     let opts = AcceptOptions {
         service: "listen",
         max_conns: cfg.max_conns,
         level: Level::INFO,
     };
-    if let Some(argv) = cfg.exec {
-        let argv = Arc::new(argv);
+    if let Some(argv) = &cfg.exec {
+        let argv = Arc::new(argv.clone());
         return accept::serve(listener, shutdown, opts, move |stream, _| {
             let argv = argv.clone();
             async move { exec::serve_with_process(stream, &argv).await }
@@ -128,17 +175,8 @@ async fn read_stdin(tx: broadcast::Sender<Bytes>, opts: stdio::Options) {
         }
     }
     let mut codec = opts.framing.codec(opts.max_frame);
-    let mut lines = FramedRead::new(stdin, TolerantLines::new(opts.max_frame));
-    // An over-long line is skipped; it must not end forwarding for the rest
-    // of the run.
+    let mut lines = stdio::InputLines::new(stdin, opts.max_frame);
     while let Some(Ok(line)) = lines.next().await {
-        let Line::Text(line) = line else {
-            tracing::warn!(
-                max_frame = opts.max_frame,
-                "stdin line longer than --max-frame dropped"
-            );
-            continue;
-        };
         match opts.encode_line(&line, &mut codec) {
             Ok(out) => {
                 let _ = tx.send(out);
@@ -220,9 +258,9 @@ async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Resu
         ));
     }
     let mut last: Option<SocketAddr> = None;
-    let mut buf = vec![0u8; 65_536];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stdout = tokio::io::stdout();
-    let mut lines = FramedRead::new(tokio::io::stdin(), Framing::Lines.codec(65_507));
+    let mut lines = stdio::InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
     let mut stdin_open = true;
     loop {
         tokio::select! {

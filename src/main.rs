@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use sockit::cli::Cli;
+use clap::{CommandFactory, FromArgMatches};
+use sockit::cli::{self, Cli};
 use sockit::{commands, error, logging, net};
 
 fn main() -> ExitCode {
@@ -24,8 +24,11 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, subcommand_path(&m))));
+    let (cli, path) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
             eprintln!("sockit: {}", error::usage_line(&err));
@@ -39,8 +42,20 @@ async fn run() -> ExitCode {
         // `sockit … | head` closing early is a normal end of a pipeline.
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("sockit: {}", error::render(&err));
+            let line = error::render(&err, |key| cli::flag_name(&path, key));
+            eprintln!("sockit: {line}");
             ExitCode::from(error::exit_code(&err))
         }
     }
+}
+
+/// The subcommands named on the command line, outermost first.
+fn subcommand_path(matches: &clap::ArgMatches) -> Vec<String> {
+    let mut path = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        path.push(name.to_string());
+        m = sub;
+    }
+    path
 }

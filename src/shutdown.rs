@@ -113,36 +113,6 @@ impl Signals {
     }
 }
 
-/// Runs a server future until it ends or a signal arrives, then drains.
-/// The future is expected to return once `shutdown.stopping()` fires.
-pub async fn run_until_signal<F, T>(
-    shutdown: &Shutdown,
-    drain_timeout: Duration,
-    mut signals: Signals,
-    server: F,
-) -> T
-where
-    F: Future<Output = T>,
-{
-    tokio::pin!(server);
-    let out = tokio::select! {
-        out = &mut server => out,
-        () = signals.recv() => {
-            tracing::info!("shutting down");
-            shutdown.trigger();
-            server.await
-        }
-    };
-    let cut = shutdown.drain(drain_timeout).await;
-    if cut > 0 {
-        tracing::warn!(
-            connections = cut,
-            "drain timeout reached, closed live connections"
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

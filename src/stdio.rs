@@ -2,7 +2,7 @@
 //! peer, raw or framed, with half-close, idle timeout and the classic
 //! interactive line mode.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,13 +12,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
-use crate::frame::{FrameCodec, Framing};
+use crate::frame::{FrameCodec, Framing, Line, TolerantLines};
+use crate::idle::Activity;
+use crate::net::MAX_DATAGRAM;
+use crate::options::FrameOptions;
 
 /// Read size for raw copies between stdio and a socket.
 const COPY_BUFFER: usize = 64 * 1024;
-
-/// Largest UDP payload we send or accept.
-const MAX_DATAGRAM: usize = 65_507;
 
 /// How long interactive mode waits for a reply before showing the next prompt.
 const REPLY_WAIT: Duration = Duration::from_secs(1);
@@ -66,7 +66,60 @@ pub struct Interactive {
     pub prompt: bool,
 }
 
+/// Lines read from stdin (or any input), each without its line ending.
+///
+/// The policy for a line longer than `max`, the same for every command: it
+/// is skipped with one warning naming the limit, and reading goes on. A
+/// stray paste must neither end a session nor stop stdin for the rest of
+/// the run.
+pub struct InputLines<R> {
+    lines: FramedRead<R, TolerantLines>,
+    max: usize,
+}
+
+impl<R: AsyncRead + Unpin> InputLines<R> {
+    /// Lines of at most `max` bytes from `input`.
+    pub fn new(input: R, max: usize) -> Self {
+        InputLines {
+            lines: FramedRead::new(input, TolerantLines::new(max)),
+            max,
+        }
+    }
+
+    /// The next line, or `None` at the end of input.
+    pub async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            match self.lines.next().await? {
+                Ok(Line::Text(line)) => return Some(Ok(line)),
+                Ok(Line::TooLong) => {
+                    tracing::warn!(
+                        max = self.max,
+                        "input line longer than {} bytes skipped",
+                        self.max
+                    )
+                }
+                Err(err) => return Some(Err(err)),
+            }
+        }
+    }
+}
+
 impl Options {
+    /// The netcat defaults for `frame`, `crlf` and an idle limit: half-close
+    /// at stdin EOF, and piped input is sent whole even after the peer
+    /// closes.
+    pub fn new(frame: &FrameOptions, crlf: bool, idle_timeout: Option<Duration>) -> Self {
+        Options {
+            framing: frame.frame,
+            max_frame: frame.max_frame.0,
+            crlf,
+            idle_timeout,
+            interactive: None,
+            half_close: true,
+            send_all_input: !std::io::stdin().is_terminal(),
+        }
+    }
+
     /// Whether stdin is read line by line (framed or interactive).
     fn stdin_lines(&self) -> bool {
         self.framing != Framing::Raw || self.interactive.is_some()
@@ -113,7 +166,7 @@ where
     O: AsyncWrite + Unpin,
 {
     let (sock_rd, mut sock_wr) = tokio::io::split(stream);
-    let activity = watch::Sender::new(());
+    let activity = Activity::new();
     let replied = watch::Sender::new(0u64);
 
     let outbound = async {
@@ -129,7 +182,7 @@ where
         res
     };
     let inbound = print_incoming(sock_rd, output, opts, &activity, &replied);
-    let idle = idle_timer(opts.idle_timeout, &activity);
+    let idle = async { Err::<(), _>(activity.expired(opts.idle_timeout).await) };
     tokio::pin!(outbound, inbound, idle);
 
     tokio::select! {
@@ -140,8 +193,9 @@ where
             }
             // Keep sending what stdin still has, but end once it stalls, so
             // a finished peer is not held by a producer that has gone quiet
-            // (socat's -t does the same).
-            let linger = idle_timer(Some(PEER_EOF_LINGER), &activity);
+            // (socat's -t does the same). The stall counts from now.
+            activity.touch();
+            let linger = activity.idle_for(PEER_EOF_LINGER);
             tokio::select! {
                 res = &mut outbound => match res {
                     // The peer closed both ways: nothing more can arrive.
@@ -201,7 +255,7 @@ enum Typed {
 /// Reads the next input line, showing the prompt first and spotting the
 /// exit word.
 async fn read_line<I: AsyncRead + Unpin>(
-    lines: &mut FramedRead<I, FrameCodec>,
+    lines: &mut InputLines<I>,
     opts: &Options,
 ) -> io::Result<Typed> {
     if let Some(Interactive { prompt: true, .. }) = &opts.interactive {
@@ -221,7 +275,7 @@ async fn send_input<I, W>(
     mut input: I,
     sock: &mut W,
     opts: &Options,
-    activity: &watch::Sender<()>,
+    activity: &Activity,
     replied: &watch::Sender<u64>,
 ) -> io::Result<InputEnd>
 where
@@ -240,11 +294,11 @@ where
             } else {
                 sock.write_all(&buf[..n]).await?;
             }
-            activity.send_replace(());
+            activity.touch();
         }
     }
     let mut codec = opts.framing.codec(opts.max_frame);
-    let mut lines = FramedRead::new(input, Framing::Lines.codec(opts.max_frame));
+    let mut lines = InputLines::new(input, opts.max_frame);
     if opts.interactive.is_some() {
         // Like the textbook client, read the greeting before the first line,
         // or a late greeting is taken for the first reply and two lines merge
@@ -262,7 +316,7 @@ where
         let mut reply = replied.subscribe();
         sock.write_all(&opts.encode_line(&line, &mut codec)?)
             .await?;
-        activity.send_replace(());
+        activity.touch();
         if opts.interactive.is_some() {
             await_reply(&mut reply).await;
         }
@@ -287,7 +341,7 @@ async fn print_incoming<R, O>(
     mut sock: R,
     mut output: O,
     opts: &Options,
-    activity: &watch::Sender<()>,
+    activity: &Activity,
     replied: &watch::Sender<u64>,
 ) -> io::Result<()>
 where
@@ -304,7 +358,7 @@ where
             // The textbook client prints each reply on its own line.
             let newline = opts.interactive.is_some() && buf[n - 1] != b'\n';
             emit(&mut output, &buf[..n], newline, true).await?;
-            activity.send_replace(());
+            activity.touch();
             replied.send_modify(|n| *n += 1);
         }
     }
@@ -313,7 +367,7 @@ where
         let frame = frame?;
         let flush = frames.read_buffer().is_empty();
         emit(&mut output, &frame, true, flush).await?;
-        activity.send_replace(());
+        activity.touch();
         replied.send_modify(|n| *n += 1);
     }
     output.flush().await.map_err(stdout_error)
@@ -361,30 +415,18 @@ async fn await_reply(reply: &mut watch::Receiver<u64>) {
     let _ = tokio::time::timeout(REPLY_WAIT, reply.changed()).await;
 }
 
-async fn idle_timer(limit: Option<Duration>, activity: &watch::Sender<()>) -> io::Result<()> {
-    let Some(limit) = limit else {
-        return std::future::pending().await;
-    };
-    let mut seen = activity.subscribe();
-    while let Ok(Ok(())) = tokio::time::timeout(limit, seen.changed()).await {}
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("idle for {}", humantime::format_duration(limit)),
-    ))
-}
-
 /// Sends stdin to a connected UDP socket, one datagram per line, and prints
 /// each reply on its own line. After stdin ends it waits until every datagram
 /// has been answered or the peer is quiet for `linger`.
 pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) -> io::Result<()> {
-    let activity = watch::Sender::new(());
+    let activity = Activity::new();
     let replied = watch::Sender::new(0u64);
     let sent = std::sync::atomic::AtomicU64::new(0);
     let received = std::sync::atomic::AtomicU64::new(0);
     use std::sync::atomic::Ordering::Relaxed;
 
     let outbound = async {
-        let mut lines = FramedRead::new(tokio::io::stdin(), Framing::Lines.codec(MAX_DATAGRAM));
+        let mut lines = InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
         loop {
             let line = match read_line(&mut lines, opts).await? {
                 Typed::Line(line) => line,
@@ -397,25 +439,25 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
             let mut reply = replied.subscribe();
             socket.send(&payload).await?;
             sent.fetch_add(1, Relaxed);
-            activity.send_replace(());
+            activity.touch();
             if opts.interactive.is_some() {
                 await_reply(&mut reply).await;
             }
         }
     };
     let inbound = async {
-        let mut buf = vec![0u8; 65_536];
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut stdout = tokio::io::stdout();
         loop {
             let n = socket.recv(&mut buf).await?;
             let newline = n == 0 || buf[n - 1] != b'\n';
             emit(&mut stdout, &buf[..n], newline, true).await?;
             received.fetch_add(1, Relaxed);
-            activity.send_replace(());
+            activity.touch();
             replied.send_modify(|n| *n += 1);
         }
     };
-    let idle = idle_timer(opts.idle_timeout, &activity);
+    let idle = async { Err::<(), _>(activity.expired(opts.idle_timeout).await) };
     tokio::pin!(outbound, inbound, idle);
     tokio::select! {
         res = &mut inbound => return res,
@@ -423,7 +465,7 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         res = &mut outbound => if res? == InputEnd::ExitWord { return Ok(()) },
     }
     // stdin is done: wait for the replies still owed, within the linger time.
-    let mut seen = activity.subscribe();
+    let mut seen = replied.subscribe();
     let drained = async {
         while received.load(Relaxed) < sent.load(Relaxed) {
             tokio::select! {

@@ -15,11 +15,17 @@ use tokio::net::UdpSocket;
 use tokio_util::codec::Framed;
 use tracing::Level;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
 use crate::datagram;
+use crate::endpoint::Endpoint;
 use crate::frame::{Line, TolerantLines};
-use crate::idle::IdleTimer;
-use crate::net::{Bound, Listener, Stream};
+use crate::idle::Activity;
+use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::options::{ClosesIdle, Limits, OptionError};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
 
 /// Longest request accepted, in bytes.
@@ -27,6 +33,39 @@ pub const MAX_REQUEST: usize = 512;
 
 /// What an empty request means.
 pub const DEFAULT_FORMAT: &str = "%Y-%m-%d %X";
+
+/// The format-time service's options: flags of `sockit time serve`, keys of
+/// `[format_time]`.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Serve UTC instead of local time (format protocol).
+    #[arg(long)]
+    pub utc: bool,
+    /// Server limits.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<ClosesIdle>,
+}
+
+impl Options {
+    /// The service on `endpoints`, ready for the runner.
+    pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
+        let cfg = Config {
+            utc: self.utc,
+            max_conns: self.limits.max_conns()?,
+            idle_timeout: self.limits.idle(),
+        };
+        let drain = self.limits.drain();
+        Ok(Service::new(
+            "format-time",
+            endpoints,
+            drain,
+            cfg,
+            run_bound,
+        ))
+    }
+}
 
 /// How the format-time service answers.
 #[derive(Debug, Clone)]
@@ -125,7 +164,7 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
     // The whole datagram is read so the length check sees its real size
     // (a line ending does not count toward the limit).
-    datagram::serve(socket, &shutdown, 65_536, move |req, reply| {
+    datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |req, reply| {
         let (request, eol) = strip_eol(req);
         reply.extend_from_slice(cfg.reply(request).as_bytes());
         if eol {
@@ -151,26 +190,26 @@ pub async fn run_tcp(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -
 }
 
 async fn serve_lines(stream: Stream, cfg: &Config) -> io::Result<()> {
-    let sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut timer = IdleTimer::new(cfg.idle_timeout, sleep);
+    let activity = Activity::new();
     // Room for a CR: the limit applies to the request without its line
     // ending, which `render` checks.
     let mut lines = Framed::new(stream, TolerantLines::new(MAX_REQUEST + 1));
-    loop {
-        let Some(line) = timer
-            .guard(async { lines.next().await.transpose() })
+    let answer = async {
+        while let Some(line) = activity
+            .step(async { lines.next().await.transpose() })
             .await?
-        else {
-            return Ok(());
-        };
-        let reply = match line {
-            // One reply line per request line, even if the format asks for
-            // a newline (%n).
-            Line::Text(request) => cfg.reply(&request).replace(['\r', '\n'], " "),
-            Line::TooLong => "error: request too long".into(),
-        };
-        timer.guard(lines.send(Bytes::from(reply))).await?;
-    }
+        {
+            let reply = match line {
+                // One reply line per request line, even if the format asks
+                // for a newline (%n).
+                Line::Text(request) => cfg.reply(&request).replace(['\r', '\n'], " "),
+                Line::TooLong => "error: request too long".into(),
+            };
+            activity.step(lines.send(Bytes::from(reply))).await?;
+        }
+        Ok(())
+    };
+    activity.bound(cfg.idle_timeout, answer).await
 }
 
 #[cfg(test)]

@@ -8,12 +8,16 @@ use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use clap::Args;
+
 use crate::classic;
 use crate::endpoint::{Endpoint, Transport};
 use crate::net;
+use crate::options::OptionError;
+use crate::units::Secs;
 
-/// Longest reply read from a server (a UDP datagram's maximum).
-const MAX_REPLY: usize = 65_536;
+/// Longest reply read from a TCP server: as much as UDP could carry.
+const MAX_REPLY: usize = net::MAX_DATAGRAM;
 
 /// Which time protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
@@ -26,6 +30,55 @@ pub enum Protocol {
     Rfc868,
     /// RFC 867: one human-readable line.
     Daytime,
+}
+
+/// The flags of `sockit time` (the client).
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The server: HOST:PORT (UDP unless --tcp or tcp://), udp://…, unix:PATH.
+    #[arg(required = true)]
+    pub endpoint: Option<Endpoint>,
+    /// strftime format to ask for (format protocol); empty asks for the
+    /// server's default.
+    #[arg(default_value = "")]
+    pub format: String,
+    /// Which time protocol to speak.
+    #[arg(short, long, value_enum, default_value_t = Protocol::Format)]
+    pub protocol: Protocol,
+    /// Use TCP instead of UDP.
+    #[arg(short, long)]
+    pub tcp: bool,
+    /// UDP resends after the first try.
+    #[arg(short, long, default_value_t = 3)]
+    pub retries: u32,
+    /// How long to wait for each reply.
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "SECS",
+        default_value = "1",
+        allow_negative_numbers = true
+    )]
+    pub timeout: Secs,
+}
+
+impl Options {
+    /// The query, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .ok_or_else(|| OptionError::new("endpoint", "is required"))?
+            .udp_unless(self.tcp)
+            .map_err(|e| OptionError::new("endpoint", e.to_string()))?;
+        Ok(Config {
+            endpoint,
+            protocol: self.protocol,
+            format: self.format.clone(),
+            retries: self.retries,
+            timeout: self.timeout.0,
+        })
+    }
 }
 
 /// What to ask and how hard to try.
@@ -91,7 +144,7 @@ async fn query_udp(cfg: &Config) -> io::Result<Answer> {
         Protocol::Format => cfg.format.as_bytes(),
         Protocol::Rfc868 | Protocol::Daytime => b"",
     };
-    let mut buf = vec![0u8; MAX_REPLY];
+    let mut buf = vec![0u8; net::MAX_DATAGRAM];
     let attempts = cfg.retries.saturating_add(1);
     for attempt in 1..=attempts {
         let sent_at = SystemTime::now();

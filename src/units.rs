@@ -1,15 +1,28 @@
-//! Human-friendly durations and byte sizes for flags and the config file:
-//! `5` or `5s`, `250ms`, `2m`; `1048576`, `64KiB`, `1MiB`.
+//! Human-friendly durations, byte sizes and counts for flags and the config
+//! file: `5` or `5s`, `250ms`, `2m`; `1048576`, `64KiB`, `1MiB`; `20`. Each
+//! parses the same way from either, so both front ends give the same error.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written as plain seconds (`5`, `0.5`) or with a unit (`250ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Secs(pub Duration);
+
+impl Secs {
+    /// A whole number of seconds, for defaults.
+    pub const fn from_secs(secs: u64) -> Self {
+        Secs(Duration::from_secs(secs))
+    }
+
+    /// The duration, with 0 meaning "no limit".
+    pub fn nonzero(self) -> Option<Duration> {
+        (!self.0.is_zero()).then_some(self.0)
+    }
+}
 
 /// The longest duration accepted anywhere.
 const MAX_SECS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -39,6 +52,12 @@ impl FromStr for Secs {
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for Secs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -94,6 +113,22 @@ impl FromStr for ByteSize {
     }
 }
 
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n % (1 << 20) == 0 => write!(f, "{}MiB", n >> 20),
+            n if n % (1 << 10) == 0 => write!(f, "{}KiB", n >> 10),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -109,11 +144,44 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parses a count that must be at least 1 (`--max-conns`).
-pub fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+/// A whole number of 0 or more (`--history`, `--max-conns`); a negative or
+/// fractional one is refused with the same words from a flag or a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Count(pub usize);
+
+impl FromStr for Count {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse::<usize>()
+            .map(Count)
+            .map_err(|_| format!("expected a whole number of 0 or more, not '{s}'"))
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Int(n) => n.to_string(),
+            Raw::Float(f) => f.to_string(),
+            Raw::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -142,5 +210,19 @@ mod tests {
         assert_eq!("100".parse::<ByteSize>().unwrap().0, 100);
         assert!("lots".parse::<ByteSize>().is_err());
         assert!("0".parse::<ByteSize>().is_err());
+        for n in [1, 100, 1 << 10, 64 << 10, 1 << 20, 3 << 20] {
+            let shown = ByteSize(n).to_string();
+            assert_eq!(shown.parse::<ByteSize>().unwrap().0, n, "{shown}");
+        }
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!("20".parse::<Count>().unwrap().0, 20);
+        assert_eq!(
+            "-5".parse::<Count>().unwrap_err(),
+            "expected a whole number of 0 or more, not '-5'"
+        );
+        assert!("1.5".parse::<Count>().is_err());
     }
 }

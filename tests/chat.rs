@@ -366,3 +366,38 @@ fn udp_peer_chat_between_two_instances() {
     alice.write_stdin(b"q\n");
     assert!(alice.wait_exit(STEP).success());
 }
+
+#[test]
+fn idle_timeout_closes_a_silent_client_and_keeps_a_talking_one() {
+    scenario(
+        &["--idle-timeout", "0.5"],
+        r##"
+a = C("alice")
+b = C("bob")
+for i in range(6):
+    time.sleep(0.25)
+    b.send("still here %d" % i)
+a.expect("! idle for 500ms without a line, closing")
+assert a.closed()
+b.send("/who")
+b.expect("bob")
+"##,
+    );
+}
+
+#[test]
+fn max_conns_is_the_clients_cap_under_either_name() {
+    for flag in ["--max-conns", "--max-clients"] {
+        let srv = Server::spawn(&["chat", "serve", ":0", flag, "1"]);
+        let out = python(
+            &format!(
+                "{CLIENT}\na = C()\ns = socket.create_connection(('127.0.0.1', PORT), timeout=10)\nprint(s.recv(1024).decode())"
+            ),
+            &[&srv.port().to_string()],
+        );
+        assert!(
+            out.contains("! server is full (1 clients)"),
+            "{flag}: {out}"
+        );
+    }
+}

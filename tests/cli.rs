@@ -42,7 +42,7 @@ fn usage_errors_are_one_line_and_exit_2() {
             &["connect", "localhost:abc"],
             "invalid port 'abc' in 'localhost:abc'",
         ),
-        (&["echo", "--bogus", ":0"], "unexpected argument '--bogus'"),
+        (&["echo", "--bogus", ":0"], "--bogus: unknown option"),
         (
             &["connect", "--udp", "unix:/tmp/x"],
             "--udp conflicts with 'unix:/tmp/x'",
@@ -101,5 +101,62 @@ fn zero_and_huge_values_are_usage_errors_not_panics() {
         &["echo", ":0", "--drain-timeout", "1e30"],
     ] {
         usage_error(args);
+    }
+}
+
+#[test]
+fn completions_load_in_their_shells() {
+    let dir = crate::support::tempdir();
+    for (shell, check) in [("bash", "bash"), ("zsh", "zsh")] {
+        let out = sockit_run(&["completions", shell], b"");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("max-conns"), "{shell} completes flags");
+        let path = dir.path().join(format!("sockit.{shell}"));
+        std::fs::write(&path, &script).unwrap();
+        let loaded = crate::support::run(
+            std::process::Command::new(check).arg("-n").arg(&path),
+            b"",
+            crate::support::STEP,
+        );
+        assert!(
+            loaded.status.success(),
+            "{check} -n: {}",
+            crate::support::stderr_of(&loaded)
+        );
+    }
+    let out = sockit_run(&["completions", "tcsh"], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_renders_every_subcommand() {
+    let dir = crate::support::tempdir();
+    let out = sockit_run(&["man"], b"");
+    assert!(out.status.success());
+    let page = dir.path().join("sockit.1");
+    std::fs::write(&page, &out.stdout).unwrap();
+    let shown = crate::support::run(
+        std::process::Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"),
+        b"",
+        crate::support::STEP,
+    );
+    assert!(
+        shown.status.success(),
+        "{}",
+        crate::support::stderr_of(&shown)
+    );
+    let text = String::from_utf8_lossy(&shown.stdout);
+    for needle in [
+        "sockit-chat-serve",
+        "sockit-forward",
+        "--max-conns",
+        "--idle-timeout",
+    ] {
+        assert!(text.contains(needle), "man page lacks {needle}");
     }
 }

@@ -295,3 +295,23 @@ fn on_a_terminal_it_prompts_and_talks_line_by_line() {
     assert!(screen.contains("> "), "no prompt: {screen}");
     assert!(screen.contains("Hello, Michael!"), "{screen}");
 }
+
+#[test]
+fn an_overlong_stdin_line_is_skipped_and_the_session_goes_on() {
+    let (port, server) = capture_server(|got| got.to_vec());
+    let out = sockit_run(
+        &[
+            "connect",
+            "--frame",
+            "lines",
+            "--max-frame",
+            "8",
+            &format!(":{port}"),
+        ],
+        b"far too long for eight\nok\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(server.join().unwrap(), b"ok\n");
+    assert_eq!(out.stdout, b"ok\n");
+    assert!(stderr_of(&out).contains("input line longer than 8 bytes skipped"));
+}

@@ -571,3 +571,89 @@ fn sigterm_closes_idle_keep_alive_connections_and_exits_cleanly() {
     assert!(s.wait_exit(STEP).success());
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+#[test]
+fn idle_timeout_closes_a_keep_alive_connection_and_a_reader_that_stalls() {
+    // A body far larger than the socket buffers, so a client that stops
+    // reading stalls the response.
+    let dir = crate::support::tempdir();
+    std::fs::write(dir.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let s = serve(&[root, "--idle-timeout", "0.5", "--header-timeout", "30"]);
+    let got = python(
+        r#"
+import socket, sys, time
+addr = ("127.0.0.1", int(sys.argv[1]))
+keep = socket.create_connection(addr, timeout=10)
+keep.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n")
+head = keep.recv(4096)
+start = time.time()
+while keep.recv(4096):
+    pass
+print("keep-alive", head.split(b"\r\n")[0].decode(), "closed" if time.time() - start < 5 else "late")
+# Reads nothing for a while: the response stalls once the socket buffers
+# are full, and the connection is closed.
+stall = socket.create_connection(addr, timeout=10)
+stall.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(1.5)
+got = 0
+try:
+    while True:
+        chunk = stall.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+except ConnectionResetError:
+    pass
+print("stalled", "cut" if got < 32 << 20 else "whole")
+"#,
+        &[&s.port().to_string()],
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "keep-alive HTTP/1.1 206 Partial Content closed",
+            "stalled cut"
+        ]
+    );
+}
+
+#[test]
+fn header_timeout_and_max_header_are_config_keys() {
+    let dir = crate::support::tempdir();
+    let cfg = dir.path().join("h.toml");
+    let off = crate::support::ONLY_ECHO.replace("[http]\nenabled = false\n", "");
+    std::fs::write(
+        &cfg,
+        format!("{off}[echo]\nenabled = false\n[http]\nlisten = [\"127.0.0.1:0\"]\nheader_timeout = 1\nmax_header = \"8KiB\"\n"),
+    )
+    .unwrap();
+    let (_srv, rows) = Server::spawn_suite(&["--config", cfg.to_str().unwrap()], 1);
+    let port = rows[0].1.rsplit(':').next().unwrap();
+    let got = python(
+        r#"
+import socket, sys, time
+addr = ("127.0.0.1", int(sys.argv[1]))
+# Within the default 16 KiB, over the 8 KiB the file sets: refused
+# (with a 431, or closed if the reset outruns it).
+big = socket.create_connection(addr, timeout=10)
+big.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n")
+try:
+    print(big.recv(4096).split(b"\r\n")[0].decode() or "refused")
+except ConnectionResetError:
+    print("refused")
+slow = socket.create_connection(addr, timeout=10)
+slow.sendall(b"GET / HTTP/1.1\r\n")
+start = time.time()
+slow.recv(4096)
+print("closed" if time.time() - start < 5 else "late")
+"#,
+        &[port],
+    );
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(
+        lines[0] == "HTTP/1.1 431 Request Header Fields Too Large" || lines[0] == "refused",
+        "{got}"
+    );
+    assert_eq!(lines[1], "closed", "{got}");
+}

@@ -182,3 +182,20 @@ fn keep_open_skips_an_overlong_stdin_line_and_carries_on() {
     c.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ok\n");
 }
+
+#[test]
+fn udp_skips_an_overlong_stdin_line_and_keeps_reading_stdin() {
+    let mut srv = Server::spawn_piped(&["listen", "--udp", ":0"]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(STEP)).unwrap();
+    peer.send_to(b"hi\n", srv.addr()).unwrap();
+    srv.read_stdout_until(b"hi\n");
+    // Longer than any datagram: skipped, and the next line still goes out.
+    let mut input = vec![b'x'; 70_000];
+    input.extend_from_slice(b"\nafter\n");
+    srv.write_stdin(&input);
+    srv.wait_for_log("input line longer than");
+    let mut buf = [0u8; 64];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after\n");
+}

@@ -1,74 +1,37 @@
 //! `sockit serve`: the suite, its table and its config file.
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
-
 use crate::support::{
-    ONLY_ECHO, STEP, expect_reply, sockit, sockit_run, stderr_of, tcp, tempdir, usage_error,
+    ONLY_ECHO, STEP, Server, expect_reply, in_netns, netns_of, run, sockit_run, stderr_of, tcp,
+    tempdir, usage_error,
 };
 
-/// A running `sockit serve` and the endpoints from its startup table.
+/// A running `sockit serve` and the rows of its startup table.
 struct Suite {
-    child: Child,
+    _server: Server,
     rows: Vec<(String, String)>,
 }
 
-impl Drop for Suite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the suite and reads the header plus `count` table rows.
 fn start_suite(args: &[&str], count: usize) -> Suite {
-    let mut child = sockit()
-        .arg("serve")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            eprintln!("[serve] {line}");
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + STEP;
-    let next = || {
-        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("startup table")
-    };
-    let header = next();
-    assert!(header.starts_with("service"), "{header}");
-    let rows = (0..count)
-        .map(|_| {
-            let line = next();
-            let (name, ep) = line.split_once(' ').expect("table row");
-            (name.to_string(), ep.trim().to_string())
-        })
-        .collect();
-    Suite { child, rows }
+    let (server, rows) = Server::spawn_suite(args, count);
+    Suite {
+        _server: server,
+        rows,
+    }
 }
 
 fn addr_of(ep: &str) -> std::net::SocketAddr {
     ep.split_once("://").unwrap().1.parse().unwrap()
 }
 
+/// The design's ports are fixed, so the suite runs in a network namespace
+/// of its own, and so do its clients.
 #[test]
 fn defaults_serve_the_suite_on_the_design_ports() {
-    let suite = start_suite(&[], 13);
-    let rows: Vec<String> = suite.rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
+    let Some(mut cmd) = in_netns(env!("CARGO_BIN_EXE_sockit"), &["serve"]) else {
+        return;
+    };
+    let (server, rows) = Server::start_suite(&mut cmd, 13);
+    let rows: Vec<String> = rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
         rows,
         [
@@ -87,20 +50,26 @@ fn defaults_serve_the_suite_on_the_design_ports() {
             "http tcp://127.0.0.1:8080",
         ]
     );
-    let out = crate::support::sockit_run(&["time", ":9000", "%Y"], b"");
+    let inside =
+        |program: &str, args: &[&str]| run(&mut netns_of(server.pid(), program, args), b"", STEP);
+    let out = inside(env!("CARGO_BIN_EXE_sockit"), &["time", ":9000", "%Y"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 4);
-    expect_reply(
-        &mut tcp("127.0.0.1:7007".parse().unwrap()),
-        b"suite",
-        b"suite",
-    );
-    let mut buf = [0u8; 5];
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.set_read_timeout(Some(STEP)).unwrap();
-    u.send_to(b"dgram", "127.0.0.1:7007").unwrap();
-    let n = u.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"dgram");
+    let script = r#"
+import socket
+t = socket.create_connection(("127.0.0.1", 7007), timeout=10)
+t.sendall(b"suite")
+got = b""
+while len(got) < 5:
+    got += t.recv(5)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(10)
+u.sendto(b"dgram", ("127.0.0.1", 7007))
+print(got.decode(), u.recv(5).decode())
+"#;
+    let out = inside("python3", &["-c", script]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "suite dgram");
 }
 
 #[test]
@@ -190,16 +159,21 @@ fn forward_rules_run_alongside_the_other_services() {
         expect_reply(&mut c, b"via serve", b"via serve");
     }
 
-    for (rule, why) in [
-        ("targets = []\n", "at least one target"),
+    // Each error names the line of the key it is about.
+    for (rule, line, why) in [
+        ("targets = []\n", 5, "at least one target"),
         (
             "targets = [\":2\"]\ncongestion = \"nosuchalgo\"\n",
+            6,
             "congestion control nosuchalgo",
         ),
     ] {
         let text = format!("drain_timeout = \"1s\"\n\n[[forward]]\nlisten = \":1\"\n{rule}");
         let err = config_error(&dir, &text);
-        assert!(err.contains("line 3") && err.contains(why), "{err}");
+        assert!(
+            err.contains(&format!("line {line}")) && err.contains(why),
+            "{err}"
+        );
     }
 }
 

@@ -52,33 +52,13 @@ fn serve_drains_and_exits_zero_on_sigterm() {
         crate::support::ONLY_ECHO
     );
     std::fs::write(&cfg, text).unwrap();
-    let mut child = crate::support::sockit()
-        .args([
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--drain-timeout",
-            "0.3",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let _header = lines.next().unwrap().unwrap();
-    let row = lines.next().unwrap().unwrap();
-    let ep = row.split_whitespace().nth(1).unwrap().to_string();
-    let mut c = tcp(ep.trim_start_matches("tcp://").parse().unwrap());
+    let cfg = cfg.to_str().unwrap();
+    let (mut srv, rows) = Server::spawn_suite(&["--config", cfg, "--drain-timeout", "0.3"], 1);
+    let mut c = tcp(rows[0].1.trim_start_matches("tcp://").parse().unwrap());
     expect_reply(&mut c, b"x", b"x");
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    srv.signal("TERM");
     // The idle client is cut when the drain period ends; then the suite exits 0.
     let mut buf = [0u8; 1];
     assert_eq!(c.read(&mut buf).unwrap(), 0);
-    assert!(child.wait().unwrap().success());
+    assert!(srv.wait_exit(STEP).success());
 }

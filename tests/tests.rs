@@ -15,6 +15,7 @@ mod framing;
 mod http;
 mod limits;
 mod listen;
+mod options;
 mod serve;
 mod shutdown;
 mod time;

@@ -10,8 +10,50 @@ use tokio::io::AsyncWriteExt;
 
 use super::load::{self, CONNECT_TIMEOUT, LoopResult, Plan};
 use super::stats::{self, Report};
-use crate::endpoint::Endpoint;
+use clap::Args;
+
+use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Stream};
+use crate::options::OptionError;
+use crate::units::{ByteSize, Secs};
+
+/// The flags of `sockit bench echo`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The echo server: HOST:PORT, tcp://…, unix:PATH.
+    pub endpoint: Endpoint,
+    /// Concurrent connections.
+    #[arg(short, long, default_value_t = 1)]
+    pub connections: usize,
+    /// How long to run.
+    #[arg(short, long, value_name = "SECS", default_value = "10")]
+    pub duration: Secs,
+    /// Bytes per message.
+    #[arg(short, long, value_name = "BYTES", default_value = "64")]
+    pub size: ByteSize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Options {
+    /// The run, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        super::bounded("connections", self.connections, &[self.duration.0])?;
+        if self.endpoint.transport() == Transport::Udp {
+            return Err(OptionError::new(
+                "endpoint",
+                "bench echo needs a tcp or unix endpoint (see bench udp)",
+            ));
+        }
+        Ok(Config {
+            endpoint: self.endpoint.clone(),
+            connections: self.connections,
+            duration: self.duration.0,
+            size: self.size.0,
+        })
+    }
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]

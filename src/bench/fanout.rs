@@ -17,8 +17,11 @@ use tokio::task::JoinSet;
 
 use super::load::CONNECT_TIMEOUT;
 use super::stats;
-use crate::endpoint::Endpoint;
+use clap::Args;
+
+use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Stream};
+use crate::options::OptionError;
 use crate::sync::lock;
 
 /// How long a subscriber waits for its next message before giving up on
@@ -38,6 +41,56 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// Redis channel (and chat marker) the benchmark uses.
 const CHANNEL: &str = "fanout";
+
+/// The flags of `sockit bench fanout`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The server: HOST:PORT, tcp://…, unix:PATH.
+    pub endpoint: Endpoint,
+    /// Subscriber connections.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Messages the publisher sends.
+    #[arg(short, long, default_value_t = 100)]
+    pub messages: usize,
+    /// Publish this many messages per second (default: as fast as possible).
+    #[arg(short, long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Speak Redis SUBSCRIBE/PUBLISH instead of chat lines.
+    #[arg(long)]
+    pub redis: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Options {
+    /// The run, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        super::bounded("subscribers", self.subscribers, &[])?;
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(OptionError::new(
+                "rate",
+                format!("must be a number above 0, not {rate}"),
+            ));
+        }
+        if self.endpoint.transport() == Transport::Udp {
+            return Err(OptionError::new(
+                "endpoint",
+                "bench fanout needs a tcp or unix endpoint",
+            ));
+        }
+        Ok(Config {
+            endpoint: self.endpoint.clone(),
+            subscribers: self.subscribers,
+            messages: self.messages,
+            rate: self.rate,
+            redis: self.redis,
+        })
+    }
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]

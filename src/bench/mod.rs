@@ -5,3 +5,40 @@ pub mod fanout;
 pub mod load;
 pub mod stats;
 pub mod udp;
+
+use std::time::Duration;
+
+use crate::options::OptionError;
+
+/// Most concurrent loops a run may have, so a typo cannot exhaust memory.
+const MAX_LOOPS: usize = 100_000;
+
+/// Longest a run may last, so a deadline cannot overflow.
+const MAX_TIME: Duration = Duration::from_secs(86_400);
+
+/// Checks a run's size: 1 to [`MAX_LOOPS`] loops (under `key`) and at most
+/// a day per duration.
+fn bounded(key: &'static str, loops: usize, durations: &[Duration]) -> Result<(), OptionError> {
+    if loops == 0 || loops > MAX_LOOPS {
+        return Err(OptionError::new(
+            key,
+            format!("must be 1 to {MAX_LOOPS}, not {loops}"),
+        ));
+    }
+    if durations.iter().any(|d| *d > MAX_TIME) {
+        return Err(OptionError::new("duration", "is limited to one day"));
+    }
+    Ok(())
+}
+
+/// Prints a report as one JSON object or as a table.
+pub fn print<R: serde::Serialize>(report: &R, table: impl FnOnce(&R) -> String, json: bool) {
+    if json {
+        match serde_json::to_string(report) {
+            Ok(line) => println!("{line}"),
+            Err(err) => eprintln!("sockit: report: {err}"),
+        }
+    } else {
+        print!("{}", table(report));
+    }
+}

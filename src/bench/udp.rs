@@ -10,8 +10,70 @@ use tokio::net::UdpSocket;
 
 use super::load::{self, CONNECT_TIMEOUT, LoopResult, Plan};
 use super::stats::{self, Report};
-use crate::endpoint::Endpoint;
+use clap::Args;
+
+use crate::endpoint::{Endpoint, Transport};
 use crate::net;
+use crate::options::OptionError;
+use crate::units::Secs;
+
+/// The flags of `sockit bench udp`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The server: HOST:PORT (always UDP) or udp://….
+    pub endpoint: Endpoint,
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, default_value_t = 16)]
+    pub in_flight: usize,
+    /// How long to run.
+    #[arg(short, long, value_name = "SECS", default_value = "10")]
+    pub duration: Secs,
+    /// What each request carries.
+    #[arg(short, long, default_value = "%Y-%m-%d %X")]
+    pub payload: String,
+    /// A request with no reply after this long counts as lost.
+    #[arg(short = 'w', long, value_name = "SECS", default_value = "1")]
+    pub timeout: Secs,
+    /// Send sockperf ping messages (as many bytes as the payload, at least
+    /// 14) so `sockperf server` can be measured too.
+    #[arg(long)]
+    pub sockperf: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Options {
+    /// The run, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        super::bounded(
+            "in_flight",
+            self.in_flight,
+            &[self.duration.0, self.timeout.0],
+        )?;
+        // A plain HOST:PORT means UDP here; a stream scheme is a mistake.
+        let endpoint = self
+            .endpoint
+            .clone()
+            .udp_unless(false)
+            .ok()
+            .filter(|ep| ep.transport() == Transport::Udp)
+            .ok_or_else(|| {
+                OptionError::new(
+                    "endpoint",
+                    format!("bench udp needs a UDP endpoint, not '{}'", self.endpoint),
+                )
+            })?;
+        Ok(Config {
+            endpoint,
+            in_flight: self.in_flight,
+            duration: self.duration.0,
+            payload: self.payload.clone().into_bytes(),
+            timeout: self.timeout.0,
+            sockperf: self.sockperf,
+        })
+    }
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -84,7 +146,7 @@ async fn requests(
 ) -> LoopResult {
     let mut hist = stats::new_histogram();
     // Replies to echo-like servers are the request's size; others are small.
-    let mut buf = vec![0u8; (payload.len() * 2).clamp(2048, 65_536)];
+    let mut buf = vec![0u8; (payload.len() * 2).clamp(2048, crate::net::MAX_DATAGRAM)];
     let mut request = payload.to_vec();
     let mut seq: u64 = 0;
     let mut lost = 0;

@@ -14,15 +14,59 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
+use clap::Args;
+
 use crate::endpoint::Endpoint;
 use crate::frame::{Line, TolerantLines};
 use crate::net;
+use crate::options::OptionError;
 
 /// Longest line shown from the server.
 const MAX_INCOMING: usize = 64 * 1024;
 
 /// ANSI colours nicks are drawn in.
 const PALETTE: [u8; 6] = [31, 32, 33, 34, 35, 36];
+
+/// The flags of `sockit chat` (the client).
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The server: HOST:PORT, tcp://…, unix:PATH.
+    #[arg(required = true)]
+    pub endpoint: Option<Endpoint>,
+    /// Take this nick on arrival.
+    #[arg(short, long)]
+    pub nick: Option<String>,
+    /// Join this room on arrival.
+    #[arg(short, long)]
+    pub room: Option<String>,
+}
+
+impl Options {
+    /// The client's config, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .ok_or_else(|| OptionError::new("endpoint", "is required"))?;
+        if endpoint.transport() == crate::endpoint::Transport::Udp {
+            return Err(OptionError::new(
+                "endpoint",
+                format!("chat needs a tcp or unix endpoint, not '{endpoint}' (see chat udp)"),
+            ));
+        }
+        Ok(Config {
+            endpoint,
+            nick: self.nick.clone(),
+            room: self.room.clone(),
+            color: color_wanted(),
+        })
+    }
+}
+
+/// Colour on a terminal, unless NO_COLOR says otherwise.
+pub(crate) fn color_wanted() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
 
 /// What the client does.
 #[derive(Debug, Clone)]

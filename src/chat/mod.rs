@@ -19,10 +19,18 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
+use crate::endpoint::Endpoint;
 use crate::frame::{Line, TolerantLines};
+use crate::idle::Activity;
 use crate::net::{Bound, Listener, Stream};
+use crate::options::{LimitDefaults, Limits, OptionError, at_least, stream_only};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::units::{ByteSize, Count, Secs};
 use outbox::Outbox;
 use proto::Command;
 use room::{ClientId, Hub, Said};
@@ -44,6 +52,90 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// How long a leaving client's last lines may take to flush.
 const FAREWELL_FLUSH: Duration = Duration::from_secs(1);
 
+/// Messages replayed to someone joining a room, unless told otherwise.
+pub const DEFAULT_HISTORY: usize = 20;
+
+/// Clients connected at once, unless told otherwise.
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+
+/// Lines per second each client may send on average, unless told otherwise.
+pub const DEFAULT_RATE: f64 = 20.0;
+
+/// Lines a client may send in one burst, unless told otherwise.
+pub const DEFAULT_BURST: f64 = 50.0;
+
+/// The chat server's options: flags of `sockit chat serve`, keys of `[chat]`.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Messages replayed to someone joining a room.
+    #[arg(long, value_name = "N", default_value_t = Count(DEFAULT_HISTORY), allow_negative_numbers = true)]
+    pub history: Count,
+    /// Longest line a client may send; longer ones are refused.
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(DEFAULT_MAX_LINE))]
+    pub max_line: ByteSize,
+    /// Lines per second each client may send on average (0 = no limit).
+    #[arg(long, value_name = "LINES_PER_SEC", default_value_t = DEFAULT_RATE, allow_negative_numbers = true)]
+    pub rate: f64,
+    /// Lines a client may send in one burst.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BURST, allow_negative_numbers = true)]
+    pub burst: f64,
+    /// Server limits; past `max_conns` a client is told the server is full,
+    /// and `idle_timeout` counts the time since its last line.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<Defaults>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            history: Count(DEFAULT_HISTORY),
+            max_line: ByteSize(DEFAULT_MAX_LINE),
+            rate: DEFAULT_RATE,
+            burst: DEFAULT_BURST,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Chat's limits: ten thousand clients, and a silent one is kept.
+#[derive(Debug, Clone)]
+pub struct Defaults;
+
+impl LimitDefaults for Defaults {
+    const MAX_CONNS: usize = DEFAULT_MAX_CLIENTS;
+    const IDLE_TIMEOUT: Secs = Secs::from_secs(0);
+}
+
+impl Options {
+    /// The server's config, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        Ok(Config {
+            history: self.history.0,
+            max_line: self.max_line.0,
+            max_clients: self.limits.max_conns()?,
+            rate: at_least("rate", self.rate, 0.0)?,
+            burst: at_least("burst", self.burst, 1.0)?,
+            outbox: OUTBOX_BYTES,
+            idle_timeout: self.limits.idle(),
+        })
+    }
+
+    /// The server on `endpoints`, ready for the runner.
+    pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
+        let endpoints = stream_only("chat", endpoints)?;
+        let cfg = self.config()?;
+        Ok(Service::new(
+            "chat",
+            endpoints,
+            self.limits.drain(),
+            cfg,
+            run_bound,
+        ))
+    }
+}
+
 /// How the chat server behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,6 +151,8 @@ pub struct Config {
     pub burst: f64,
     /// Outbound bytes queued per client before it is disconnected.
     pub outbox: usize,
+    /// Close a client that has sent nothing for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -72,14 +166,7 @@ impl Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            history: 20,
-            max_line: DEFAULT_MAX_LINE,
-            max_clients: 10_000,
-            rate: 20.0,
-            burst: 50.0,
-            outbox: OUTBOX_BYTES,
-        }
+        Options::default().config().expect("the defaults are valid")
     }
 }
 
@@ -121,11 +208,17 @@ async fn serve_client(stream: Stream, cfg: &Config, hub: &Hub) -> io::Result<()>
         return stream.shutdown_write();
     };
     tracing::debug!(%nick, "joined");
+    let heard = Activity::new();
     let end = tokio::select! {
-        res = read_lines(&stream, cfg, hub, id) => End::Reader(res),
+        res = heard.bound(cfg.idle_timeout, read_lines(&stream, cfg, hub, id, &heard)) => End::Reader(res),
         err = out.write_when_full() => End::Writer(err),
         () = kick.cancelled() => End::Kicked,
     };
+    if let End::Reader(Err(err)) = &end
+        && err.kind() == io::ErrorKind::TimedOut
+    {
+        hub.notice(id, &format!("! {err} without a line, closing"));
+    }
     hub.leave(id);
     match end {
         // What is still queued (a goodbye, an error) gets a moment to go.
@@ -147,7 +240,13 @@ enum End {
     Kicked,
 }
 
-async fn read_lines(rd: &Stream, cfg: &Config, hub: &Hub, id: ClientId) -> io::Result<()> {
+async fn read_lines(
+    rd: &Stream,
+    cfg: &Config,
+    hub: &Hub,
+    id: ClientId,
+    heard: &Activity,
+) -> io::Result<()> {
     // No read buffer until the client sends something: 10,000 idle clients
     // would otherwise hold 80 MB of empty buffers.
     let mut lines = FramedRead::with_capacity(rd, TolerantLines::new(cfg.max_line), 0);
@@ -155,7 +254,10 @@ async fn read_lines(rd: &Stream, cfg: &Config, hub: &Hub, id: ClientId) -> io::R
     let mut burst = Burst::default();
     loop {
         let line = match next_line(&mut lines, &mut burst, hub, id).await {
-            Some(Ok(line)) => line,
+            Some(Ok(line)) => {
+                heard.touch();
+                line
+            }
             Some(Err(err)) => {
                 burst.flush(hub, id);
                 return Err(err);

@@ -4,17 +4,15 @@
 use std::io;
 use std::net::SocketAddr;
 
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
-use tokio_util::codec::FramedRead;
+
+use clap::Args;
 
 use crate::endpoint::Endpoint;
-use crate::frame::{Line, TolerantLines};
+use crate::options::OptionError;
 
-/// Largest datagram read; anything longer is cut by the kernel and shown
-/// as far as it came.
-const MAX_DATAGRAM: usize = 65_536;
+use crate::net::MAX_DATAGRAM;
 
 /// A named peer.
 #[derive(Debug, Clone)]
@@ -23,6 +21,43 @@ pub struct Peer {
     pub name: String,
     /// Where it listens.
     pub addr: SocketAddr,
+}
+
+/// The flags of `sockit chat udp`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Where this instance listens: :PORT, HOST:PORT, udp://….
+    #[arg(short, long, value_name = "EP")]
+    pub bind: Endpoint,
+    /// A peer to talk to, NAME=HOST:PORT (repeatable; the first is current).
+    #[arg(short, long, value_name = "NAME=HOST:PORT")]
+    pub peer: Vec<String>,
+}
+
+impl Options {
+    /// Where to listen and whom to talk to, with every peer resolved.
+    pub async fn config(&self) -> anyhow::Result<(Endpoint, Config)> {
+        use anyhow::Context;
+        let bind = self
+            .bind
+            .clone()
+            .with_udp_flag(true)
+            .map_err(|e| OptionError::new("bind", e.to_string()))?;
+        let mut peers = Vec::new();
+        for spec in &self.peer {
+            peers.push(match parse_peer(spec).await {
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(OptionError::new("peer", e.to_string()).into());
+                }
+                other => other.with_context(|| format!("peer {spec}"))?,
+            });
+        }
+        let cfg = Config {
+            peers,
+            color: super::client::color_wanted(),
+        };
+        Ok((bind, cfg))
+    }
 }
 
 /// What the peer chat does.
@@ -60,7 +95,7 @@ pub async fn parse_peer(spec: &str) -> io::Result<Peer> {
 pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
     let mut out = tokio::io::stdout();
     let mut target = cfg.peers.first().cloned();
-    let mut lines = FramedRead::new(tokio::io::stdin(), TolerantLines::new(MAX_DATAGRAM));
+    let mut lines = crate::stdio::InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {
@@ -79,13 +114,7 @@ pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
             }
             line = lines.next() => {
                 let Some(line) = line else { return Ok(()) };
-                let text = match line? {
-                    Line::Text(t) => String::from_utf8_lossy(&t).into_owned(),
-                    Line::TooLong => {
-                        say(&mut out, "! line too long for one datagram").await?;
-                        continue;
-                    }
-                };
+                let text = String::from_utf8_lossy(&line?).into_owned();
                 match text.as_str() {
                     "q" | "/quit" => return Ok(()),
                     "" => continue,

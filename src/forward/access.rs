@@ -36,6 +36,11 @@ pub fn deserialize_nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ip
         .collect()
 }
 
+/// Writes a list of networks as `parse_cidr` reads them back.
+pub fn serialize_nets<S: serde::Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(nets.iter().map(ToString::to_string))
+}
+
 /// Parses `10.0.0.0/8`, `::1/128` or a bare address (a single host).
 pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()

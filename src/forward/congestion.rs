@@ -24,8 +24,8 @@ const LOOPBACK_ALGORITHMS: [&str; 2] = ["cubic", "reno"];
 const MAX_NAME: usize = 15;
 
 /// The `--congestion` setting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Congestion {
     /// CUBIC (or Reno) toward loopback peers, the host default elsewhere.
     #[default]
@@ -63,6 +63,12 @@ impl TryFrom<String> for Congestion {
 
     fn try_from(s: String) -> Result<Self, String> {
         s.parse()
+    }
+}
+
+impl From<Congestion> for String {
+    fn from(c: Congestion) -> String {
+        c.to_string()
     }
 }
 

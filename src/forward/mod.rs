@@ -22,10 +22,16 @@ use std::time::Duration;
 
 use tracing::Level;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
 use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
+use crate::options::{KeepsIdle, Limits, OptionError};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::units::Secs;
 use access::Access;
 use congestion::Congestion;
 use dump::Dumper;
@@ -61,6 +67,158 @@ impl DumpTo {
     }
 }
 
+/// A relay's options: the flags of `sockit forward` and the keys of a
+/// `[[forward]]` rule, which adds only `listen`.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Where to relay to; with several, see --balance. One written without
+    /// a scheme takes the listener's transport.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<Endpoint>,
+    /// How connections pick among several targets.
+    #[arg(long, value_enum, default_value_t = Balance::RoundRobin)]
+    pub balance: Balance,
+    /// Give up connecting to a target after this long (0 = the system's own).
+    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_CONNECT_TIMEOUT), allow_negative_numbers = true)]
+    pub connect_timeout: Secs,
+    /// End a UDP session after this long without datagrams (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_UDP_TIMEOUT), allow_negative_numbers = true)]
+    pub udp_timeout: Secs,
+    /// Admit only clients in this network (repeatable): 10.0.0.0/8, ::1, …
+    #[arg(long, value_name = "CIDR", value_parser = access::parse_cidr)]
+    #[serde(
+        deserialize_with = "access::deserialize_nets",
+        serialize_with = "access::serialize_nets"
+    )]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Refuse clients in this network (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = access::parse_cidr)]
+    #[serde(
+        deserialize_with = "access::deserialize_nets",
+        serialize_with = "access::serialize_nets"
+    )]
+    pub deny: Vec<ipnet::IpNet>,
+    /// Hex-dump every chunk both ways (offset, hex, ASCII) to stderr.
+    #[arg(short = 'x', long)]
+    pub hex_dump: bool,
+    /// Write the hex dump to this file instead (implies --hex-dump).
+    #[arg(long, value_name = "FILE")]
+    pub dump_file: Option<PathBuf>,
+    /// Relay with splice(2) where possible; --no-splice copies through user
+    /// space instead.
+    #[arg(long = "no-splice", action = clap::ArgAction::SetFalse)]
+    pub splice: bool,
+    /// TCP congestion control for the relay's sending: auto (cubic toward
+    /// loopback peers, the host default elsewhere), system, or a name.
+    #[arg(long, value_name = "ALGO", default_value_t = Congestion::Auto)]
+    pub congestion: Congestion,
+    /// Server limits; `max_conns` counts UDP sessions too, `idle_timeout`
+    /// closes a connection with no byte either way for that long.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<KeepsIdle>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            targets: Vec::new(),
+            balance: Balance::RoundRobin,
+            connect_timeout: Secs(DEFAULT_CONNECT_TIMEOUT),
+            udp_timeout: Secs(DEFAULT_UDP_TIMEOUT),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            hex_dump: false,
+            dump_file: None,
+            splice: true,
+            congestion: Congestion::Auto,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The relay for a listener on `listen`, once every value is checked:
+    /// targets on the listener's kind of transport, no hex dump of
+    /// datagrams, rules only where clients have addresses.
+    pub fn config(&self, listen: &Endpoint) -> Result<Config, OptionError> {
+        let udp = listen.transport() == Transport::Udp;
+        if self.targets.is_empty() {
+            return Err(OptionError::new(
+                "targets",
+                "a relay needs at least one target",
+            ));
+        }
+        let targets: Vec<Endpoint> = self
+            .targets
+            .iter()
+            .map(|t| t.clone().following(udp))
+            .collect();
+        if let Some(t) = targets
+            .iter()
+            .find(|t| (t.transport() == Transport::Udp) != udp)
+        {
+            return Err(OptionError::new(
+                "targets",
+                format!("target {t} and listener {listen} must both be udp or both stream"),
+            ));
+        }
+        let dump = DumpTo::from_flags(self.dump_file.clone(), self.hex_dump);
+        if udp && dump != DumpTo::Off {
+            return Err(OptionError::new(
+                "hex_dump",
+                "is for stream relays, not udp",
+            ));
+        }
+        let tcp_legs = listen.transport() == Transport::Tcp
+            || targets.iter().any(|t| t.transport() == Transport::Tcp);
+        if !tcp_legs && matches!(self.congestion, Congestion::Named(_)) {
+            return Err(OptionError::new(
+                "congestion",
+                format!(
+                    "is for tcp relays, not {}",
+                    if udp { "udp" } else { "unix to unix" }
+                ),
+            ));
+        }
+        self.congestion
+            .check()
+            .map_err(|e| OptionError::new("congestion", e))?;
+        let has_rules = !self.allow.is_empty() || !self.deny.is_empty();
+        if has_rules && listen.transport() == Transport::Unix {
+            // Unix clients have no address to match, so the rules would be
+            // silently ignored.
+            return Err(OptionError::new(
+                "allow",
+                "needs a tcp or udp listener, not unix (so does --deny)",
+            ));
+        }
+        Ok(Config {
+            targets,
+            balance: self.balance,
+            connect_timeout: self.connect_timeout.nonzero(),
+            idle_timeout: self.limits.idle(),
+            max_conns: self.limits.max_conns()?,
+            access: Access {
+                allow: self.allow.clone(),
+                deny: self.deny.clone(),
+            },
+            dump,
+            splice: self.splice,
+            udp_timeout: self.udp_timeout.nonzero(),
+            congestion: self.congestion.clone(),
+        })
+    }
+
+    /// The relay from `listen`, ready for the runner.
+    pub fn service(&self, listen: Endpoint) -> Result<Service, OptionError> {
+        let cfg = self.config(&listen)?;
+        let drain = self.limits.drain();
+        Ok(Service::new("forward", vec![listen], drain, cfg, run_bound))
+    }
+}
+
 /// How one relay behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -84,61 +242,6 @@ pub struct Config {
     pub udp_timeout: Option<Duration>,
     /// Congestion control on the relay's TCP legs.
     pub congestion: Congestion,
-}
-
-impl Config {
-    /// A relay to `targets` with default settings.
-    pub fn new(targets: Vec<Endpoint>) -> Self {
-        Config {
-            targets,
-            balance: Balance::RoundRobin,
-            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
-            idle_timeout: None,
-            max_conns: accept::DEFAULT_MAX_CONNS,
-            access: Access::default(),
-            dump: DumpTo::Off,
-            splice: true,
-            udp_timeout: Some(DEFAULT_UDP_TIMEOUT),
-            congestion: Congestion::Auto,
-        }
-    }
-
-    /// Checks the relay makes sense for a listener on `listen`: targets on
-    /// the same kind of transport, and no hex dump of datagrams.
-    pub fn validate(&self, listen: &Endpoint) -> Result<(), String> {
-        let udp = listen.transport() == Transport::Udp;
-        if self.targets.is_empty() {
-            return Err("a forward rule needs at least one target".into());
-        }
-        if let Some(t) = self
-            .targets
-            .iter()
-            .find(|t| (t.transport() == Transport::Udp) != udp)
-        {
-            return Err(format!(
-                "target {t} and listener {listen} must both be udp or both stream"
-            ));
-        }
-        if udp && self.dump != DumpTo::Off {
-            return Err("--hex-dump is for stream relays, not udp".into());
-        }
-        let tcp_legs = listen.transport() == Transport::Tcp
-            || self.targets.iter().any(|t| t.transport() == Transport::Tcp);
-        if !tcp_legs && matches!(self.congestion, Congestion::Named(_)) {
-            return Err(format!(
-                "--congestion is for tcp relays, not {}",
-                if udp { "udp" } else { "unix to unix" }
-            ));
-        }
-        self.congestion.check()?;
-        let has_rules = !self.access.allow.is_empty() || !self.access.deny.is_empty();
-        if has_rules && listen.transport() == Transport::Unix {
-            // Unix clients have no address to match, so the rules would be
-            // silently ignored.
-            return Err("--allow and --deny need a tcp or udp listener, not unix".into());
-        }
-        Ok(())
-    }
 }
 
 /// A running relay's shared state.

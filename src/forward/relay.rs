@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::Interest;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dump::{Direction, Dumper};
+use crate::idle::Activity;
 use crate::net::Stream;
 
 /// User-space copy buffer, per direction, allocated on first data.
@@ -52,49 +52,6 @@ pub struct Summary {
     pub end: End,
     /// How long it lasted.
     pub took: Duration,
-}
-
-/// When anything last moved on a connection or UDP session; cheap enough
-/// to touch for every chunk.
-pub(super) struct Activity {
-    start: Instant,
-    /// Milliseconds after `start` of the last movement.
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    pub(super) fn new() -> Self {
-        Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    pub(super) fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Time since the connection or session began.
-    pub(super) fn age(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    fn deadline(&self, limit: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limit
-    }
-
-    /// Whether nothing has moved for `limit`.
-    pub(super) fn is_idle(&self, limit: Duration) -> bool {
-        Instant::now() >= self.deadline(limit)
-    }
-
-    /// Returns once nothing has moved for `limit`.
-    pub(super) async fn idle_for(&self, limit: Duration) {
-        while !self.is_idle(limit) {
-            tokio::time::sleep_until(self.deadline(limit)).await;
-        }
-    }
 }
 
 /// Bytes moved each way, shared by both directions.

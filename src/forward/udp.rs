@@ -10,14 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 
-use super::relay::Activity;
 use super::{Relay, log};
-use crate::net;
+use crate::idle::Activity;
+use crate::net::{self, MAX_DATAGRAM};
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
-
-/// Largest datagram relayed (the UDP maximum).
-const MAX_DATAGRAM: usize = 65_536;
 
 /// Traffic of one session.
 struct Session {

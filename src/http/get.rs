@@ -7,13 +7,83 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::units::Secs;
 use tokio::io::AsyncWriteExt;
+
+/// The flags of `sockit http get`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The URL (http:// or https://).
+    #[arg(value_parser = parse_url)]
+    pub url: reqwest::Url,
+    /// Save the body to FILE.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "remote_name")]
+    pub output: Option<PathBuf>,
+    /// Save the body under the URL's last path segment (index.html for /).
+    #[arg(short = 'O', long)]
+    pub remote_name: bool,
+    /// Send HEAD and show only the headers.
+    #[arg(short = 'I', long)]
+    pub head: bool,
+    /// Follow redirects (up to 10).
+    #[arg(short = 'L', long)]
+    pub location: bool,
+    /// Exit non-zero on a 4xx or 5xx status.
+    #[arg(short, long)]
+    pub fail: bool,
+    /// Give up after this long (0 = never).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "0",
+        allow_negative_numbers = true
+    )]
+    pub timeout: Secs,
+    /// Trust this PEM certificate too (a private CA or self-signed server).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+}
+
+/// Redirects `-L` follows, as curl's default of 50 is more than any page needs.
+const MAX_REDIRECTS: usize = 10;
+
+impl Options {
+    /// The fetch, once every value is checked.
+    pub fn config(&self) -> Config {
+        Config {
+            url: self.url.clone(),
+            output: match (&self.output, self.remote_name) {
+                (Some(p), _) => Output::File(p.clone()),
+                (None, true) => Output::Remote,
+                (None, false) => Output::Stdout,
+            },
+            head: self.head,
+            redirects: if self.location { MAX_REDIRECTS } else { 0 },
+            fail: self.fail,
+            timeout: self.timeout.nonzero(),
+            cacert: self.cacert.clone(),
+        }
+    }
+}
+
+/// An absolute http:// or https:// URL.
+fn parse_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL '{text}': {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "invalid URL '{text}': scheme '{other}' is not http or https"
+        )),
+    }
+}
 
 /// How to fetch.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The URL.
-    pub url: String,
+    pub url: reqwest::Url,
     /// Where the body goes (`None`: stdout).
     pub output: Output,
     /// Send HEAD and print only the headers.
@@ -56,8 +126,7 @@ pub fn remote_name(url: &reqwest::Url) -> String {
 /// Fetches the URL; returns an error for transport failures and, with
 /// `fail`, for error statuses.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let url =
-        reqwest::Url::parse(&cfg.url).with_context(|| format!("invalid URL '{}'", cfg.url))?;
+    let url = cfg.url.clone();
     let mut client = reqwest::Client::builder()
         .redirect(if cfg.redirects > 0 {
             reqwest::redirect::Policy::limited(cfg.redirects)

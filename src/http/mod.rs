@@ -21,9 +21,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::time::Instant;
 use tracing::Level;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
 use crate::accept::{self, AcceptOptions};
+use crate::endpoint::Endpoint;
+use crate::idle::{Activity, Tracked};
 use crate::net::{Bound, Listener, PeerAddr, Stream};
+use crate::options::{KeepsIdle, Limits, OptionError, stream_only};
+use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::units::{ByteSize, Secs};
 
 /// The body every response carries.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -36,6 +44,76 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default cap on a request's headers.
 pub const DEFAULT_MAX_HEADER: usize = 16 * 1024;
+
+/// The HTTP server's options: flags of `sockit http serve`, keys of `[http]`.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Directory to serve; without it every request gets --body.
+    #[arg(value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The hello-world body.
+    #[arg(long, value_name = "TEXT", default_value = DEFAULT_BODY)]
+    pub body: String,
+    /// Serve and list dotfiles too.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Close a client that takes longer than this to send its headers.
+    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_HEADER_TIMEOUT), allow_negative_numbers = true)]
+    pub header_timeout: Secs,
+    /// Largest request head (request line and headers) accepted.
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(DEFAULT_MAX_HEADER))]
+    pub max_header: ByteSize,
+    /// Server limits; `idle_timeout` closes a connection that moves no byte
+    /// either way for that long.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits<KeepsIdle>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            root: None,
+            body: DEFAULT_BODY.into(),
+            hidden: false,
+            header_timeout: Secs(DEFAULT_HEADER_TIMEOUT),
+            max_header: ByteSize(DEFAULT_MAX_HEADER),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The server's config, once every value is checked.
+    pub fn config(&self) -> Result<Config, OptionError> {
+        if self.header_timeout.0.is_zero() {
+            return Err(OptionError::new("header_timeout", "must be more than 0"));
+        }
+        Ok(Config {
+            root: self.root.clone(),
+            body: self.body.clone(),
+            hidden: self.hidden,
+            max_conns: self.limits.max_conns()?,
+            header_timeout: self.header_timeout.0,
+            max_header: self.max_header.0,
+            idle_timeout: self.limits.idle(),
+        })
+    }
+
+    /// The server on `endpoints`, ready for the runner.
+    pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
+        let endpoints = stream_only("http", endpoints)?;
+        let cfg = self.config()?;
+        Ok(Service::new(
+            "http",
+            endpoints,
+            self.limits.drain(),
+            cfg,
+            run_bound,
+        ))
+    }
+}
 
 /// How the HTTP server behaves.
 #[derive(Debug, Clone)]
@@ -52,19 +130,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Largest request head accepted.
     pub max_header: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            root: None,
-            body: DEFAULT_BODY.into(),
-            hidden: false,
-            max_conns: accept::DEFAULT_MAX_CONNS,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            max_header: DEFAULT_MAX_HEADER,
-        }
-    }
+    /// Close a connection that moves no byte for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What every request is answered from.
@@ -122,22 +189,29 @@ async fn serve_conn(
         let content = content.clone();
         async move { Ok::<_, Infallible>(respond(req, peer, &content).await) }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let activity = Activity::new();
+    let conn = builder.serve_connection(TokioIo::new(Tracked::new(stream, &activity)), service);
     tokio::pin!(conn);
-    let res = tokio::select! {
-        res = conn.as_mut() => res,
-        () = shutdown.stopping() => {
-            // Finish the request in flight, then close instead of waiting
-            // for the next one on a keep-alive connection.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let served = async {
+        tokio::select! {
+            res = conn.as_mut() => res,
+            () = shutdown.stopping() => {
+                // Finish the request in flight, then close instead of
+                // waiting for the next one on a keep-alive connection.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
+        .or_else(|e| {
+            // A client that stalls or sends garbage costs only its
+            // connection.
+            tracing::debug!(err = %e, "connection ended");
+            Ok(())
+        })
     };
-    res.or_else(|e| {
-        // A client that stalls or sends garbage costs only its connection.
-        tracing::debug!(err = %e, "connection ended");
-        Ok(())
-    })
+    // Quiet means no byte either way: an idle keep-alive connection, or a
+    // client that stopped reading a response.
+    activity.bound(cfg.idle_timeout, served).await
 }
 
 /// Answers one request and logs it.

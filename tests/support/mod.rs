@@ -46,6 +46,51 @@ impl Server {
 
     /// Starts a prepared command (e.g. under `sh -c 'ulimit …'`).
     pub fn start(cmd: &mut Command, piped: bool) -> Server {
+        Self::launch(cmd, piped, |line, _| {
+            line.strip_prefix("listening on ")
+                .map(|ep| ep.trim().to_string())
+        })
+        .0
+    }
+
+    /// Starts `sockit serve ARGS` and reads its startup table: the header,
+    /// then `count` rows of service and endpoint.
+    pub fn spawn_suite(args: &[&str], count: usize) -> (Server, Vec<(String, String)>) {
+        Self::start_suite(sockit().arg("serve").args(args), count)
+    }
+
+    /// [`Server::spawn_suite`] for a prepared command.
+    pub fn start_suite(cmd: &mut Command, count: usize) -> (Server, Vec<(String, String)>) {
+        let (mut srv, seen) = Self::launch(cmd, false, |line, seen| {
+            let done = match seen.iter().position(|l| l.starts_with("service ")) {
+                Some(header) => seen.len() - header == count,
+                None => count == 0 && line.starts_with("service "),
+            };
+            done.then(|| line.to_string())
+        });
+        let last = srv.endpoint.clone();
+        let rows: Vec<(String, String)> = seen
+            .iter()
+            .chain(std::iter::once(&last))
+            .skip_while(|l| !l.starts_with("service "))
+            .skip(1)
+            .map(|l| {
+                let (name, ep) = l.split_once(' ').expect("table row");
+                (name.to_string(), ep.trim().to_string())
+            })
+            .collect();
+        assert_eq!(rows.len(), count, "startup table: {seen:?}");
+        srv.endpoint = rows.first().map(|r| r.1.clone()).unwrap_or_default();
+        (srv, rows)
+    }
+
+    /// Starts `cmd` and reads stderr until `ready` says which line shows the
+    /// server is up (given every line before it); bounded by `STEP`.
+    fn launch(
+        cmd: &mut Command,
+        piped: bool,
+        ready: impl Fn(&str, &[String]) -> Option<String>,
+    ) -> (Server, Vec<String>) {
         cmd.stderr(Stdio::piped());
         if piped {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
@@ -62,21 +107,22 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match stderr.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(ep) = line.strip_prefix("listening on ") {
-                        return Server {
+                    if let Some(endpoint) = ready(&line, &seen) {
+                        let srv = Server {
                             child,
-                            endpoint: ep.trim().to_string(),
+                            endpoint,
                             stderr,
                             stdin,
                             stdout,
                         };
+                        return (srv, seen);
                     }
                     seen.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("no 'listening on' line; stderr so far: {seen:?}");
+                    panic!("server never came up; stderr so far: {seen:?}");
                 }
             }
         }
@@ -354,6 +400,41 @@ pub fn capture_server(
     (port, handle)
 }
 
+/// `program ARGS` in a network namespace of its own with loopback up, so it
+/// may bind fixed ports without meeting anything else on the machine; `None`
+/// (and a note on stderr) where namespaces are not permitted.
+pub fn in_netns(program: &str, args: &[&str]) -> Option<Command> {
+    let allowed = Command::new("unshare")
+        .args(["-n", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        eprintln!("skipped: this test needs `unshare -n` (root or user namespaces)");
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$@\"",
+        "sh",
+        program,
+    ])
+    .args(args)
+    .env_remove("RUST_LOG")
+    .env("NO_COLOR", "1");
+    Some(cmd)
+}
+
+/// `program ARGS` inside the network namespace of process `pid`.
+pub fn netns_of(pid: u32, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &pid.to_string(), "-n", program]).args(args);
+    cmd
+}
+
 /// Config lines that turn off every suite service but echo, so a test's
 /// config binds only the ports it names.
 pub const ONLY_ECHO: &str = "
@@ -372,6 +453,26 @@ enabled = false
 [http]
 enabled = false
 ";
+
+/// `section` (a config's text for one service) with every other suite
+/// service turned off, so the config binds only what `section` names.
+pub fn only(section: &str) -> String {
+    let others: String = [
+        "echo",
+        "discard",
+        "daytime",
+        "chargen",
+        "time",
+        "format_time",
+        "chat",
+        "http",
+    ]
+    .iter()
+    .filter(|s| !section.starts_with(&format!("[{s}]")))
+    .map(|s| format!("[{s}]\nenabled = false\n"))
+    .collect();
+    format!("{section}{others}")
+}
 
 /// Floods a UDP server at `port` with 5000 datagrams of random bytes and
 /// sizes, then sends `probe` until a reply starting with `expect` comes back

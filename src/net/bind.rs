@@ -1,0 +1,201 @@
+//! Server sockets: binding an endpoint (SO_REUSEADDR, a deep backlog, stale
+//! Unix socket files), the listener that accepts streams, and the process's
+//! open-files limit that decides how many clients fit.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, TcpSocket, UdpSocket, UnixListener, UnixStream};
+
+use super::Stream;
+use crate::endpoint::Endpoint;
+
+/// Pending connections the kernel may queue per listener; the default of 128
+/// drops SYNs when thousands of clients connect at once.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A server socket, bound and ready: a stream listener or a UDP socket.
+#[derive(Debug)]
+pub enum Bound {
+    /// TCP or Unix stream listener.
+    Stream(Listener),
+    /// A bound UDP socket.
+    Datagram(UdpSocket),
+}
+
+impl Bound {
+    /// The endpoint actually bound, with the real port when 0 was asked for.
+    pub fn local_endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            Bound::Stream(l) => l.local_endpoint(),
+            Bound::Datagram(s) => Ok(Endpoint::udp(s.local_addr()?)),
+        }
+    }
+
+    /// Prints the one `listening on SCHEME://ADDR` line that tests and
+    /// scripts wait for. It bypasses tracing so `-q` or JSON logs never hide
+    /// or reshape it.
+    pub fn announce(&self) -> io::Result<Endpoint> {
+        let ep = self.local_endpoint()?;
+        eprintln!("listening on {ep}");
+        Ok(ep)
+    }
+}
+
+/// Binds a server socket for `ep`: TCP and Unix give a listener, UDP a socket.
+pub async fn bind(ep: &Endpoint) -> io::Result<Bound> {
+    match ep {
+        Endpoint::Unix(path) => Ok(Bound::Stream(Listener::Unix(
+            bind_unix(path).await?,
+            UnixPathGuard(path.clone()),
+        ))),
+        Endpoint::Inet { udp, .. } => {
+            let addrs = ep.resolve().await?;
+            let mut last_err = None;
+            for addr in addrs {
+                let res = if *udp {
+                    UdpSocket::bind(addr).await.map(Bound::Datagram)
+                } else {
+                    bind_tcp(addr).map(|l| Bound::Stream(Listener::Tcp(l)))
+                };
+                match res {
+                    Ok(bound) => return Ok(bound),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            Err(last_err.unwrap_or_else(|| io::Error::other("no address to bind")))
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Without SO_REUSEADDR a server restarted right after serving a client
+    // fails with "address in use" until TIME_WAIT expires.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            // A socket file nobody answers on was left by a dead server:
+            // replace it. One that answers belongs to a live server.
+            match UnixStream::connect(path).await {
+                Ok(_) => Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "address in use by a running server",
+                )),
+                Err(probe) if probe.kind() == io::ErrorKind::ConnectionRefused => {
+                    // Linux refuses connects to any non-socket too: never
+                    // delete what is not a socket.
+                    use std::os::unix::fs::FileTypeExt;
+                    if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "path exists and is not a socket",
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                    UnixListener::bind(path)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Removes a Unix socket file when its listener goes away, so a clean exit
+/// leaves nothing stale behind.
+#[derive(Debug)]
+pub struct UnixPathGuard(PathBuf);
+
+impl Drop for UnixPathGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Bound {
+    /// The stream listener, for services that only speak over streams.
+    pub fn into_stream(self, service: &str) -> io::Result<Listener> {
+        match self {
+            Bound::Stream(l) => Ok(l),
+            Bound::Datagram(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{service} needs a tcp or unix endpoint"),
+            )),
+        }
+    }
+}
+
+/// A stream listener over TCP or a Unix socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP listener.
+    Tcp(TcpListener),
+    /// Unix listener and the guard that removes its path on drop.
+    Unix(UnixListener, UnixPathGuard),
+}
+
+impl Listener {
+    /// Accepts one connection and names its peer.
+    pub async fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                // Request/response traffic (echo, chat) must not wait for
+                // Nagle's timer; bulk transfer barely notices.
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), PeerAddr::Inet(addr)))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Unix(s), PeerAddr::Unix))
+            }
+        }
+    }
+
+    /// The endpoint this listener is bound to.
+    pub fn local_endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            Listener::Tcp(l) => Ok(Endpoint::tcp(l.local_addr()?)),
+            Listener::Unix(_, guard) => Ok(Endpoint::Unix(guard.0.clone())),
+        }
+    }
+}
+
+/// Who is on the other end of an accepted connection or datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAddr {
+    /// An internet peer.
+    Inet(SocketAddr),
+    /// A Unix-socket peer (clients are normally unnamed).
+    Unix,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => a.fmt(f),
+            PeerAddr::Unix => f.write_str("unix-peer"),
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit, as redis and nginx do,
+/// so thousands of clients work without a manual `ulimit -n`.
+pub fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-files limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open-files limit"),
+    }
+}

@@ -1,0 +1,169 @@
+//! Option groups that several services share, each defined once and
+//! flattened into every service's options type, which is at the same time
+//! its clap `Args` and its config-file section; and the error every option
+//! check gives, whichever front end the value came from.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{DEFAULT_MAX_FRAME, Framing};
+use crate::units::{ByteSize, Count, Secs};
+
+/// A value that makes no sense, named by its key (`rate`, `max_conns`):
+/// the command line shows the key as its flag, the config file as the key
+/// and its line, and both show the same `problem`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct OptionError {
+    /// The option's key, which is also its clap argument id.
+    pub key: &'static str,
+    /// What is wrong, in words that fit after the option's name.
+    pub problem: String,
+}
+
+impl OptionError {
+    /// An error about `key`.
+    pub fn new(key: &'static str, problem: impl Into<String>) -> Self {
+        OptionError {
+            key,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A service's defaults for the [`Limits`] group.
+pub trait LimitDefaults: Clone + Debug + Send + Sync + 'static {
+    /// Clients served at once.
+    const MAX_CONNS: usize = crate::accept::DEFAULT_MAX_CONNS;
+    /// Quiet time before a client is closed; zero keeps it forever.
+    const IDLE_TIMEOUT: Secs;
+    /// How long live clients may finish after a shutdown signal.
+    const DRAIN_TIMEOUT: Secs = Secs(crate::shutdown::DEFAULT_DRAIN_TIMEOUT);
+}
+
+/// How long a quiet client is kept by the servers that close quiet ones
+/// (echo, the classics, format-time), so abandoned or hostile connections
+/// cannot hold slots forever.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Limits of a server that closes a client quiet for
+/// [`DEFAULT_IDLE_TIMEOUT`].
+#[derive(Debug, Clone)]
+pub struct ClosesIdle;
+
+impl LimitDefaults for ClosesIdle {
+    const IDLE_TIMEOUT: Secs = Secs(DEFAULT_IDLE_TIMEOUT);
+}
+
+/// Limits of a server that keeps a quiet client, as nc, socat, rinetd and
+/// python's http.server do.
+#[derive(Debug, Clone)]
+pub struct KeepsIdle;
+
+impl LimitDefaults for KeepsIdle {
+    const IDLE_TIMEOUT: Secs = Secs::from_secs(0);
+}
+
+/// The limits every server has. `D` holds the service's own defaults, so
+/// `--help` and a config section without the key agree on them.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default, bound = "")]
+pub struct Limits<D: LimitDefaults> {
+    /// Clients served at once; more are closed at once.
+    // `--max-clients` is what chat called it before every service agreed.
+    #[arg(long, alias = "max-clients", value_name = "N", default_value_t = Count(D::MAX_CONNS), allow_negative_numbers = true)]
+    pub max_conns: Count,
+    /// Close a client after this long without traffic (0 = never).
+    #[arg(short = 'i', long, value_name = "SECS", default_value_t = D::IDLE_TIMEOUT, allow_negative_numbers = true)]
+    pub idle_timeout: Secs,
+    /// At shutdown, wait this long for clients to finish.
+    #[arg(long, value_name = "SECS", default_value_t = D::DRAIN_TIMEOUT, allow_negative_numbers = true)]
+    pub drain_timeout: Secs,
+    #[arg(skip)]
+    #[serde(skip)]
+    defaults: PhantomData<D>,
+}
+
+impl<D: LimitDefaults> Default for Limits<D> {
+    fn default() -> Self {
+        Limits {
+            max_conns: Count(D::MAX_CONNS),
+            idle_timeout: D::IDLE_TIMEOUT,
+            drain_timeout: D::DRAIN_TIMEOUT,
+            defaults: PhantomData,
+        }
+    }
+}
+
+impl<D: LimitDefaults> Limits<D> {
+    /// The connection cap, which must admit someone.
+    pub fn max_conns(&self) -> Result<usize, OptionError> {
+        match self.max_conns.0 {
+            0 => Err(OptionError::new("max_conns", "must be at least 1, not 0")),
+            n => Ok(n),
+        }
+    }
+
+    /// The idle limit, `None` for never.
+    pub fn idle(&self) -> Option<Duration> {
+        self.idle_timeout.nonzero()
+    }
+
+    /// The drain period.
+    pub fn drain(&self) -> Duration {
+        self.drain_timeout.0
+    }
+}
+
+/// How a stream is cut into messages, for connect, listen and echo.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FrameOptions {
+    /// How messages are delimited on the socket: raw bytes, newline-terminated
+    /// lines, or 4-byte big-endian length-prefixed frames.
+    #[arg(long, value_enum, default_value_t = Framing::Raw)]
+    pub frame: Framing,
+    /// Largest frame accepted; a peer that sends more is disconnected.
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(DEFAULT_MAX_FRAME))]
+    pub max_frame: ByteSize,
+}
+
+impl Default for FrameOptions {
+    fn default() -> Self {
+        FrameOptions {
+            frame: Framing::Raw,
+            max_frame: ByteSize(DEFAULT_MAX_FRAME),
+        }
+    }
+}
+
+/// Checks a rate-like number: finite and at least `min`.
+pub fn at_least(key: &'static str, value: f64, min: f64) -> Result<f64, OptionError> {
+    if value.is_finite() && value >= min {
+        Ok(value)
+    } else {
+        Err(OptionError::new(
+            key,
+            format!("must be a number of {min} or more, not {value}"),
+        ))
+    }
+}
+
+/// `endpoints` if none is UDP, for services that only speak over streams.
+pub fn stream_only(
+    service: &str,
+    endpoints: Vec<crate::endpoint::Endpoint>,
+) -> Result<Vec<crate::endpoint::Endpoint>, OptionError> {
+    use crate::endpoint::Transport;
+    match endpoints.iter().find(|e| e.transport() == Transport::Udp) {
+        Some(udp) => Err(OptionError::new(
+            "listen",
+            format!("{service} needs a tcp or unix endpoint, not '{udp}'"),
+        )),
+        None => Ok(endpoints),
+    }
+}
