@@ -5,7 +5,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    STEP, Server, TUTORIAL, capture_server, python, sockit_run, stderr_of, tempdir,
+    STEP, Server, TUTORIAL, accept, capture_server, python, read_all, sockit_run, stderr_of,
+    tempdir, wait_child,
 };
 
 #[test]
@@ -23,7 +24,7 @@ fn half_closes_on_stdin_eof_and_reads_until_the_peer_closes() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        let mut s = accept(&listener);
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
         s.write_all(format!("got {} bytes", got.len()).as_bytes())
@@ -69,9 +70,8 @@ fn works_against_openbsd_nc_server() {
             break out;
         }
     };
-    let mut got = String::new();
-    nc.stdout.take().unwrap().read_to_string(&mut got).unwrap();
-    let _ = nc.wait();
+    let got = String::from_utf8(read_all(nc.stdout.take().unwrap())).unwrap();
+    wait_child(&mut nc);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from nc\n");
     assert_eq!(got, "to nc\n");
@@ -184,7 +184,7 @@ fn idle_timeout_ends_a_silent_session() {
     let port = listener.local_addr().unwrap().port();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        let mut s = accept(&listener);
         let mut rest = Vec::new();
         // The client half-closes at once (empty stdin); keep our side open
         // and silent so only the idle timer can end the session.

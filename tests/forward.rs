@@ -641,8 +641,7 @@ c.close()
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (mut t, _) = target.accept().unwrap();
-    t.set_read_timeout(Some(STEP)).unwrap();
+    let mut t = crate::support::accept(&target);
     let mut req = Vec::new();
     t.read_to_end(&mut req).unwrap();
     assert_eq!(req, b"request");
@@ -652,7 +651,7 @@ c.close()
         .unwrap()
         .write_all(b"reset now\n")
         .unwrap();
-    assert!(client.wait().unwrap().success());
+    assert!(crate::support::wait_child(&mut client).success());
     // The target stays silent; the client's reset must still end the relay.
     r.wait_for_log("conn 1 reset");
 }
@@ -758,7 +757,7 @@ fn each_leg_gets_the_congestion_control_asked_for() {
     for (flags, want) in cases {
         let r = relay(&[format!("127.0.0.1:{tport}")], flags);
         let mut c = tcp(r.addr());
-        let (mut t, _) = target.accept().unwrap();
+        let mut t = crate::support::accept(&target);
         // A byte through means both legs are set up.
         c.write_all(b"x").unwrap();
         let mut b = [0u8; 1];
@@ -774,7 +773,7 @@ fn each_leg_gets_the_congestion_control_asked_for() {
     // On a dual-stack listener an IPv4 loopback client is ::ffff:127.0.0.1.
     let r = Server::spawn(&["forward", "[::]:0", &format!("127.0.0.1:{tport}")]);
     let mut c = tcp(([127, 0, 0, 1], r.port()).into());
-    let (mut t, _) = target.accept().unwrap();
+    let mut t = crate::support::accept(&target);
     c.write_all(b"x").unwrap();
     let mut b = [0u8; 1];
     t.read_exact(&mut b).unwrap();

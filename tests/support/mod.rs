@@ -213,24 +213,7 @@ impl Server {
     /// Waits for the process to exit, up to `limit`; panics (and kills it)
     /// if it does not.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let pid = self.child.id();
-        let (tx, rx) = mpsc::channel();
-        let waiter = thread::spawn(move || {
-            let _ = rx.recv_timeout(limit).is_err()
-                && Command::new("kill")
-                    .arg("-9")
-                    .arg(pid.to_string())
-                    .status()
-                    .is_ok();
-        });
-        let status = self.child.wait().unwrap();
-        let _ = tx.send(());
-        let _ = waiter.join();
-        assert!(
-            status.code().is_some(),
-            "server did not exit in {limit:?} and was killed"
-        );
-        status
+        wait_within(&mut self.child, limit)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -382,6 +365,63 @@ pub fn expect_reply(c: &mut std::net::TcpStream, msg: &[u8], want: &[u8]) {
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
 }
 
+/// Accepts one connection within `STEP` (panicking otherwise), with every
+/// read and write on it bounded by `STEP` too.
+pub fn accept(listener: &std::net::TcpListener) -> std::net::TcpStream {
+    let listener = listener.try_clone().expect("clone listener");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(listener.accept());
+    });
+    let (s, _) = rx
+        .recv_timeout(STEP)
+        .expect("no connection arrived in time")
+        .expect("accept");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Everything `r` yields until its end, which must come within `STEP`.
+pub fn read_all(mut r: impl Read + Send + 'static) -> Vec<u8> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut got = Vec::new();
+        let _ = tx.send(r.read_to_end(&mut got).map(|_| got));
+    });
+    rx.recv_timeout(STEP)
+        .expect("input did not end in time")
+        .expect("read")
+}
+
+/// Waits for a child process to exit within `STEP`, killing it (and
+/// failing the test) if it does not.
+pub fn wait_child(child: &mut Child) -> ExitStatus {
+    wait_within(child, STEP)
+}
+
+/// Waits for `child` to exit, up to `limit`; kills it and panics if not.
+fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let killer = thread::spawn(move || {
+        let _ = rx.recv_timeout(limit).is_err()
+            && Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .status()
+                .is_ok();
+    });
+    let status = child.wait().unwrap();
+    let _ = tx.send(());
+    let _ = killer.join();
+    assert!(
+        status.code().is_some(),
+        "process did not exit in {limit:?} and was killed"
+    );
+    status
+}
+
 /// A one-connection TCP server on a free port: reads everything the client
 /// sends, answers with `reply(received)`, closes, and hands back what it got.
 pub fn capture_server(
@@ -390,8 +430,7 @@ pub fn capture_server(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(STEP)).unwrap();
+        let mut s = accept(&listener);
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
         s.write_all(&reply(&got)).unwrap();
