@@ -112,13 +112,8 @@ impl Options {
     /// The service on `endpoints`, ready for the runner.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let cfg = self.config()?;
-        Ok(Service::new(
-            "echo",
-            endpoints,
-            self.limits.drain(),
-            cfg,
-            run_bound,
-        ))
+        let drain = self.limits.drain();
+        Ok(Service::new("echo", endpoints, drain, cfg, run_bound))
     }
 }
 

@@ -73,15 +73,17 @@ impl LimitDefaults for KeepsIdle {
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, bound = "")]
 pub struct Limits<D: LimitDefaults> {
+    // The defaults are given as text built per call: `default_value_t`
+    // caches its text in a static that every `D` would share.
     /// Clients served at once; more are closed at once.
     // `--max-clients` is what chat called it before every service agreed.
-    #[arg(long, alias = "max-clients", value_name = "N", default_value_t = Count(D::MAX_CONNS), allow_negative_numbers = true)]
+    #[arg(long, alias = "max-clients", value_name = "N", default_value = D::MAX_CONNS.to_string(), allow_negative_numbers = true)]
     pub max_conns: Count,
     /// Close a client after this long without traffic (0 = never).
-    #[arg(short = 'i', long, value_name = "SECS", default_value_t = D::IDLE_TIMEOUT, allow_negative_numbers = true)]
+    #[arg(short = 'i', long, value_name = "SECS", default_value = D::IDLE_TIMEOUT.to_string(), allow_negative_numbers = true)]
     pub idle_timeout: Secs,
     /// At shutdown, wait this long for clients to finish.
-    #[arg(long, value_name = "SECS", default_value_t = D::DRAIN_TIMEOUT, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", default_value = D::DRAIN_TIMEOUT.to_string(), allow_negative_numbers = true)]
     pub drain_timeout: Secs,
     #[arg(skip)]
     #[serde(skip)]
@@ -90,12 +92,7 @@ pub struct Limits<D: LimitDefaults> {
 
 impl<D: LimitDefaults> Default for Limits<D> {
     fn default() -> Self {
-        Limits {
-            max_conns: Count(D::MAX_CONNS),
-            idle_timeout: D::IDLE_TIMEOUT,
-            drain_timeout: D::DRAIN_TIMEOUT,
-            defaults: PhantomData,
-        }
+        clap_defaults()
     }
 }
 
@@ -134,11 +131,22 @@ pub struct FrameOptions {
 
 impl Default for FrameOptions {
     fn default() -> Self {
-        FrameOptions {
-            frame: Framing::Raw,
-            max_frame: ByteSize(DEFAULT_MAX_FRAME),
-        }
+        clap_defaults()
     }
+}
+
+/// An options type as a command line with none of its flags gives it, so a
+/// config section without a key takes exactly the flag's default: each
+/// default is written once, in its flag's attribute.
+pub fn clap_defaults<T: Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(
+        clap::Command::new("defaults")
+            .no_binary_name(true)
+            // Required arguments (a relay's targets) stay empty here.
+            .ignore_errors(true),
+    );
+    let matches = cmd.get_matches_from(std::iter::empty::<String>());
+    T::from_arg_matches(&matches).expect("an options type parses from its own defaults")
 }
 
 /// Checks a rate-like number: finite and at least `min`.
@@ -165,5 +173,30 @@ pub fn stream_only(
             format!("{service} needs a tcp or unix endpoint, not '{udp}'"),
         )),
         None => Ok(endpoints),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_flags() {
+        let f = crate::forward::Options::default();
+        assert!(f.splice && f.targets.is_empty());
+        assert_eq!(f.connect_timeout.0, crate::forward::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(f.limits.idle(), None);
+        let c = crate::chat::Options::default();
+        assert_eq!(c.history.0, crate::chat::DEFAULT_HISTORY);
+        assert_eq!(
+            c.limits.max_conns().unwrap(),
+            crate::chat::DEFAULT_MAX_CLIENTS
+        );
+        let e = crate::echo::Options::default();
+        assert_eq!(e.limits.idle(), Some(DEFAULT_IDLE_TIMEOUT));
+        assert_eq!(e.frame.max_frame.0, crate::frame::DEFAULT_MAX_FRAME);
+        assert_eq!(e.limits.drain(), crate::shutdown::DEFAULT_DRAIN_TIMEOUT);
+        let h = crate::http::Options::default();
+        assert_eq!(h.body, crate::http::DEFAULT_BODY);
     }
 }

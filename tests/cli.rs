@@ -160,3 +160,22 @@ fn the_man_page_renders_every_subcommand() {
         assert!(text.contains(needle), "man page lacks {needle}");
     }
 }
+
+#[test]
+fn each_service_shows_its_own_limit_defaults() {
+    let default_of = |args: &[&str], flag: &str| {
+        let out = sockit_run(args, b"");
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        let at = help.find(&format!("{flag} <")).expect("flag in help");
+        let rest = &help[at..];
+        let start = rest.find("[default: ").expect("a default") + 10;
+        rest[start..start + rest[start..].find(']').unwrap()].to_string()
+    };
+    assert_eq!(default_of(&["echo", "--help"], "--idle-timeout"), "5m");
+    assert_eq!(default_of(&["forward", "--help"], "--idle-timeout"), "0s");
+    assert_eq!(
+        default_of(&["chat", "serve", "--help"], "--max-conns"),
+        "10000"
+    );
+    assert_eq!(default_of(&["echo", "--help"], "--max-conns"), "16384");
+}

@@ -27,7 +27,7 @@ use crate::endpoint::Endpoint;
 use crate::frame::{Line, TolerantLines};
 use crate::idle::Activity;
 use crate::net::{Bound, Listener, Stream};
-use crate::options::{LimitDefaults, Limits, OptionError, at_least, stream_only};
+use crate::options::{LimitDefaults, Limits, OptionError, at_least, clap_defaults, stream_only};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::units::{ByteSize, Count, Secs};
@@ -89,13 +89,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            history: Count(DEFAULT_HISTORY),
-            max_line: ByteSize(DEFAULT_MAX_LINE),
-            rate: DEFAULT_RATE,
-            burst: DEFAULT_BURST,
-            limits: Limits::default(),
-        }
+        clap_defaults()
     }
 }
 
@@ -126,13 +120,8 @@ impl Options {
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("chat", endpoints)?;
         let cfg = self.config()?;
-        Ok(Service::new(
-            "chat",
-            endpoints,
-            self.limits.drain(),
-            cfg,
-            run_bound,
-        ))
+        let drain = self.limits.drain();
+        Ok(Service::new("chat", endpoints, drain, cfg, run_bound))
     }
 }
 

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::accept::{self, AcceptOptions};
 use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
-use crate::options::{KeepsIdle, Limits, OptionError};
+use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::units::Secs;
@@ -122,19 +122,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            targets: Vec::new(),
-            balance: Balance::RoundRobin,
-            connect_timeout: Secs(DEFAULT_CONNECT_TIMEOUT),
-            udp_timeout: Secs(DEFAULT_UDP_TIMEOUT),
-            allow: Vec::new(),
-            deny: Vec::new(),
-            hex_dump: false,
-            dump_file: None,
-            splice: true,
-            congestion: Congestion::Auto,
-            limits: Limits::default(),
-        }
+        clap_defaults()
     }
 }
 

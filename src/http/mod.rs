@@ -28,7 +28,7 @@ use crate::accept::{self, AcceptOptions};
 use crate::endpoint::Endpoint;
 use crate::idle::{Activity, Tracked};
 use crate::net::{Bound, Listener, PeerAddr, Stream};
-use crate::options::{KeepsIdle, Limits, OptionError, stream_only};
+use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults, stream_only};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::units::{ByteSize, Secs};
@@ -73,14 +73,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            root: None,
-            body: DEFAULT_BODY.into(),
-            hidden: false,
-            header_timeout: Secs(DEFAULT_HEADER_TIMEOUT),
-            max_header: ByteSize(DEFAULT_MAX_HEADER),
-            limits: Limits::default(),
-        }
+        clap_defaults()
     }
 }
 
@@ -105,13 +98,8 @@ impl Options {
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("http", endpoints)?;
         let cfg = self.config()?;
-        Ok(Service::new(
-            "http",
-            endpoints,
-            self.limits.drain(),
-            cfg,
-            run_bound,
-        ))
+        let drain = self.limits.drain();
+        Ok(Service::new("http", endpoints, drain, cfg, run_bound))
     }
 }
 
