@@ -18,6 +18,8 @@ command -v ss >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v man >/dev/null || need+=(man-db)
 command -v zsh >/dev/null || need+=(zsh)
+command -v tmux >/dev/null || need+=(tmux)
+command -v fish >/dev/null || need+=(fish)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

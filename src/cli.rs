@@ -219,8 +219,9 @@ pub enum ChatCommand {
     #[command(after_help = "Examples:\n  \
         sockit chat udp --bind :9001 --peer bob=127.0.0.1:9002\n  \
         sockit chat udp --bind :9002 --peer alice=127.0.0.1:9001\n\n\
-        Type a line to send it to the current peer; /to NAME (or /to HOST:PORT)\n\
-        switches, 'NAME: text' sends once. q or /quit ends.")]
+        Type a line to send it to the current peer (with none chosen, to whoever\n\
+        sent last); /to NAME (or /to HOST:PORT) switches, 'NAME: text' sends once,\n\
+        /reply TEXT answers the last sender. q or /quit ends.")]
     Udp(chat::peer::Options),
 }
 
@@ -230,7 +231,8 @@ pub enum ChatCommand {
     sockit chat serve :12345                     then: nc 127.0.0.1 12345\n  \
     sockit chat serve :12345 --history 50 --rate 5 --burst 10\n\n\
     Commands: /nick NAME, /join ROOM, /rooms, /who, /msg NICK TEXT, /me ACTION,\n\
-    /help, /quit (or a line saying byebye). Anything else is said to your room.")]
+    /echo on|off, /help, /quit (or a line saying byebye). Anything else is said\n\
+    to your room; your own lines come back only after /echo on.")]
 pub struct ChatServeArgs {
     /// Where to listen: :PORT, HOST:PORT, tcp://…, unix:PATH.
     #[arg(value_name = "ENDPOINT")]

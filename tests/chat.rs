@@ -2,18 +2,23 @@
 
 use crate::support::{STEP, Server, python, run};
 
-/// A tiny line client shared by the scenarios: `c = C(port)`, `c.send(line)`,
-/// `c.expect(text)` waits (bounded) for a line containing `text`.
+/// A tiny line client shared by the scenarios: `c = C(nick)`, `c.send(line)`,
+/// `c.expect(text)` waits (bounded) for a line containing `text`. It turns
+/// `/echo on` unless told `echo=False`.
 const CLIENT: &str = r##"
 import socket, sys, time
 PORT = int(sys.argv[1])
 class C:
-    def __init__(self, nick=None):
+    def __init__(self, nick=None, echo=True):
         self.s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
         self.buf = b""
         self.lines = []
         self.seen = []
         self.expect("welcome")
+        if echo:
+            # The scenarios check what the room saw, the sender's line too.
+            self.send("/echo on")
+            self.expect("* echo on")
         if nick:
             self.send("/nick " + nick)
             self.expect("is now known as " + nick)
@@ -157,7 +162,7 @@ a = C("alice")
 for i in range(5):
     a.send(f"msg {i}")
     a.expect(f"msg {i}")
-late = C()
+late = C(echo=False)
 for i in (2, 3, 4):
     late.expect(f"<alice> msg {i}")
 assert not any("msg 0" in l or "msg 1" in l for l in late.lines), late.lines
@@ -208,7 +213,7 @@ fn flood_control_drops_lines_with_one_notice() {
     scenario(
         &["--rate", "0.001", "--burst", "3"],
         r##"
-a, b = C("alice"), C("bob")
+a, b = C("alice", echo=False), C("bob")
 # /nick used one of alice's three tokens: two flood lines get through.
 for i in range(10):
     a.send(f"flood {i}")
@@ -238,7 +243,8 @@ fn full_server_says_so_and_closes() {
 
 #[test]
 fn a_client_that_never_reads_is_dropped_and_the_room_goes_on() {
-    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0"]);
+    // A short grace: past the soft limit the hog is let go soon.
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0", "--queue-grace", "1"]);
     let out = python(
         &format!(
             "{CLIENT}\n{}",
@@ -254,6 +260,8 @@ for i in range(4000):
     if i % 200 == 199:
         a.expect(f"line {i} ")
         b.expect(f"line {i} ")
+# Past the soft limit, the hog goes once the grace period is over.
+b.expect("left #lobby (too slow)")
 print("ok")
 "##
         ),
@@ -400,4 +408,265 @@ fn max_conns_is_the_clients_cap_under_either_name() {
             "{flag}: {out}"
         );
     }
+}
+
+#[test]
+fn a_sender_does_not_get_its_own_lines_back_unless_it_asks() {
+    scenario(
+        &["--rate", "0"],
+        r##"
+a, b = C("alice", echo=False), C("bob", echo=False)
+a.send("first")
+b.expect("<alice> first")
+b.send("/who")
+b.expect("* in #lobby")
+a.send("/echo on")
+a.expect("* echo on")
+a.send("second")
+a.expect("<alice> second")
+assert not any("<alice> first" in l for l in a.seen), a.seen
+a.send("/echo off")
+a.expect("* echo off")
+"##,
+    );
+}
+
+/// `tail -f log | nc host 12345`: a client that only sends, and never reads,
+/// is not disconnected for falling behind on its own lines.
+#[test]
+fn a_client_that_only_sends_stays_connected() {
+    scenario(
+        &["--rate", "0"],
+        r##"
+listener = C("reader", echo=False)
+writer = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+line = "x" * 3900
+for i in range(3000):
+    writer.sendall(f"{i} {line}\n".encode())
+writer.sendall(b"/nick writer\n")
+writer.sendall(b"the end\n")
+listener.expect("<writer> the end", timeout=30)
+assert sum(line in l for l in listener.seen) == 3000
+"##,
+    );
+}
+
+/// A never-reading client and a reader that keeps reading (appending each
+/// `recv` to a bytes buffer, as scripts do) share a room with a sender that
+/// posts 3,000 lines of 3.9 KB at once. With the default bounds the reader
+/// gets every line, 20 runs out of 20, and the stuck client is still let go
+/// once it has stayed past the soft limit for the grace period. The log
+/// names the client that was dropped.
+#[test]
+fn a_burst_keeps_a_reader_and_drops_a_client_that_never_reads() {
+    let srv = Server::spawn(&["chat", "serve", ":0", "--rate", "0"]);
+    let script = r#"
+import socket, sys
+PORT = int(sys.argv[1])
+def join(nick):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+    s.sendall(f"/nick {nick}\n".encode())
+    seen = b""
+    while f"is now known as {nick}".encode() not in seen:
+        seen += s.recv(65536)
+    return s
+stuck = socket.socket()
+stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+stuck.connect(("127.0.0.1", PORT))
+stuck.sendall(b"/nick stuck\n")
+print(stuck.getsockname()[1])
+text = "y" * 3900
+burst = "".join(f"{i} {text}\n" for i in range(3000)).encode()
+for run in range(20):
+    reader, sender = join(f"reader{run}"), join(f"sender{run}")
+    sender.sendall(burst + f"done {run}\n".encode())
+    got = b""
+    end = f"> done {run}\n".encode()
+    while end not in got:
+        chunk = reader.recv(65536)
+        assert chunk, f"run {run}: the reader was cut off after {len(got)} bytes"
+        got += chunk
+    assert got.count(text.encode()) == 3000, run
+    reader.close()
+    sender.close()
+print("20 of 20")
+"#;
+    // 20 bursts of 11.7 MB through a Python reader take longer than a step.
+    let port = srv.port().to_string();
+    let run = run(
+        std::process::Command::new("python3").args(["-c", script, &port]),
+        b"",
+        std::time::Duration::from_secs(180),
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut lines = out.lines();
+    let stuck_port = lines.next().unwrap();
+    assert_eq!(lines.next(), Some("20 of 20"), "{out}");
+    let line = srv.wait_for_log("fell behind its outbound queue");
+    assert!(line.contains("nick=stuck"), "{line}");
+    assert!(
+        line.contains(&format!("peer=127.0.0.1:{stuck_port}")),
+        "{line}"
+    );
+}
+
+/// Past the hard limit the stuck client is dropped during the fan-out, in
+/// the sender's task; the log still names the stuck client, not the sender.
+#[test]
+fn the_hard_limit_drops_at_once_and_names_the_dropped_client() {
+    let srv = Server::spawn(&[
+        "chat",
+        "serve",
+        ":0",
+        "--rate",
+        "0",
+        "--queue-hard",
+        "2MiB",
+        "--queue-soft",
+        "1MiB",
+    ]);
+    let out = python(
+        r#"
+import socket, sys
+PORT = int(sys.argv[1])
+stuck = socket.socket()
+stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+stuck.connect(("127.0.0.1", PORT))
+stuck.sendall(b"/nick stuck\n")
+sender = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+sender.sendall(b"/nick sender\n")
+seen = b""
+while b"is now known as sender" not in seen:
+    seen += sender.recv(65536)
+text = "y" * 3900
+sender.sendall("".join(f"{i} {text}\n" for i in range(3000)).encode())
+print(stuck.getsockname()[1], sender.getsockname()[1], flush=True)
+while b"stuck left #lobby (too slow)" not in seen:
+    seen += sender.recv(1 << 20)
+"#,
+        &[&srv.port().to_string()],
+    );
+    let ports: Vec<&str> = out.split_whitespace().collect();
+    let line = srv.wait_for_log("fell behind its outbound queue");
+    assert!(line.contains("nick=stuck"), "{line}");
+    assert!(
+        line.contains(&format!("peer=127.0.0.1:{}", ports[0])),
+        "{line}"
+    );
+    assert!(!line.contains(&format!(":{}", ports[1])), "{line}");
+}
+
+/// The terminal client under tmux: a paste arrives in one read and must be
+/// shown whole at once, and an incoming line must appear above a
+/// half-typed one without disturbing it.
+#[test]
+fn a_paste_shows_whole_and_incoming_lines_keep_the_typed_one() {
+    let srv = Server::spawn(&["chat", "serve", ":0"]);
+    let session = format!("sockit-paste-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = run(std::process::Command::new("tmux").args(args), b"", STEP);
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let client = format!(
+        "env NO_COLOR=1 {} chat {} --nick alice",
+        env!("CARGO_BIN_EXE_sockit"),
+        srv.hostport()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "12",
+        &client,
+    ]);
+    let _cleanup = KillSession(session.clone());
+    // The pane has no event to wait on; poll its screen, bounded.
+    let screen_until = |want: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + STEP;
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-t", &session]);
+            if want(&screen) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "screen: {screen}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    screen_until(&|s| s.contains("is now known as alice"));
+    tmux(&["set-buffer", "-b", &session, "pasted text"]);
+    tmux(&["paste-buffer", "-b", &session, "-t", &session]);
+    screen_until(&|s| s.lines().any(|l| l == "> pasted text"));
+    let out = run(
+        std::process::Command::new("nc").args(["-N", "127.0.0.1", &srv.port().to_string()]),
+        b"/nick bob\nhello from bob\n",
+        STEP,
+    );
+    assert!(out.status.success());
+    let screen = screen_until(&|s| s.contains("<bob> hello from bob"));
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.is_empty()).collect();
+    let bob = lines
+        .iter()
+        .position(|l| l.contains("<bob> hello from bob"));
+    let prompt = lines.iter().position(|l| *l == "> pasted text");
+    assert!(bob < prompt && prompt.is_some(), "{screen}");
+}
+
+struct KillSession(String);
+
+impl Drop for KillSession {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+fn stderr_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The tutorial's UDP client sends and waits for the answer: with no peer
+/// chosen a typed line goes to whoever sent last, and `/reply` does the
+/// same even when another peer is chosen.
+#[test]
+fn udp_peer_chat_answers_the_textbook_client() {
+    let mut srv = Server::spawn_piped(&["chat", "udp", "--bind", ":0"]);
+    let textbook = r#"
+import socket, sys
+addr = ("127.0.0.1", int(sys.argv[1]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(b"hello server", addr)
+print(s.getsockname()[1], flush=True)
+data, _ = s.recvfrom(1024)
+print(data.decode(), flush=True)
+s.sendto(b"again", addr)
+data, _ = s.recvfrom(1024)
+print(data.decode(), flush=True)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", textbook, &srv.port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let replies = crate::support::lines_of(child.stdout.take().unwrap());
+    let port = replies.recv_timeout(STEP).unwrap();
+    srv.read_stdout_until(format!("[127.0.0.1:{port}] hello server\n").as_bytes());
+    srv.write_stdin(b"hi there\n");
+    assert_eq!(replies.recv_timeout(STEP).unwrap(), "hi there");
+    srv.read_stdout_until(b"] again\n");
+    // A chosen peer elsewhere does not stop /reply from answering.
+    srv.write_stdin(b"/to 127.0.0.1:9\n/reply back to you\n");
+    assert_eq!(replies.recv_timeout(STEP).unwrap(), "back to you");
+    assert!(crate::support::wait_child(&mut child).success());
 }

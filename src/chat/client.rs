@@ -96,7 +96,8 @@ pub async fn run(cfg: &Config) -> io::Result<()> {
 }
 
 fn arrival_lines(cfg: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+    // Your own lines come back stamped, in the order the room saw them.
+    let mut out = vec![format!("/echo on\n")];
     if let Some(nick) = &cfg.nick {
         out.push(format!("/nick {nick}\n"));
     }
@@ -120,13 +121,10 @@ where
     };
     let show = async {
         let mut out = tokio::io::stdout();
-        let mut lines = FramedRead::new(rd, TolerantLines::new(MAX_INCOMING));
-        while let Some(line) = lines.next().await {
-            if let Line::Text(text) = line? {
-                let shown = render(&String::from_utf8_lossy(&text), color);
-                out.write_all(format!("{shown}\n").as_bytes()).await?;
-                out.flush().await?;
-            }
+        let mut lines = Incoming::new(rd, color);
+        while let Some(shown) = lines.next().await? {
+            out.write_all(format!("{shown}\n").as_bytes()).await?;
+            out.flush().await?;
         }
         io::Result::Ok(())
     };
@@ -164,20 +162,21 @@ where
         }
     });
     let show = async {
-        let mut lines = FramedRead::new(rd, TolerantLines::new(MAX_INCOMING));
+        let mut lines = Incoming::new(rd, color);
         let mut out = tokio::io::stdout();
-        while let Some(line) = lines.next().await {
-            if let Line::Text(text) = line? {
-                let shown = render(&String::from_utf8_lossy(&text), color);
-                // Once the editor has stopped (Ctrl-D), nobody would show
-                // what goes through its printer, such as the server's
-                // goodbye: those lines go straight to the terminal.
-                if editing.load(Ordering::Acquire) {
-                    printer.print(shown).map_err(io::Error::other)?;
-                } else {
-                    out.write_all(format!("{shown}\n").as_bytes()).await?;
-                    out.flush().await?;
-                }
+        while let Some(shown) = lines.next().await? {
+            // Once the editor has stopped (Ctrl-D), nobody would show what
+            // goes through its printer, such as the server's goodbye: those
+            // lines go straight to the terminal.
+            if editing.load(Ordering::Acquire) {
+                // With its newline: before the editor's first prompt the
+                // printer writes the text as it is.
+                printer
+                    .print(format!("{shown}\n"))
+                    .map_err(io::Error::other)?;
+            } else {
+                out.write_all(format!("{shown}\n").as_bytes()).await?;
+                out.flush().await?;
             }
         }
         io::Result::Ok(())
@@ -196,6 +195,37 @@ where
     tokio::select! {
         res = show => res,
         res = send => res,
+    }
+}
+
+/// The server's lines as shown: coloured, and without the answer to the
+/// `/echo on` the client sent for itself.
+struct Incoming<R> {
+    lines: FramedRead<R, TolerantLines>,
+    color: bool,
+    echo_acked: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Incoming<R> {
+    fn new(rd: R, color: bool) -> Self {
+        Incoming {
+            lines: FramedRead::new(rd, TolerantLines::new(MAX_INCOMING)),
+            color,
+            echo_acked: false,
+        }
+    }
+
+    async fn next(&mut self) -> io::Result<Option<String>> {
+        while let Some(line) = self.lines.next().await {
+            let Line::Text(text) = line? else { continue };
+            let text = String::from_utf8_lossy(&text);
+            if !self.echo_acked && text.starts_with("* echo on:") {
+                self.echo_acked = true;
+                continue;
+            }
+            return Ok(Some(render(&text, self.color)));
+        }
+        Ok(None)
     }
 }
 

@@ -7,14 +7,21 @@
 //! The bound is in bytes not yet taken by the kernel, not in entries,
 //! because one entry may be a single notice or a batch of a hundred
 //! messages; what matters is how far behind the client is and how much it
-//! keeps alive.
+//! keeps alive. It has two levels, as Redis's output-buffer limit for
+//! pub/sub clients does: past the hard limit a client is dropped at once;
+//! past the soft limit only if it is still over it after a grace period,
+//! so a reader that keeps reading rides out a burst while one that stopped
+//! is still let go.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use tokio::io::Interest;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::net::Stream;
 
@@ -30,8 +37,31 @@ const ENTRY_COST: usize = 64;
 const MAX_IOV: usize = 64;
 
 /// The client is more than the bound behind.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("client fell behind its outbound queue")]
 pub struct Behind;
+
+/// How far behind a client may fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// Queued bytes past which the client is dropped at once.
+    pub hard: usize,
+    /// Queued bytes the client may stay above only for `grace`.
+    pub soft: usize,
+    /// How long a client may stay above `soft`.
+    pub grace: Duration,
+}
+
+impl Bound {
+    /// One limit and no grace: past `bytes`, dropped at once.
+    pub fn hard(bytes: usize) -> Self {
+        Bound {
+            hard: bytes,
+            soft: bytes,
+            grace: Duration::ZERO,
+        }
+    }
+}
 
 /// What one client has yet to be sent, and its socket.
 #[derive(Debug)]
@@ -40,7 +70,7 @@ pub struct Outbox {
     queue: Mutex<Queue>,
     /// Wakes the client's own task: its socket is full, or writing failed.
     stalled: Notify,
-    limit: usize,
+    bound: Bound,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +85,8 @@ struct Queue {
     full: bool,
     /// Writing failed; the connection is ending.
     failed: Option<io::ErrorKind>,
+    /// Since when `bytes` has been over the soft limit.
+    over_soft: Option<Instant>,
 }
 
 fn cost(line: &str) -> usize {
@@ -62,15 +94,21 @@ fn cost(line: &str) -> usize {
 }
 
 impl Outbox {
-    /// An empty queue for `stream` that refuses entries once `limit` bytes
-    /// are waiting.
-    pub fn new(stream: Arc<Stream>, limit: usize) -> Self {
+    /// An empty queue for `stream` within `bound`.
+    pub fn new(stream: Arc<Stream>, bound: Bound) -> Self {
         Outbox {
             stream,
             queue: Mutex::new(Queue::default()),
             stalled: Notify::new(),
-            limit,
+            bound,
         }
+    }
+
+    /// Whether the client has been over the soft limit for the grace
+    /// period, as of now.
+    fn overstayed(&self, q: &Queue) -> bool {
+        q.over_soft
+            .is_some_and(|since| since.elapsed() >= self.bound.grace)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -86,10 +124,15 @@ impl Outbox {
             return Ok(false);
         }
         let cost = cost(line);
-        if q.bytes + cost > self.limit {
+        if q.bytes + cost > self.bound.hard || self.overstayed(&q) {
             return Err(Behind);
         }
         q.bytes += cost;
+        if q.bytes > self.bound.soft && q.over_soft.is_none() {
+            q.over_soft = Some(Instant::now());
+            // A task already waiting for room must start the grace clock.
+            self.stalled.notify_one();
+        }
         q.entries.push_back(line.clone());
         Ok(q.entries.len() == 1 && !q.full)
     }
@@ -106,10 +149,12 @@ impl Outbox {
         }
     }
 
-    /// Waits until everything queued is written.
+    /// Waits until everything queued is written; fails with [`Behind`] if
+    /// the client stays over the soft limit past the grace period, whether
+    /// or not more lines arrive for it meanwhile.
     pub async fn drain(&self) -> io::Result<()> {
         loop {
-            {
+            let deadline = {
                 let mut q = self.lock();
                 if let Some(kind) = q.failed {
                     return Err(kind.into());
@@ -117,8 +162,21 @@ impl Outbox {
                 if self.write_now(&mut q)? {
                     return Ok(());
                 }
+                if self.overstayed(&q) {
+                    return Err(io::Error::other(Behind));
+                }
+                q.over_soft.map(|since| since + self.bound.grace)
+            };
+            let grace_over = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => self.stalled.notified().await,
+                }
+            };
+            tokio::select! {
+                res = self.stream.ready(Interest::WRITABLE) => res.map(drop)?,
+                () = grace_over => {}
             }
-            self.stream.ready(Interest::WRITABLE).await?;
         }
     }
 
@@ -169,7 +227,12 @@ impl Outbox {
             };
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => q.advance(n),
+                Ok(n) => {
+                    q.advance(n);
+                    if q.bytes <= self.bound.soft {
+                        q.over_soft = None;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
@@ -202,6 +265,7 @@ fn fail(q: &mut Queue, kind: io::ErrorKind) {
     q.entries = VecDeque::new();
     q.bytes = 0;
     q.sent = 0;
+    q.over_soft = None;
 }
 
 #[cfg(test)]
@@ -213,10 +277,15 @@ pub(crate) mod tests {
     /// An outbox on one end of a socket pair, ready to write, and the other
     /// end, read without the runtime.
     pub(crate) async fn pair(limit: usize) -> (Arc<Outbox>, UnixStream) {
+        pair_within(Bound::hard(limit)).await
+    }
+
+    /// [`pair`] within a two-level bound.
+    pub(crate) async fn pair_within(bound: Bound) -> (Arc<Outbox>, UnixStream) {
         let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
         // A new socket is writable once the reactor has seen it so.
         ours.writable().await.unwrap();
-        let out = Outbox::new(Arc::new(Stream::Unix(ours)), limit);
+        let out = Outbox::new(Arc::new(Stream::Unix(ours)), bound);
         let theirs = theirs.into_std().unwrap();
         theirs.set_nonblocking(true).unwrap();
         (Arc::new(out), theirs)
@@ -280,5 +349,81 @@ pub(crate) mod tests {
         let err = writer.await.unwrap();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
         assert!(!out.push(&last).unwrap(), "a failed queue takes nothing");
+    }
+
+    /// Fills the socket pair until the kernel takes no more.
+    fn fill(out: &Outbox, entry: &Outgoing) {
+        for _ in 0..1000 {
+            if out.lock().full {
+                return;
+            }
+            out.push(entry).unwrap();
+            out.flush();
+        }
+        panic!("a socket buffer is not 60 MB");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_the_soft_limit_a_client_has_the_grace_period() {
+        let entry: Outgoing = "x".repeat(60 * 1024).into();
+        let bound = Bound {
+            hard: 100 * cost(&entry),
+            soft: 4 * cost(&entry),
+            grace: Duration::from_secs(10),
+        };
+        let (out, peer) = pair_within(bound).await;
+        fill(&out, &entry);
+        for _ in 0..10 {
+            out.push(&entry).unwrap();
+        }
+        // Over the soft limit, within the hard one: kept for now.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        out.push(&entry).unwrap();
+        // The reader catches up below the soft limit: the clock resets.
+        let reader = tokio::task::spawn_blocking(move || {
+            peer.set_nonblocking(false).unwrap();
+            let mut buf = vec![0; 1 << 20];
+            let mut got = 0;
+            while got < 11 * entry.len() {
+                got += (&peer).read(&mut buf).unwrap();
+            }
+            peer
+        });
+        let drained = out.clone();
+        let writer = tokio::spawn(async move { drained.drain().await });
+        let peer = reader.await.unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(out.lock().over_soft.is_none());
+        // Stops reading again: over the soft limit for the whole grace
+        // period, it is let go even with no new line to refuse.
+        let entry: Outgoing = "y".repeat(60 * 1024).into();
+        fill(&out, &entry);
+        for _ in 0..10 {
+            out.push(&entry).unwrap();
+        }
+        let stuck = tokio::spawn({
+            let out = out.clone();
+            async move { out.drain().await }
+        });
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let err = stuck.await.unwrap().unwrap_err();
+        assert!(err.get_ref().is_some_and(|e| e.is::<Behind>()), "{err}");
+        assert!(out.push(&entry).is_err(), "and new lines are refused");
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn past_the_hard_limit_a_client_is_refused_at_once() {
+        let line: Outgoing = "z".repeat(1000).into();
+        let bound = Bound {
+            hard: 3 * cost(&line),
+            soft: cost(&line),
+            grace: Duration::from_secs(3600),
+        };
+        let (out, _peer) = pair_within(bound).await;
+        for _ in 0..3 {
+            out.push(&line).unwrap();
+        }
+        assert!(out.push(&line).is_err());
     }
 }

@@ -95,6 +95,8 @@ pub async fn parse_peer(spec: &str) -> io::Result<Peer> {
 pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
     let mut out = tokio::io::stdout();
     let mut target = cfg.peers.first().cloned();
+    // Whoever sent the last datagram: the textbook server replies there.
+    let mut last: Option<Peer> = None;
     let mut lines = crate::stdio::InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -111,6 +113,7 @@ pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
                 };
                 let shown = show_incoming(cfg, from, &buf[..n]);
                 say(&mut out, &shown).await?;
+                last = Some(known(cfg, from));
             }
             line = lines.next() => {
                 let Some(line) = line else { return Ok(()) };
@@ -130,13 +133,20 @@ pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
                     }
                     continue;
                 }
-                // `NAME: text` sends once to NAME without changing the target.
-                let (to, body) = match text.split_once(": ").and_then(|(n, b)| Some((find(cfg, n)?, b))) {
-                    Some((p, body)) => (Some(p), body.to_string()),
-                    None => (target.clone(), text),
+                // `/reply text` answers the last sender; `NAME: text` sends
+                // once to NAME; neither changes the target. With no target,
+                // a line goes to the last sender, as the textbook server's
+                // `sendto(reply, addr)` does.
+                let (to, body) = if let Some(body) = text.strip_prefix("/reply ") {
+                    (last.clone(), body.to_string())
+                } else {
+                    match text.split_once(": ").and_then(|(n, b)| Some((find(cfg, n)?, b))) {
+                        Some((p, body)) => (Some(p), body.to_string()),
+                        None => (target.clone().or_else(|| last.clone()), text),
+                    }
                 };
                 let Some(to) = to else {
-                    say(&mut out, "! no peer chosen: /to NAME or NAME: text").await?;
+                    say(&mut out, "! nobody to send to yet: /to NAME, NAME: text, or wait for a message").await?;
                     continue;
                 };
                 if let Err(err) = socket.send_to(body.as_bytes(), to.addr).await {
@@ -145,6 +155,18 @@ pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
             }
         }
     }
+}
+
+/// The peer at `addr`: a named one, or an ad-hoc one named by its address.
+fn known(cfg: &Config, addr: SocketAddr) -> Peer {
+    cfg.peers
+        .iter()
+        .find(|p| p.addr == addr)
+        .cloned()
+        .unwrap_or_else(|| Peer {
+            name: addr.to_string(),
+            addr,
+        })
 }
 
 /// A known peer by name, or any `HOST:PORT` literal as an ad-hoc peer.

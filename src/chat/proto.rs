@@ -23,6 +23,8 @@ pub enum Command {
     Msg(String, String),
     /// `/me ACTION`
     Me(String),
+    /// `/echo on|off`: whether your own messages come back to you.
+    Echo(bool),
     /// `/help`
     Help,
     /// `/quit` or the textbook's `byebye`
@@ -47,6 +49,7 @@ pub const HELP: &[&str] = &[
     "/who            list who is in your room",
     "/msg NICK TEXT  private message",
     "/me ACTION      * you do something",
+    "/echo on|off    whether your own messages come back to you (off)",
     "/quit           leave (so does a line saying byebye)",
 ];
 
@@ -81,6 +84,11 @@ pub fn parse(line: &str) -> Result<Command, ProtoError> {
         },
         "me" if arg.is_empty() => Err(need("ACTION")),
         "me" => Ok(Command::Me(arg.to_string())),
+        "echo" => match arg.to_ascii_lowercase().as_str() {
+            "on" => Ok(Command::Echo(true)),
+            "off" => Ok(Command::Echo(false)),
+            _ => Err(need("on|off")),
+        },
         "help" => Ok(Command::Help),
         "quit" => Ok(Command::Quit),
         _ => Err(ProtoError(format!("unknown command /{cmd} (try /help)"))),
@@ -118,6 +126,9 @@ mod tests {
         );
         assert_eq!(parse("/me waves"), Ok(Command::Me("waves".into())));
         assert_eq!(parse("/HELP"), Ok(Command::Help));
+        assert_eq!(parse("/echo on"), Ok(Command::Echo(true)));
+        assert_eq!(parse("/echo OFF"), Ok(Command::Echo(false)));
+        assert!(parse("/echo maybe").unwrap_err().0.contains("usage"));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("byebye"), Ok(Command::Quit));
     }

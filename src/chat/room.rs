@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::{Behind, Outbox, Outgoing};
 use super::proto::ProtoError;
+use crate::net::PeerAddr;
 
 /// Identifies one connection.
 pub type ClientId = u64;
@@ -37,9 +38,16 @@ pub const ANNOUNCE_LIMIT: usize = 200;
 
 struct Client {
     nick: String,
+    /// Named in the log when the hub drops the client, which happens in
+    /// whichever connection's task did the fan-out.
+    peer: PeerAddr,
     room: String,
     out: Arc<Outbox>,
     kick: CancellationToken,
+    /// Whether its own messages come back to it. Off by default, as with
+    /// IRC and `ncat --chat`: a client that only sends (a bot, `tail -f |
+    /// nc`) would otherwise fill its queue with its own lines.
+    echo: bool,
 }
 
 #[derive(Default)]
@@ -89,6 +97,7 @@ impl Hub {
         &self,
         out: Arc<Outbox>,
         kick: CancellationToken,
+        peer: PeerAddr,
     ) -> Result<(ClientId, String), Full> {
         self.update(|st, fan| {
             if st.clients.len() >= self.max_clients {
@@ -102,9 +111,11 @@ impl Hub {
                 id,
                 Client {
                     nick: nick.clone(),
+                    peer,
                     room: LOBBY.to_string(),
                     out,
                     kick,
+                    echo: false,
                 },
             );
             send(
@@ -128,6 +139,11 @@ impl Hub {
                 announce(st, &c.room, None, &line, fan);
             }
         });
+    }
+
+    /// Drops a client that fell too far behind, telling its room.
+    pub fn drop_behind(&self, id: ClientId) {
+        self.update(|_, fan| fan.dropped.push(id));
     }
 
     /// A line to this client only (errors, help, replies).
@@ -161,8 +177,25 @@ impl Hub {
                     r.history.push_back(batch[start..].into());
                 }
             }
-            let room = c.room.clone();
-            broadcast_line(st, &room, &batch.into(), fan);
+            let (room, echo) = (c.room.clone(), c.echo);
+            let except = (!echo).then_some(id);
+            broadcast_line(st, &room, except, &batch.into(), fan);
+        });
+    }
+
+    /// `/echo on|off`.
+    pub fn set_echo(&self, id: ClientId, on: bool) {
+        self.update(|st, fan| {
+            let Some(c) = st.clients.get_mut(&id) else {
+                return;
+            };
+            c.echo = on;
+            let line = if on {
+                "* echo on: your own messages come back to you"
+            } else {
+                "* echo off: your own messages are not sent back"
+            };
+            send(st, id, line, fan);
         });
     }
 
@@ -283,7 +316,10 @@ impl Hub {
             let Some(c) = remove(&mut st, id) else {
                 continue;
             };
-            tracing::warn!(nick = %c.nick, "client fell behind its outbound queue, disconnecting");
+            // Not in the current span: that is the connection whose lines
+            // overflowed this one's queue.
+            tracing::warn!(parent: None, nick = %c.nick, peer = %c.peer,
+                "client fell behind its outbound queue, disconnecting");
             c.kick.cancel();
             let line = format!("* {} left #{} (too slow)", c.nick, c.room);
             announce(&mut st, &c.room, None, &line, &mut fan);
@@ -340,13 +376,22 @@ fn announce(st: &mut State, room: &str, subject: Option<ClientId>, line: &str, f
 }
 
 fn broadcast(st: &mut State, room: &str, line: &str, fan: &mut Fanout) {
-    broadcast_line(st, room, &rendered(line), fan);
+    broadcast_line(st, room, None, &rendered(line), fan);
 }
 
-fn broadcast_line(st: &mut State, room: &str, line: &Outgoing, fan: &mut Fanout) {
+/// `line` to everyone in `room` but `except`.
+fn broadcast_line(
+    st: &mut State,
+    room: &str,
+    except: Option<ClientId>,
+    line: &Outgoing,
+    fan: &mut Fanout,
+) {
     let Some(r) = st.rooms.get(room) else { return };
     for (&id, out) in &r.members {
-        fan.push(id, out, line);
+        if Some(id) != except {
+            fan.push(id, out, line);
+        }
     }
 }
 
@@ -402,7 +447,9 @@ mod tests {
 
     async fn client(hub: &Hub) -> (ClientId, UnixStream) {
         let (out, peer) = pair(1 << 20).await;
-        let (id, _) = hub.enter(out, CancellationToken::new()).unwrap();
+        let (id, _) = hub
+            .enter(out, CancellationToken::new(), PeerAddr::Unix)
+            .unwrap();
         (id, peer)
     }
 
@@ -469,8 +516,9 @@ mod tests {
         let hub = Hub::new(0, 10);
         let (out, _never_read) = pair(256 * 1024).await;
         let kick = CancellationToken::new();
-        let (slow, _) = hub.enter(out, kick.clone()).unwrap();
-        let (talker, mut rx) = client(&hub).await;
+        let (slow, _) = hub.enter(out, kick.clone(), PeerAddr::Unix).unwrap();
+        let (talker, _) = client(&hub).await;
+        let (_, mut rx) = client(&hub).await;
         let long = "x".repeat(4000);
         let mut seen = Vec::new();
         for i in 0..1000 {
