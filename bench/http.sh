@@ -6,6 +6,9 @@
 # run; medians and ratios. Server on CPU $SERVER_CPU, wrk/curl on $LOAD_CPU.
 # One download takes well under a second and varies a lot, so each round
 # downloads the file DOWNLOADS times from each server.
+# "sockit-logged" is the hello-world server at the default log level, its
+# per-request lines going to a file, against the same server with -q.
+# Each row also shows how busy the server's and the load's cores were.
 #   bench/http.sh [ROUNDS] [SECONDS] [DOWNLOADS]
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-3}
@@ -58,6 +61,7 @@ start() { # start NAME PORT
     case $1 in
     sockit) start_server "$2" "$SOCKIT" -q http serve "$WORK/www" -l "127.0.0.1:$2" ;;
     sockit-hello) start_server "$2" "$SOCKIT" -q http serve -l "127.0.0.1:$2" ;;
+    sockit-logged) start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
     nginx-1) nginx_conf 1 "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     nginx-auto) nginx_conf auto "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     esac
@@ -85,13 +89,17 @@ hello_case() { # hello_case NAME [pipeline]
     # A second of warm-up, unmeasured, so that connection set-up and a
     # fresh process's first page faults stay out of the percentiles.
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "${extra[@]}" "http://127.0.0.1:$port/" >/dev/null
-    local line
+    local line before cpu
+    before=$(cpu_ticks)
     line=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${SECS}s" --latency "${extra[@]}" "http://127.0.0.1:$port/" | wrk_json)
+    cpu=$(busy "$before" "$(cpu_ticks)")
     local rss=0
     [[ $name == sockit ]] && rss=$(rss_kb)
     stop_server
-    printf 'hello %s\t%s\t%s\t%s\n' "$mode" "$name" "$line" "$rss" >>"$OUT"
-    echo "round $r hello $mode $name: $line rss ${rss}k" >&2
+    local scpu lcpu
+    read -r scpu lcpu <<<"$cpu"
+    printf 'hello %s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$name" "$line" "$rss" "$scpu" "$lcpu" >>"$OUT"
+    echo "round $r hello $mode $name: $line rss ${rss}k cpu server/load $scpu/$lcpu%" >&2
 }
 
 static_case() { # static_case NAME: DOWNLOADS downloads, each one row
@@ -108,15 +116,15 @@ static_case() { # static_case NAME: DOWNLOADS downloads, each one row
         fi
         local rss=0
         [[ $name == sockit ]] && rss=$(rss_kb)
-        printf 'static 100MiB\t%s\t%s\t0\t0\t%s\n' "$name" "$speed" "$rss" >>"$OUT"
+        printf 'static 100MiB\t%s\t%s\t0\t0\t%s\t0\t0\n' "$name" "$speed" "$rss" >>"$OUT"
         echo "round $r static $name: $speed B/s" >&2
     done
     stop_server
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-    for name in sockit nginx-1 nginx-auto; do hello_case "$name"; done
-    for name in sockit nginx-1 nginx-auto; do hello_case "$name" pipeline; done
+    for name in sockit sockit-logged nginx-1 nginx-auto; do hello_case "$name"; done
+    for name in sockit sockit-logged nginx-1 nginx-auto; do hello_case "$name" pipeline; done
     for name in sockit nginx-1; do static_case "$name"; done
 done
 
@@ -124,18 +132,20 @@ python3 - "$OUT" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    case, name, rate, p99, errs, rss = line.rstrip("\n").split("\t")
-    rows.setdefault(case, {}).setdefault(name, []).append((float(rate), float(p99), int(errs), int(rss)))
+    case, name, rate, p99, errs, rss, scpu, lcpu = line.rstrip("\n").split("\t")
+    rows.setdefault(case, {}).setdefault(name, []).append(
+        (float(rate), float(p99), int(errs), int(rss), float(scpu), float(lcpu)))
 for case, servers in rows.items():
     static = case.startswith("static")
     unit = "MB/s" if static else "req/s"
     print(f"\n## {case}")
-    print(f"{'server':<12}{'runs':>5}{unit + ' (median)':>16}{'p99 ms':>9}{'errors':>8}{'peak RSS':>10}{'sockit / this':>15}")
+    print(f"{'server':<14}{'runs':>5}{unit + ' (median)':>16}{'p99 ms':>9}{'errors':>8}{'peak RSS':>10}{'cpu srv/load':>14}{'sockit / this':>15}")
     med = {n: statistics.median(v[0] for v in vs) for n, vs in servers.items()}
     for n, vs in servers.items():
         rate = med[n] / 1e6 if static else med[n]
         p99 = "-" if static else f"{statistics.median(v[1] for v in vs):.3f}"
         rss = max(v[3] for v in vs)
         rss_s = f"{rss / 1024:.1f} MiB" if rss else "-"
-        print(f"{n:<12}{len(vs):>5}{rate:>16.1f}{p99:>9}{sum(v[2] for v in vs):>8}{rss_s:>10}{med['sockit'] / med[n]:>14.2f}x")
+        cpu = "-" if static else f"{statistics.median(v[4] for v in vs):.0f}%/{statistics.median(v[5] for v in vs):.0f}%"
+        print(f"{n:<14}{len(vs):>5}{rate:>16.1f}{p99:>9}{sum(v[2] for v in vs):>8}{rss_s:>10}{cpu:>14}{med['sockit'] / med[n]:>14.2f}x")
 PY

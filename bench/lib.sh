@@ -117,3 +117,21 @@ for case, servers in rows.items():
         print(f"{s:<14}{len(rs):>5}{med[s]:>16.0f}{p50:>9.3f}{p99:>9.3f}{errs:>8}{lost:>7}{ratio:>15}")
 PY
 }
+
+# cpu_ticks: "busy total" jiffies of SERVER_CPU and LOAD_CPU, for busy().
+cpu_ticks() {
+    awk -v s="cpu$SERVER_CPU" -v l="cpu$LOAD_CPU" '
+        $1 == s || $1 == l { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6
+                             printf "%d %d ", busy, total }' /proc/stat
+}
+
+# busy BEFORE AFTER: the server's and the load's CPU busy percentages
+# between two cpu_ticks samples, "server% load%", to tell which one was
+# the bottleneck.
+busy() {
+    python3 -c '
+import sys
+a, b = list(map(int, sys.argv[1].split())), list(map(int, sys.argv[2].split()))
+pct = lambda i: 100 * (b[i] - a[i]) / max(1, b[i + 1] - a[i + 1])
+print(f"{pct(0):.0f} {pct(2):.0f}")' "$1" "$2"
+}

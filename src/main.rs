@@ -35,9 +35,12 @@ async fn run() -> ExitCode {
             return ExitCode::from(error::EXIT_USAGE);
         }
     };
-    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let logs = logging::init(cli.verbose, cli.quiet, cli.log_format);
     net::raise_fd_limit();
-    match commands::run(cli).await {
+    let outcome = commands::run(cli).await;
+    // Every queued log line goes out before the final word.
+    drop(logs);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // `sockit … | head` closing early is a normal end of a pipeline.
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,

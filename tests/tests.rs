@@ -15,6 +15,7 @@ mod framing;
 mod http;
 mod limits;
 mod listen;
+mod logging;
 mod options;
 mod serve;
 mod shutdown;

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -18,7 +18,6 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::time::Instant;
 use tracing::Level;
 
 use clap::Args;
@@ -173,38 +172,58 @@ async fn serve_conn(
         .pipeline_flush(matches!(content, Content::Hello(_)))
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
+    // Written once per connection, not once per request's log line.
+    let peer_text: Arc<str> = peer.to_string().into();
     let service = hyper::service::service_fn(move |req| {
-        let content = content.clone();
-        async move { Ok::<_, Infallible>(respond(req, peer, &content).await) }
+        let (content, peer) = (content.clone(), peer_text.clone());
+        async move { Ok::<_, Infallible>(respond(req, &peer, &content).await) }
     });
-    let activity = Activity::new();
-    let conn = builder.serve_connection(TokioIo::new(Tracked::new(stream, &activity)), service);
-    tokio::pin!(conn);
-    let served = async {
-        tokio::select! {
-            res = conn.as_mut() => res,
-            () = shutdown.stopping() => {
-                // Finish the request in flight, then close instead of
-                // waiting for the next one on a keep-alive connection.
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        }
-        .or_else(|e| {
-            // A client that stalls or sends garbage costs only its
-            // connection.
-            tracing::debug!(err = %e, "connection ended");
-            Ok(())
-        })
+    let Some(limit) = cfg.idle_timeout else {
+        return drive(
+            builder.serve_connection(TokioIo::new(stream), service),
+            &shutdown,
+        )
+        .await;
     };
     // Quiet means no byte either way: an idle keep-alive connection, or a
-    // client that stopped reading a response.
-    activity.bound(cfg.idle_timeout, served).await
+    // client that stopped reading a response. Only then is every read and
+    // write timed.
+    let activity = Activity::new();
+    let io = TokioIo::new(Tracked::new(stream, &activity));
+    let conn = drive(builder.serve_connection(io, service), &shutdown);
+    activity.bound(Some(limit), conn).await
+}
+
+/// Runs one connection until it ends; at shutdown it finishes the request
+/// in flight, then closes instead of waiting for the next one.
+async fn drive<I, S>(
+    conn: hyper::server::conn::http1::Connection<I, S>,
+    shutdown: &Shutdown,
+) -> io::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        () = shutdown.stopping() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    // A client that stalls or sends garbage costs only its connection.
+    if let Err(e) = res {
+        tracing::debug!(err = %e, "connection ended");
+    }
+    Ok(())
 }
 
 /// Answers one request and logs it.
-async fn respond(req: Request<Incoming>, peer: PeerAddr, content: &Content) -> Response<Body> {
-    let started = Instant::now();
+async fn respond(req: Request<Incoming>, peer: &str, content: &Content) -> Response<Body> {
+    // Timed only for a line that will be written (not with `-q`).
+    let started = tracing::enabled!(Level::INFO).then(Instant::now);
     if tracing::enabled!(Level::DEBUG) {
         for (name, value) in req.headers() {
             tracing::debug!(
@@ -217,21 +236,14 @@ async fn respond(req: Request<Incoming>, peer: PeerAddr, content: &Content) -> R
         Content::Files(root) => files::serve(root, &req).await,
         Content::Hello(body) => hello(req.method(), body),
     };
-    // No strings are built for a line nobody will see (`-q`).
-    if tracing::enabled!(Level::INFO) {
+    if let Some(started) = started {
         let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
-            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            None => hyper::body::Body::size_hint(resp.body())
-                .exact()
-                .map_or_else(|| "-".into(), |n| n.to_string()),
+            Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()),
+            None => hyper::body::Body::size_hint(resp.body()).exact(),
         };
-        tracing::info!(
-            "{peer} \"{} {}\" {} {bytes} {:.3} ms",
-            req.method(),
-            req.uri().path(),
-            resp.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+        let (method, path) = (req.method().as_str(), req.uri().path());
+        let status = resp.status().as_u16();
+        crate::logging::access(peer, method, path, status, bytes, started);
     }
     resp
 }

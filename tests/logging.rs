@@ -1,0 +1,134 @@
+//! The log writer: lines leave the request path, none is lost on a clean
+//! exit, and when stderr cannot keep up lines are dropped and counted
+//! instead of slowing the server.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::support::{STEP, python, read_all, sockit, wait_child};
+
+/// `count` pipelined GETs on one connection; returns once every response
+/// has arrived.
+fn requests(port: u16, count: usize) {
+    let got = python(
+        r#"
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+seen, buf = 0, b""
+while seen < n:
+    chunk = s.recv(1 << 20)
+    assert chunk, f"closed after {seen} responses"
+    buf += chunk
+    seen = buf.count(b"HTTP/1.1 200 OK")
+print(seen)
+"#,
+        &[&port.to_string(), &count.to_string()],
+    );
+    assert_eq!(got.trim(), count.to_string());
+}
+
+/// Starts `http serve` at the default log level with stderr on a pipe the
+/// test reads only when it chooses to.
+fn http_server() -> (std::process::Child, u16, std::process::ChildStderr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The port was free a moment ago; the server binds it at once.
+    let mut child = sockit()
+        .args(["http", "serve", "-l", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while !first.ends_with(b"\n") {
+        assert_eq!(stderr.read(&mut byte).unwrap(), 1, "server died");
+        first.push(byte[0]);
+    }
+    assert!(first.starts_with(b"listening on "), "{first:?}");
+    (child, port, stderr)
+}
+
+fn stop(child: &mut std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn no_line_is_lost_on_a_clean_exit() {
+    let (mut child, port, stderr) = http_server();
+    let reader = std::thread::spawn(move || read_all(stderr));
+    requests(port, 3000);
+    stop(&mut child);
+    assert!(wait_child(&mut child).success());
+    let text = String::from_utf8(reader.join().unwrap()).unwrap();
+    assert_eq!(
+        text.matches("\"GET /\" 200").count(),
+        3000,
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains("stopped accepting"));
+}
+
+#[test]
+fn a_stalled_stderr_costs_lines_not_requests() {
+    let (mut child, port, stderr) = http_server();
+    // Nobody reads stderr: its pipe fills, then the queue, and the server
+    // must keep answering at full speed, dropping what it cannot log.
+    let total = 60_000;
+    let started = std::time::Instant::now();
+    requests(port, total);
+    assert!(started.elapsed() < STEP, "logging held up the requests");
+    let reader = std::thread::spawn(move || read_all(stderr));
+    stop(&mut child);
+    assert!(wait_child(&mut child).success());
+    let text = String::from_utf8(reader.join().unwrap()).unwrap();
+    let logged = text.matches("\"GET /\" 200").count();
+    let dropped: usize = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sockit: ")?
+                .strip_suffix(" log lines dropped: stderr could not keep up")
+        })
+        .expect("the dropped lines are reported")
+        .parse()
+        .unwrap();
+    assert!(
+        dropped > 0 && logged > 0,
+        "{logged} logged, {dropped} dropped"
+    );
+    // Every request's line and the two shutdown lines, written or counted.
+    let written = text.lines().filter(|l| l.contains(" INFO ")).count();
+    assert_eq!(written + dropped, total + 2, "{written} written");
+}
+
+#[test]
+fn a_quiet_servers_line_is_out_within_a_second() {
+    let (mut child, port, stderr) = http_server();
+    let lines = crate::support::lines_of(stderr);
+    let started = std::time::Instant::now();
+    requests(port, 1);
+    loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .expect("the line was held back");
+        if line.contains("\"GET /\" 200") {
+            break;
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    stop(&mut child);
+    assert!(wait_child(&mut child).success());
+}
