@@ -64,7 +64,7 @@ impl Service {
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
-    /// Server limits.
+    /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: Limits<ClosesIdle>,

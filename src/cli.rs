@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::endpoint::Endpoint;
 use crate::logging::LogFormat;
+use crate::options::Listen;
 use crate::timeclient::Protocol;
 use crate::units::Secs;
 use crate::{bench, chat, classic, connect, echo, forward, http, listen, time, timeclient};
@@ -90,13 +91,10 @@ const CONNECT_EXAMPLES: &str = "Examples:\n  \
     sockit listen --udp :9000                   print datagrams, reply to the last sender\n  \
     sockit listen unix:/tmp/app.sock")]
 pub struct ListenArgs {
-    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
-    #[arg(value_name = "ENDPOINT")]
-    pub listen: Endpoint,
-    /// Use UDP (same as a udp:// endpoint).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// The server's options.
+    /// Where it listens.
+    #[command(flatten)]
+    pub at: Listen,
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: listen::Options,
 }
@@ -110,13 +108,10 @@ pub struct ListenArgs {
     sockit echo :9999 --frame lines --reply 'Hello, {}!'\n  \
     sockit echo unix:/tmp/echo.sock")]
 pub struct EchoArgs {
-    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
-    #[arg(value_name = "ENDPOINT")]
-    pub listen: Endpoint,
-    /// Use UDP (same as a udp:// endpoint).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// The service's options.
+    /// Where it listens.
+    #[command(flatten)]
+    pub at: Listen,
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: echo::Options,
 }
@@ -127,13 +122,10 @@ pub struct EchoArgs {
     sockit discard :7009          TCP; add --udp for UDP\n  \
     sockit chargen :7019          nc 127.0.0.1 7019 | head -3")]
 pub struct ClassicArgs {
-    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
-    #[arg(value_name = "ENDPOINT")]
-    pub listen: Endpoint,
-    /// Use UDP (same as a udp:// endpoint).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// The service's options.
+    /// Where it listens.
+    #[command(flatten)]
+    pub at: Listen,
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: classic::Options,
 }
@@ -155,7 +147,7 @@ pub struct TimeArgs {
     /// `serve` runs a server instead of asking one.
     #[command(subcommand)]
     pub command: Option<TimeCommand>,
-    /// The client's options.
+    /// The client's flags, when no subcommand is given.
     #[command(flatten)]
     pub client: timeclient::Options,
 }
@@ -184,7 +176,7 @@ pub struct TimeServeArgs {
     /// Use TCP instead of UDP.
     #[arg(short, long)]
     pub tcp: bool,
-    /// The service's options.
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: time::Options,
 }
@@ -205,7 +197,7 @@ pub struct ChatArgs {
     /// `serve` runs a server instead of joining one.
     #[command(subcommand)]
     pub command: Option<ChatCommand>,
-    /// The client's options.
+    /// The client's flags, when no subcommand is given.
     #[command(flatten)]
     pub client: chat::client::Options,
 }
@@ -237,7 +229,7 @@ pub struct ChatServeArgs {
     /// Where to listen: :PORT, HOST:PORT, tcp://…, unix:PATH.
     #[arg(value_name = "ENDPOINT")]
     pub listen: Endpoint,
-    /// The server's options.
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: chat::Options,
 }
@@ -251,13 +243,10 @@ pub struct ChatServeArgs {
     sockit forward --udp :5353 127.0.0.53:53          UDP, one session per client\n  \
     sockit forward --allow 127.0.0.0/8 --deny 127.0.0.2 :8081 :8080")]
 pub struct ForwardArgs {
-    /// Where to listen: :PORT, HOST:PORT, tcp://…, udp://…, unix:PATH.
-    #[arg(value_name = "LISTEN")]
-    pub listen: Endpoint,
-    /// Relay UDP (same as udp:// endpoints).
-    #[arg(short, long)]
-    pub udp: bool,
-    /// The relay's options.
+    /// Where it listens.
+    #[command(flatten)]
+    pub at: Listen,
+    /// Its flags, which are also a `[[forward]]` rule's keys.
     #[command(flatten)]
     pub options: forward::Options,
 }
@@ -292,9 +281,9 @@ pub enum HttpCommand {
     sockit -v http serve                   also log each request's headers")]
 pub struct HttpServeArgs {
     /// Where to listen.
-    #[arg(short, long, value_name = "EP", default_value = "127.0.0.1:8080")]
+    #[arg(short, long, value_name = "EP", default_value_t = http::default_listen())]
     pub listen: Endpoint,
-    /// The server's options.
+    /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: http::Options,
 }
@@ -413,6 +402,7 @@ mod tests {
         assert_eq!(flag_name(&path(&["chat", "serve"]), "listen"), "ENDPOINT");
         assert_eq!(flag_name(&path(&["http", "serve"]), "listen"), "--listen");
         assert_eq!(flag_name(&path(&["forward"]), "targets"), "TARGET");
+        assert_eq!(flag_name(&path(&["echo"]), "listen"), "ENDPOINT");
         assert_eq!(flag_name(&path(&["forward"]), "splice"), "--no-splice");
     }
 }

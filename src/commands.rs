@@ -15,14 +15,14 @@ use crate::{bench, chat, connect, http, serve, timeclient};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Connect(a) => Ok(connect::run(&a.config()?).await?),
-        Command::Listen(a) => one(a.options.service(udp(a.listen, a.udp)?)).await,
-        Command::Echo(a) => one(a.options.service(vec![udp(a.listen, a.udp)?])).await,
+        Command::Listen(a) => one(a.options.service(a.at.endpoint()?)).await,
+        Command::Echo(a) => one(a.options.service(vec![a.at.endpoint()?])).await,
         Command::Discard(a) => {
-            let ep = vec![udp(a.listen, a.udp)?];
+            let ep = vec![a.at.endpoint()?];
             one(a.options.service(Classic::Discard, ep)).await
         }
         Command::Chargen(a) => {
-            let ep = vec![udp(a.listen, a.udp)?];
+            let ep = vec![a.at.endpoint()?];
             one(a.options.service(Classic::Chargen, ep)).await
         }
         Command::Time(t) => match t.command {
@@ -32,6 +32,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .udp_unless(a.tcp)
                         .map_err(|e| OptionError::new("listen", e.to_string()))?,
                 ];
+                if a.options.utc && a.protocol != Protocol::Format {
+                    // RFC 868 counts seconds and RFC 867 is always UTC here.
+                    let why = "is for the format protocol only";
+                    return Err(OptionError::new("utc", why).into());
+                }
                 let classic = crate::classic::Options {
                     limits: a.options.limits.clone(),
                 };
@@ -65,7 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("chat on {}", cfg.endpoint))
             }
         },
-        Command::Forward(a) => one(a.options.service(udp(a.listen, a.udp)?)).await,
+        Command::Forward(a) => one(a.options.service(a.at.endpoint()?)).await,
         Command::Http(h) => match h.command {
             HttpCommand::Serve(a) => one(a.options.service(vec![a.listen])).await,
             HttpCommand::Get(a) => http::get::run(a.config()).await,
@@ -120,14 +125,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A server subcommand: a suite of one.
 async fn one(service: Result<Service, OptionError>) -> anyhow::Result<()> {
     runner::run(vec![service?], Announce::Lines).await
-}
-
-/// `listen` with `--udp` applied.
-fn udp(
-    listen: crate::endpoint::Endpoint,
-    flag: bool,
-) -> Result<crate::endpoint::Endpoint, OptionError> {
-    listen
-        .with_udp_flag(flag)
-        .map_err(|e| OptionError::new("listen", e.to_string()))
 }

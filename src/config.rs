@@ -32,6 +32,9 @@ pub struct Located<'d, T> {
     table: Option<&'d Spanned<DeValue<'d>>>,
     /// The line of its header, for errors about keys it does not have.
     line: usize,
+    /// `[[forward]]` for one of an array of tables, which errors name too:
+    /// the key's line alone would not say which rule.
+    array: Option<String>,
 }
 
 impl<'d, T> Located<'d, T> {
@@ -109,11 +112,13 @@ impl<'a> Doc<'a> {
                 value: T::default(),
                 table: None,
                 line: 1,
+                array: None,
             }),
             Some((k, v)) => Ok(Located {
                 value: self.read(key, v)?,
                 table: Some(v),
                 line: line_of(self.text, k.span().start),
+                array: None,
             }),
         }
     }
@@ -132,10 +137,13 @@ impl<'a> Doc<'a> {
         items
             .iter()
             .map(|item| {
+                let line = self.header_line(key, item.span().start);
+                let value = self.read(key, item).map_err(|e| in_rule(e, key, line))?;
                 Ok(Located {
-                    value: self.read(key, item)?,
+                    value,
                     table: Some(item),
-                    line: line_of(self.text, item.span().start),
+                    line,
+                    array: Some(key.to_string()),
                 })
             })
             .collect()
@@ -146,7 +154,22 @@ impl<'a> Doc<'a> {
         let line = section
             .key_span(err.key)
             .map_or(section.line, |s| line_of(self.text, s.start));
-        located(&self.origin, line, format!("{}: {}", err.key, err.problem))
+        let err = located(&self.origin, line, format!("{}: {}", err.key, err.problem));
+        match &section.array {
+            Some(key) => in_rule(err, key, section.line),
+            None => err,
+        }
+    }
+
+    /// The line of the `[[key]]` header at or before `offset`: a table's
+    /// span starts at its first key, not at its header.
+    fn header_line(&self, key: &str, offset: usize) -> usize {
+        let header = format!("[[{key}]]");
+        // The span may start at the header itself or just after it.
+        let before = &self.text[..(offset + header.len()).min(self.text.len())];
+        before
+            .rfind(&header)
+            .map_or_else(|| line_of(self.text, offset), |at| line_of(self.text, at))
     }
 
     fn read<T>(&self, name: &str, value: &Spanned<DeValue<'a>>) -> Result<T, UsageError>
@@ -205,6 +228,14 @@ pub fn keys_of<T: Default + serde::Serialize>() -> Vec<String> {
     match serde_json::to_value(T::default()) {
         Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
         _ => Vec::new(),
+    }
+}
+
+/// `err` marked as being about the `[[key]]` rule at `line`.
+fn in_rule(err: UsageError, key: &str, line: usize) -> UsageError {
+    match err.0.split_once(": ") {
+        Some((place, rest)) => UsageError(format!("{place} ([[{key}]] at line {line}): {rest}")),
+        None => err,
     }
 }
 

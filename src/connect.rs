@@ -34,7 +34,7 @@ pub struct Options {
     /// In line mode, typing this word quits.
     #[arg(long, default_value = "exit")]
     pub exit_word: String,
-    /// Framing.
+    /// `--frame` and `--max-frame`.
     #[command(flatten)]
     pub frame: FrameOptions,
 }

@@ -76,7 +76,7 @@ impl Template {
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
-    /// Framing.
+    /// `--frame` and `--max-frame`.
     #[command(flatten)]
     #[serde(flatten)]
     pub frame: FrameOptions,
@@ -89,7 +89,7 @@ pub struct Options {
     /// Close a client whose message is this word.
     #[arg(long, value_name = "WORD")]
     pub exit_word: Option<String>,
-    /// Server limits.
+    /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: Limits<ClosesIdle>,
@@ -109,7 +109,7 @@ impl Options {
         })
     }
 
-    /// The service on `endpoints`, ready for the runner.
+    /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let cfg = self.config()?;
         let drain = self.limits.drain();

@@ -65,8 +65,10 @@ pub fn usage_line(err: &clap::Error) -> String {
         ErrorKind::UnknownArgument => {
             let hint = strings(ContextKind::SuggestedArg);
             match hint.first() {
-                Some(s) => format!("{arg}: unknown option (did you mean '{s}'?)"),
-                None => format!("{arg}: unknown option (see --help)"),
+                Some(s) => format!(
+                    "{arg}: unknown option (unexpected argument '{arg}'; did you mean '{s}'?)"
+                ),
+                None => format!("{arg}: unknown option (unexpected argument '{arg}'; see --help)"),
             }
         }
         ErrorKind::MissingRequiredArgument => {

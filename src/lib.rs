@@ -2,9 +2,12 @@
 //! message framing, a service suite and load generators, all over TCP, UDP
 //! and Unix sockets.
 //!
-//! Every server follows one path: `cli` → the service's `Config` →
-//! [`net::bind`] → [`accept::serve`] → one task per connection → the
-//! service's logic → [`shutdown::Shutdown::drain`].
+//! Every server follows one path: its subcommand or its config section
+//! fills the service's options type ([`options`] holds the shared groups),
+//! which checks itself into the service's `Config` and a
+//! [`runner::Service`]; [`runner::run`] binds every endpoint, announces
+//! them, runs the service through [`accept::serve`] (one task per
+//! connection) until a signal, and drains it.
 //!
 //! # Layout
 //! - [`endpoint`]: parse and display endpoints (`tcp://`, `udp://`, `unix:`).

@@ -21,7 +21,7 @@ use crate::accept::{self, AcceptOptions};
 use crate::endpoint::{Endpoint, Transport};
 use crate::exec;
 use crate::frame::Framing;
-use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::net::{self, Bound, Listener, MAX_DATAGRAM, Stream};
 use crate::options::{FrameOptions, KeepsIdle, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
@@ -45,7 +45,7 @@ pub struct Options {
     /// Send line endings as CRLF.
     #[arg(short = 'C', long)]
     pub crlf: bool,
-    /// Framing.
+    /// `--frame` and `--max-frame`.
     #[command(flatten)]
     pub frame: FrameOptions,
     /// Server limits: `max_conns` and `drain_timeout` apply with -k, and
@@ -59,7 +59,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// The server on `endpoint`, ready for the runner.
+    /// Its one entry for the runner.
     pub fn service(&self, endpoint: Endpoint) -> Result<Service, OptionError> {
         if self.exec.is_some() && endpoint.transport() == Transport::Udp {
             return Err(OptionError::new(
@@ -260,7 +260,8 @@ async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Resu
     let mut last: Option<SocketAddr> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stdout = tokio::io::stdout();
-    let mut lines = stdio::InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
+    let most = sock.local_addr().map_or(MAX_DATAGRAM, net::max_payload);
+    let mut lines = stdio::InputLines::new(tokio::io::stdin(), most);
     let mut stdin_open = true;
     loop {
         tokio::select! {

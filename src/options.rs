@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::Endpoint;
 use crate::frame::{DEFAULT_MAX_FRAME, Framing};
 use crate::units::{ByteSize, Count, Secs};
 
@@ -110,9 +111,32 @@ impl<D: LimitDefaults> Limits<D> {
         self.idle_timeout.nonzero()
     }
 
-    /// The drain period.
+    /// How long its clients may finish after a shutdown signal.
     pub fn drain(&self) -> Duration {
         self.drain_timeout.0
+    }
+}
+
+/// Where a server subcommand listens: its endpoint, and `--udp` for one
+/// written without a scheme. (A config section lists its `listen`
+/// endpoints instead, each with its scheme.)
+#[derive(Debug, Clone, Args)]
+pub struct Listen {
+    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, udp://…, unix:PATH.
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
+    /// Use UDP (same as a udp:// endpoint).
+    #[arg(short, long)]
+    pub udp: bool,
+}
+
+impl Listen {
+    /// The endpoint with `--udp` applied.
+    pub fn endpoint(&self) -> Result<Endpoint, OptionError> {
+        self.listen
+            .clone()
+            .with_udp_flag(self.udp)
+            .map_err(|e| OptionError::new("listen", e.to_string()))
     }
 }
 
@@ -162,10 +186,7 @@ pub fn at_least(key: &'static str, value: f64, min: f64) -> Result<f64, OptionEr
 }
 
 /// `endpoints` if none is UDP, for services that only speak over streams.
-pub fn stream_only(
-    service: &str,
-    endpoints: Vec<crate::endpoint::Endpoint>,
-) -> Result<Vec<crate::endpoint::Endpoint>, OptionError> {
+pub fn stream_only(service: &str, endpoints: Vec<Endpoint>) -> Result<Vec<Endpoint>, OptionError> {
     use crate::endpoint::Transport;
     match endpoints.iter().find(|e| e.transport() == Transport::Udp) {
         Some(udp) => Err(OptionError::new(
@@ -190,7 +211,7 @@ mod tests {
         assert_eq!(c.history.0, crate::chat::DEFAULT_HISTORY);
         assert_eq!(
             c.limits.max_conns().unwrap(),
-            crate::chat::DEFAULT_MAX_CLIENTS
+            crate::chat::DEFAULT_MAX_CONNS
         );
         let e = crate::echo::Options::default();
         assert_eq!(e.limits.idle(), Some(DEFAULT_IDLE_TIMEOUT));

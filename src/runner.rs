@@ -86,25 +86,23 @@ pub enum Announce {
 pub struct Binding {
     /// Index of its service in the list given to [`bind_all`].
     service: usize,
-    /// Service name.
+    /// Shown in the table.
     pub name: &'static str,
-    /// The endpoint actually bound.
+    /// The endpoint actually bound, with the real port.
     pub endpoint: Endpoint,
     bound: Bound,
 }
 
 /// Binds every endpoint of every service, failing before anything starts if
 /// one cannot be bound.
-pub async fn bind_all(services: &[Service]) -> anyhow::Result<Vec<Binding>> {
+pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Result<Vec<Binding>> {
     let mut out = Vec::new();
     for (i, service) in services.iter().enumerate() {
         for ep in &service.endpoints {
-            let bound = net::bind(ep).await.with_context(|| {
-                if services.len() == 1 {
-                    format!("bind {ep}")
-                } else {
-                    format!("bind {} for {}", ep, service.name)
-                }
+            let bound = net::bind(ep).await.with_context(|| match announce {
+                // A subcommand names one service already.
+                Announce::Lines => format!("bind {ep}"),
+                Announce::Table => format!("bind {} for {}", ep, service.name),
             })?;
             out.push(Binding {
                 service: i,
@@ -142,56 +140,63 @@ pub async fn run(services: Vec<Service>, announce: Announce) -> anyhow::Result<(
     // Installed before the announcement: a signal sent right after it must
     // be a clean shutdown, not the default death by signal.
     let signals = Signals::install()?;
-    let bindings = bind_all(&services).await?;
+    let bindings = bind_all(&services, announce).await?;
     match announce {
-        Announce::Lines => {
-            for b in &bindings {
-                // Straight to stderr so `-q` or JSON logs never hide or
-                // reshape the line scripts wait for.
-                eprintln!("listening on {}", b.endpoint);
-            }
-        }
+        Announce::Lines => bindings.iter().for_each(|b| announce_line(&b.endpoint)),
         Announce::Table => eprint!("{}", table(&bindings)),
     }
     let shutdowns: Vec<Shutdown> = services.iter().map(|_| Shutdown::new()).collect();
     let mut set = JoinSet::new();
-    let mut endpoints = HashMap::new();
+    let mut running = HashMap::new();
+    let alone = bindings.len() == 1;
     for b in bindings {
         let service = &services[b.service];
         let fut = (service.start)(b.bound, shutdowns[b.service].clone());
-        endpoints.insert(set.spawn(fut).id(), b.endpoint);
+        running.insert(set.spawn(fut).id(), (service.name, b.endpoint));
     }
-    let all = wait_all(&mut set, &endpoints);
+    let all = wait_all(&mut set, &running, alone);
     let failures = run_until_signal(&shutdowns, signals, all).await;
     drain(&services, &shutdowns).await;
-    match <[_; 1]>::try_from(failures) {
-        Ok([(endpoint, err)]) => Err(err).with_context(|| format!("serve {endpoint}")),
-        Err(failures) if failures.is_empty() => Ok(()),
-        Err(failures) => {
-            for (endpoint, err) in &failures {
-                tracing::error!(endpoint = %endpoint, %err, "service stopped");
-            }
-            anyhow::bail!("{} service endpoint(s) stopped with errors", failures.len())
-        }
+    match failures {
+        Failures::None => Ok(()),
+        Failures::Alone(endpoint, err) => Err(err).with_context(|| format!("serve {endpoint}")),
+        Failures::Logged(n) => anyhow::bail!("{n} service endpoint(s) stopped with errors"),
     }
 }
 
-type Failure = (Endpoint, io::Error);
+/// How the services ended.
+enum Failures {
+    None,
+    /// The only endpoint failed: its error is the command's.
+    Alone(Endpoint, io::Error),
+    /// In a suite, each failure is logged as it happens, and counted.
+    Logged(usize),
+}
 
 async fn wait_all(
     set: &mut JoinSet<io::Result<()>>,
-    endpoints: &HashMap<tokio::task::Id, Endpoint>,
-) -> Vec<Failure> {
-    let mut failures = Vec::new();
+    running: &HashMap<tokio::task::Id, (&'static str, Endpoint)>,
+    alone: bool,
+) -> Failures {
+    let mut failed = 0;
     while let Some(joined) = set.join_next_with_id().await {
         let (id, err) = match joined {
             Ok((_, Ok(()))) => continue,
             Ok((id, Err(err))) => (id, err),
             Err(err) => (err.id(), io::Error::other(err)),
         };
-        failures.push((endpoints[&id].clone(), err));
+        let (name, endpoint) = &running[&id];
+        if alone {
+            return Failures::Alone(endpoint.clone(), err);
+        }
+        tracing::error!(service = name, endpoint = %endpoint, %err, "service stopped");
+        failed += 1;
     }
-    failures
+    if failed == 0 {
+        Failures::None
+    } else {
+        Failures::Logged(failed)
+    }
 }
 
 /// Runs the services until they end or a signal arrives; on a signal every
@@ -230,12 +235,18 @@ async fn drain(services: &[Service], shutdowns: &[Shutdown]) {
     }
 }
 
+/// The one `listening on SCHEME://ADDR` line scripts wait for, straight to
+/// stderr so `-q` or JSON logs never hide or reshape it.
+fn announce_line(endpoint: &Endpoint) {
+    eprintln!("listening on {endpoint}");
+}
+
 /// Binds and announces one UDP endpoint for a tool that listens but is not
 /// a server (`chat udp`).
 pub async fn bind_datagram(ep: &Endpoint) -> anyhow::Result<tokio::net::UdpSocket> {
     match net::bind(ep).await.with_context(|| format!("bind {ep}"))? {
         Bound::Datagram(socket) => {
-            eprintln!("listening on {}", Endpoint::udp(socket.local_addr()?));
+            announce_line(&Endpoint::udp(socket.local_addr()?));
             Ok(socket)
         }
         Bound::Stream(_) => anyhow::bail!("{ep} is not a udp endpoint"),

@@ -107,7 +107,8 @@ pub fn services(doc: &Doc, drain: Option<Secs>) -> Result<Vec<Service>, UsageErr
         o.service(ep)
     })?;
     suite.add("chat", tcp(12345), |o: &chat::Options, ep| o.service(ep))?;
-    suite.add("http", tcp(8080), |o: &http::Options, ep| o.service(ep))?;
+    let http = vec![http::default_listen()];
+    suite.add("http", http, |o: &http::Options, ep| o.service(ep))?;
     for rule in doc.tables::<Rule>("forward")? {
         let listen = rule
             .value

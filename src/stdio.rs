@@ -14,7 +14,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::frame::{FrameCodec, Framing, Line, TolerantLines};
 use crate::idle::Activity;
-use crate::net::MAX_DATAGRAM;
+use crate::net::{MAX_DATAGRAM, MAX_DATAGRAM_V4};
 use crate::options::FrameOptions;
 
 /// Read size for raw copies between stdio and a socket.
@@ -426,7 +426,10 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
     use std::sync::atomic::Ordering::Relaxed;
 
     let outbound = async {
-        let mut lines = InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
+        let most = socket
+            .local_addr()
+            .map_or(MAX_DATAGRAM_V4, crate::net::max_payload);
+        let mut lines = InputLines::new(tokio::io::stdin(), most);
         loop {
             let line = match read_line(&mut lines, opts).await? {
                 Typed::Line(line) => line,

@@ -42,14 +42,14 @@ pub struct Options {
     /// Serve UTC instead of local time (format protocol).
     #[arg(long)]
     pub utc: bool,
-    /// Server limits.
+    /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: Limits<ClosesIdle>,
 }
 
 impl Options {
-    /// The service on `endpoints`, ready for the runner.
+    /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let cfg = Config {
             utc: self.utc,

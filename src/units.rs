@@ -157,7 +157,7 @@ impl FromStr for Count {
         s.trim()
             .parse::<usize>()
             .map(Count)
-            .map_err(|_| format!("expected a whole number of 0 or more, not '{s}'"))
+            .map_err(|_| format!("must be a whole number of 0 or more, not '{s}'"))
     }
 }
 
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!("20".parse::<Count>().unwrap().0, 20);
         assert_eq!(
             "-5".parse::<Count>().unwrap_err(),
-            "expected a whole number of 0 or more, not '-5'"
+            "must be a whole number of 0 or more, not '-5'"
         );
         assert!("1.5".parse::<Count>().is_err());
     }

@@ -42,7 +42,7 @@ fn usage_errors_are_one_line_and_exit_2() {
             &["connect", "localhost:abc"],
             "invalid port 'abc' in 'localhost:abc'",
         ),
-        (&["echo", "--bogus", ":0"], "--bogus: unknown option"),
+        (&["echo", "--bogus", ":0"], "unexpected argument '--bogus'"),
         (
             &["connect", "--udp", "unix:/tmp/x"],
             "--udp conflicts with 'unix:/tmp/x'",
@@ -107,7 +107,7 @@ fn zero_and_huge_values_are_usage_errors_not_panics() {
 #[test]
 fn completions_load_in_their_shells() {
     let dir = crate::support::tempdir();
-    for (shell, check) in [("bash", "bash"), ("zsh", "zsh")] {
+    for (shell, check) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
         let out = sockit_run(&["completions", shell], b"");
         assert!(out.status.success(), "{shell}");
         let script = String::from_utf8(out.stdout).unwrap();

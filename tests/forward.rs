@@ -578,11 +578,11 @@ fn relaying_goes_on_when_nobody_reads_the_logs() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let stderr = crate::support::lines_of(child.stderr.take().unwrap());
+    let line = stderr.recv_timeout(STEP).expect("the listening line");
     let addr = line.trim().rsplit_once("://").unwrap().1.parse().unwrap();
-    // Every log line from here on meets a broken pipe.
+    // Once the reader notices nobody listens, every log line from here on
+    // meets a broken pipe.
     drop(stderr);
     for i in 0..3 {
         let mut c = tcp(addr);

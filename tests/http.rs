@@ -280,9 +280,8 @@ impl PyServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let out = lines_of(child.stdout.take().unwrap());
+        let line = out.recv_timeout(STEP).expect("the python server's port");
         let port = line.trim().parse().expect("port from the python server");
         PyServer { child, port }
     }

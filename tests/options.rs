@@ -53,7 +53,7 @@ fn a_bad_value_reads_the_same_from_a_flag_and_from_the_file() {
             "[chat]\nhistory = -5\n",
             "history",
             2,
-            "expected a whole number of 0 or more, not '-5'",
+            "must be a whole number of 0 or more, not '-5'",
         ),
         (
             &["echo", ":0", "--idle-timeout", "soon"],
@@ -147,7 +147,8 @@ fn a_bad_value_reads_the_same_from_a_flag_and_from_the_file() {
             assert!(err.starts_with("sockit: "), "{err}");
         }
         assert!(
-            from_file.contains(&format!("line {line}: {key}: ")),
+            from_file.contains(&format!("line {line}"))
+                && from_file.contains(&format!(": {key}: ")),
             "{args:?}: {from_file}"
         );
         assert!(
@@ -170,7 +171,7 @@ fn usage_errors_name_what_is_missing_or_wrong() {
         (&["listen", "-k"], "missing ENDPOINT"),
         (
             &["chat", "serve", ":0", "--history", "-5"],
-            "--history: expected a whole number of 0 or more, not '-5'",
+            "--history: must be a whole number of 0 or more, not '-5'",
         ),
         (&["http", "get", "notaurl"], "URL: invalid URL 'notaurl'"),
         (

@@ -159,7 +159,7 @@ fn forward_rules_run_alongside_the_other_services() {
         expect_reply(&mut c, b"via serve", b"via serve");
     }
 
-    // Each error names the line of the key it is about.
+    // Each error names the rule's header and the line of its key.
     for (rule, line, why) in [
         ("targets = []\n", 5, "at least one target"),
         (

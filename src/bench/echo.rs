@@ -39,7 +39,11 @@ pub struct Options {
 impl Options {
     /// The run, once every value is checked.
     pub fn config(&self) -> Result<Config, OptionError> {
-        super::bounded("connections", self.connections, &[self.duration.0])?;
+        super::bounded(
+            "connections",
+            self.connections,
+            &[("duration", self.duration.0)],
+        )?;
         if self.endpoint.transport() == Transport::Udp {
             return Err(OptionError::new(
                 "endpoint",

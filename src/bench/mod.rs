@@ -17,18 +17,22 @@ const MAX_LOOPS: usize = 100_000;
 const MAX_TIME: Duration = Duration::from_secs(86_400);
 
 /// Checks a run's size: 1 to [`MAX_LOOPS`] loops (under `key`) and at most
-/// a day per duration.
-fn bounded(key: &'static str, loops: usize, durations: &[Duration]) -> Result<(), OptionError> {
+/// a day for each of the named durations.
+fn bounded(
+    key: &'static str,
+    loops: usize,
+    durations: &[(&'static str, Duration)],
+) -> Result<(), OptionError> {
     if loops == 0 || loops > MAX_LOOPS {
         return Err(OptionError::new(
             key,
             format!("must be 1 to {MAX_LOOPS}, not {loops}"),
         ));
     }
-    if durations.iter().any(|d| *d > MAX_TIME) {
-        return Err(OptionError::new("duration", "is limited to one day"));
+    match durations.iter().find(|(_, d)| *d > MAX_TIME) {
+        Some((key, _)) => Err(OptionError::new(key, "must be at most one day")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Prints a report as one JSON object or as a table.

@@ -46,11 +46,8 @@ pub struct Options {
 impl Options {
     /// The run, once every value is checked.
     pub fn config(&self) -> Result<Config, OptionError> {
-        super::bounded(
-            "in_flight",
-            self.in_flight,
-            &[self.duration.0, self.timeout.0],
-        )?;
+        let times = [("duration", self.duration.0), ("timeout", self.timeout.0)];
+        super::bounded("in_flight", self.in_flight, &times)?;
         // A plain HOST:PORT means UDP here; a stream scheme is a mistake.
         let endpoint = self
             .endpoint

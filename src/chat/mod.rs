@@ -65,7 +65,7 @@ const FAREWELL_FLUSH: Duration = Duration::from_secs(1);
 pub const DEFAULT_HISTORY: usize = 20;
 
 /// Clients connected at once, unless told otherwise.
-pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
 
 /// Lines per second each client may send on average, unless told otherwise.
 pub const DEFAULT_RATE: f64 = 20.0;
@@ -116,7 +116,7 @@ impl Default for Options {
 pub struct Defaults;
 
 impl LimitDefaults for Defaults {
-    const MAX_CONNS: usize = DEFAULT_MAX_CLIENTS;
+    const MAX_CONNS: usize = DEFAULT_MAX_CONNS;
     const IDLE_TIMEOUT: Secs = Secs::from_secs(0);
 }
 
@@ -126,7 +126,7 @@ impl Options {
         Ok(Config {
             history: self.history.0,
             max_line: self.max_line.0,
-            max_clients: self.limits.max_conns()?,
+            max_conns: self.limits.max_conns()?,
             rate: at_least("rate", self.rate, 0.0)?,
             burst: at_least("burst", self.burst, 1.0)?,
             queue: self.queue()?,
@@ -149,7 +149,7 @@ impl Options {
         })
     }
 
-    /// The server on `endpoints`, ready for the runner.
+    /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("chat", endpoints)?;
         let cfg = self.config()?;
@@ -166,7 +166,7 @@ pub struct Config {
     /// Longest line accepted from a client.
     pub max_line: usize,
     /// Clients connected at once; more are told the server is full.
-    pub max_clients: usize,
+    pub max_conns: usize,
     /// Lines per second a client may send on average (0 = no limit).
     pub rate: f64,
     /// Lines a client may send in a burst.
@@ -204,12 +204,12 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 
 /// Serves chat clients until shutdown.
 pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let hub = Arc::new(Hub::new(cfg.history, cfg.max_clients));
+    let hub = Arc::new(Hub::new(cfg.history, cfg.max_conns));
     let opts = AcceptOptions {
         service: "chat",
         // The hub turns clients past --max-clients away with a message; the
         // accept loop's cap only bounds the sockets that costs.
-        max_conns: cfg.max_clients.saturating_add(cfg.max_clients / 10 + 16),
+        max_conns: cfg.max_conns.saturating_add(cfg.max_conns / 10 + 16),
         level: Level::DEBUG,
     };
     accept::serve(listener, shutdown, opts, move |stream, peer| {
@@ -229,15 +229,24 @@ async fn serve_client(stream: Stream, peer: PeerAddr, cfg: &Config, hub: &Hub) -
     let Ok((id, nick)) = hub.enter(out.clone(), kick.clone(), peer) else {
         let line = format!(
             "! server is full ({} clients), try again later\n",
-            cfg.max_clients
+            cfg.max_conns
         );
         stream.write_all_shared(line.as_bytes(), |_| {}).await?;
         return stream.shutdown_write();
     };
     tracing::debug!(%nick, "joined");
-    let heard = Activity::new();
+    // The idle timer is boxed, so the many clients without one do not each
+    // carry its space.
+    let heard = cfg.idle_timeout.map(|_| Activity::new());
+    let reader = async {
+        let lines = read_lines(&stream, cfg, hub, id, heard.as_ref());
+        match &heard {
+            Some(heard) => Box::pin(heard.bound(cfg.idle_timeout, lines)).await,
+            None => lines.await,
+        }
+    };
     let end = tokio::select! {
-        res = heard.bound(cfg.idle_timeout, read_lines(&stream, cfg, hub, id, &heard)) => End::Reader(res),
+        res = reader => End::Reader(res),
         err = out.write_when_full() => End::Writer(err),
         () = kick.cancelled() => End::Kicked,
     };
@@ -280,7 +289,7 @@ async fn read_lines(
     cfg: &Config,
     hub: &Hub,
     id: ClientId,
-    heard: &Activity,
+    heard: Option<&Activity>,
 ) -> io::Result<()> {
     // No read buffer until the client sends something: 10,000 idle clients
     // would otherwise hold 80 MB of empty buffers.
@@ -290,7 +299,9 @@ async fn read_lines(
     loop {
         let line = match next_line(&mut lines, &mut burst, hub, id).await {
             Some(Ok(line)) => {
-                heard.touch();
+                if let Some(heard) = heard {
+                    heard.touch();
+                }
                 line
             }
             Some(Err(err)) => {

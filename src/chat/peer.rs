@@ -97,7 +97,10 @@ pub async fn run(cfg: &Config, socket: UdpSocket) -> io::Result<()> {
     let mut target = cfg.peers.first().cloned();
     // Whoever sent the last datagram: the textbook server replies there.
     let mut last: Option<Peer> = None;
-    let mut lines = crate::stdio::InputLines::new(tokio::io::stdin(), MAX_DATAGRAM);
+    let most = socket
+        .local_addr()
+        .map_or(MAX_DATAGRAM, crate::net::max_payload);
+    let mut lines = crate::stdio::InputLines::new(tokio::io::stdin(), most);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {

@@ -65,7 +65,7 @@ struct State {
     rooms: BTreeMap<String, Room>,
 }
 
-/// The server is at `--max-clients`.
+/// The server is at `--max-conns`.
 #[derive(Debug)]
 pub struct Full;
 
@@ -73,16 +73,16 @@ pub struct Full;
 pub struct Hub {
     state: Mutex<State>,
     history: usize,
-    max_clients: usize,
+    max_conns: usize,
 }
 
 impl Hub {
     /// An empty hub keeping `history` lines per room.
-    pub fn new(history: usize, max_clients: usize) -> Self {
+    pub fn new(history: usize, max_conns: usize) -> Self {
         Hub {
             state: Mutex::new(State::default()),
             history,
-            max_clients,
+            max_conns,
         }
     }
 
@@ -100,7 +100,7 @@ impl Hub {
         peer: PeerAddr,
     ) -> Result<(ClientId, String), Full> {
         self.update(|st, fan| {
-            if st.clients.len() >= self.max_clients {
+            if st.clients.len() >= self.max_conns {
                 return Err(Full);
             }
             st.next_id += 1;

@@ -154,10 +154,12 @@ impl Options {
         }
         let dump = DumpTo::from_flags(self.dump_file.clone(), self.hex_dump);
         if udp && dump != DumpTo::Off {
-            return Err(OptionError::new(
-                "hex_dump",
-                "is for stream relays, not udp",
-            ));
+            let key = if self.dump_file.is_some() {
+                "dump_file"
+            } else {
+                "hex_dump"
+            };
+            return Err(OptionError::new(key, "is for stream relays, not udp"));
         }
         let tcp_legs = listen.transport() == Transport::Tcp
             || targets.iter().any(|t| t.transport() == Transport::Tcp);
@@ -177,9 +179,14 @@ impl Options {
         if has_rules && listen.transport() == Transport::Unix {
             // Unix clients have no address to match, so the rules would be
             // silently ignored.
+            let key = if self.allow.is_empty() {
+                "deny"
+            } else {
+                "allow"
+            };
             return Err(OptionError::new(
-                "allow",
-                "needs a tcp or udp listener, not unix (so does --deny)",
+                key,
+                "needs a tcp or udp listener, not unix: unix clients have no address",
             ));
         }
         Ok(Config {
@@ -199,7 +206,7 @@ impl Options {
         })
     }
 
-    /// The relay from `listen`, ready for the runner.
+    /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, listen: Endpoint) -> Result<Service, OptionError> {
         let cfg = self.config(&listen)?;
         let drain = self.limits.drain();

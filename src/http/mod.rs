@@ -35,6 +35,11 @@ use crate::units::{ByteSize, Secs};
 /// The body every response carries.
 pub type Body = BoxBody<Bytes, io::Error>;
 
+/// Where `http serve` and the suite's `[http]` listen unless told otherwise.
+pub fn default_listen() -> Endpoint {
+    Endpoint::tcp(([127, 0, 0, 1], 8080).into())
+}
+
 /// The default hello-world body.
 pub const DEFAULT_BODY: &str = "Hello World!";
 
@@ -57,7 +62,8 @@ pub struct Options {
     /// Serve and list dotfiles too.
     #[arg(long)]
     pub hidden: bool,
-    /// Close a client that takes longer than this to send its headers.
+    /// Close a client that takes longer than this to send its headers
+    /// (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_HEADER_TIMEOUT), allow_negative_numbers = true)]
     pub header_timeout: Secs,
     /// Largest request head (request line and headers) accepted.
@@ -79,21 +85,18 @@ impl Default for Options {
 impl Options {
     /// The server's config, once every value is checked.
     pub fn config(&self) -> Result<Config, OptionError> {
-        if self.header_timeout.0.is_zero() {
-            return Err(OptionError::new("header_timeout", "must be more than 0"));
-        }
         Ok(Config {
             root: self.root.clone(),
             body: self.body.clone(),
             hidden: self.hidden,
             max_conns: self.limits.max_conns()?,
-            header_timeout: self.header_timeout.0,
+            header_timeout: self.header_timeout.nonzero(),
             max_header: self.max_header.0,
             idle_timeout: self.limits.idle(),
         })
     }
 
-    /// The server on `endpoints`, ready for the runner.
+    /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("http", endpoints)?;
         let cfg = self.config()?;
@@ -114,7 +117,7 @@ pub struct Config {
     /// Connections at once; more are closed at once.
     pub max_conns: usize,
     /// A client that takes longer to send its headers is closed.
-    pub header_timeout: Duration,
+    pub header_timeout: Option<Duration>,
     /// Largest request head accepted.
     pub max_header: usize,
     /// Close a connection that moves no byte for this long.

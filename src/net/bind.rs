@@ -33,15 +33,6 @@ impl Bound {
             Bound::Datagram(s) => Ok(Endpoint::udp(s.local_addr()?)),
         }
     }
-
-    /// Prints the one `listening on SCHEME://ADDR` line that tests and
-    /// scripts wait for. It bypasses tracing so `-q` or JSON logs never hide
-    /// or reshape it.
-    pub fn announce(&self) -> io::Result<Endpoint> {
-        let ep = self.local_endpoint()?;
-        eprintln!("listening on {ep}");
-        Ok(ep)
-    }
 }
 
 /// Binds a server socket for `ep`: TCP and Unix give a listener, UDP a socket.

@@ -10,7 +10,20 @@ pub use bind::{Bound, LISTEN_BACKLOG, Listener, PeerAddr, UnixPathGuard, bind, r
 pub use connect::{connect, connect_udp};
 pub use stream::Stream;
 
-/// The largest UDP payload there is (65,535 bytes less the 8-byte UDP
-/// header, as IPv6 allows; IPv4 stops at 65,507 and says so on send). Every
-/// datagram buffer is this size, so nothing is ever cut short.
+/// The largest UDP payload there is: 65,535 bytes less the 8-byte UDP
+/// header, as IPv6 allows. Every datagram buffer is this size, so nothing
+/// received is ever cut short.
 pub const MAX_DATAGRAM: usize = 65_527;
+
+/// The largest UDP payload over IPv4, whose 65,535 bytes also hold the
+/// 20-byte IP header.
+pub const MAX_DATAGRAM_V4: usize = MAX_DATAGRAM - 20;
+
+/// The largest payload a socket at `addr` can send.
+pub fn max_payload(addr: std::net::SocketAddr) -> usize {
+    if addr.is_ipv4() {
+        MAX_DATAGRAM_V4
+    } else {
+        MAX_DATAGRAM
+    }
+}
