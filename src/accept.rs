@@ -11,6 +11,7 @@ use tracing::{Instrument, Level};
 
 use crate::net::{Listener, PeerAddr, Stream};
 use crate::shutdown::Shutdown;
+use crate::tls;
 
 /// Connections a server takes at once unless told otherwise: far above what
 /// tests and benchmarks use, low enough to stay within the raised fd limit.
@@ -20,7 +21,7 @@ const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// How a server's accept loop behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AcceptOptions {
     /// Service name used in log spans.
     pub service: &'static str,
@@ -29,6 +30,21 @@ pub struct AcceptOptions {
     /// Log level for "accepted"/"closed" lines (info for netcat, debug for
     /// services under load).
     pub level: Level,
+    /// Terminate TLS before the handler sees the connection: it gets the
+    /// plaintext side (see [`tls::server::Server::terminate`]).
+    pub tls: Option<Arc<tls::server::Server>>,
+}
+
+impl AcceptOptions {
+    /// A plaintext service's accept loop.
+    pub fn new(service: &'static str, max_conns: usize, level: Level) -> Self {
+        AcceptOptions {
+            service,
+            max_conns,
+            level,
+            tls: None,
+        }
+    }
 }
 
 /// Accepts until shutdown, running `handler` in its own task per client.
@@ -77,16 +93,24 @@ where
         let span = tracing::info_span!("conn", service = opts.service, %peer);
         let level = opts.level;
         let handler = handler.clone();
+        let tls = opts.tls.clone();
         // The handler's future is created inside the task so it is stored
         // once, not also as a capture (see `Shutdown::spawn`).
         shutdown.spawn(move || {
             async move {
-                // Set the connection up (e.g. subscribe to a broadcast)
-                // before announcing it, so whoever reads the log line can
-                // rely on the client being fully registered.
-                let conn = handler(stream, peer);
-                log_at(level, "connection accepted");
-                match conn.await {
+                let res = match tls {
+                    None => {
+                        // Set the connection up (e.g. subscribe to a
+                        // broadcast) before announcing it, so whoever reads
+                        // the log line can rely on the client being fully
+                        // registered.
+                        let conn = handler(stream, peer);
+                        log_at(level, "connection accepted");
+                        conn.await
+                    }
+                    Some(tls) => terminated(&tls, stream, peer, level, &*handler).await,
+                };
+                match res {
                     Ok(()) => log_at(level, "connection closed"),
                     Err(err) => log_conn_error(&err),
                 }
@@ -98,6 +122,32 @@ where
     drop(listener);
     tracing::info!(service = opts.service, "stopped accepting");
     Ok(())
+}
+
+/// A TLS connection: the handshake, then the handler on the plaintext side
+/// beside the pump that carries its bytes.
+async fn terminated<H, Fut>(
+    tls: &tls::server::Server,
+    stream: Stream,
+    peer: PeerAddr,
+    level: Level,
+    handler: &H,
+) -> io::Result<()>
+where
+    H: Fn(Stream, PeerAddr) -> Fut,
+    Fut: Future<Output = io::Result<()>>,
+{
+    let done = tokio_util::sync::CancellationToken::new();
+    let (plain, pump) = tls.terminate(stream, done.clone()).await?;
+    let conn = handler(plain, peer);
+    log_at(level, "connection accepted");
+    let service = async {
+        let res = conn.await;
+        done.cancel();
+        res
+    };
+    let (res, ()) = tokio::join!(service, pump);
+    res
 }
 
 fn log_at(level: Level, msg: &str) {

@@ -21,6 +21,7 @@ use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
 use crate::options::{ClosesIdle, Limits, OptionError};
 use crate::runner;
 use crate::shutdown::Shutdown;
+use crate::tls::{self, server::Tls};
 
 /// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01.
 pub const RFC868_OFFSET: u64 = 2_208_988_800;
@@ -64,6 +65,9 @@ impl Service {
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
+    /// `--tls` and its certificate; in a config section, a `tls` table.
+    #[command(flatten)]
+    pub tls: Tls,
     /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
@@ -71,25 +75,23 @@ pub struct Options {
 }
 
 impl Options {
-    /// `service` on `endpoints`, ready for the runner.
+    /// `service`'s one entry for the runner, whether run alone or in the
+    /// suite.
     pub fn service(
         &self,
         service: Service,
         endpoints: Vec<Endpoint>,
     ) -> Result<runner::Service, OptionError> {
+        let tls = self.tls.server(&endpoints, &[])?;
         let cfg = Config {
             service,
             max_conns: self.limits.max_conns()?,
             idle_timeout: self.limits.idle(),
+            tls: tls.clone(),
         };
         let drain = self.limits.drain();
-        Ok(runner::Service::new(
-            service.name(),
-            endpoints,
-            drain,
-            cfg,
-            run_bound,
-        ))
+        let name = service.name();
+        Ok(runner::Service::new(name, endpoints, drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -102,6 +104,8 @@ pub struct Config {
     pub max_conns: usize,
     /// Close a discard/chargen client after this long with no progress.
     pub idle_timeout: Option<Duration>,
+    /// Terminate TLS on every stream connection.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 /// RFC 868's answer for `now`: seconds since 1900, big-endian, wrapping in
@@ -154,11 +158,8 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 
 /// Serves stream clients until shutdown.
 pub async fn run_tcp(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let opts = AcceptOptions {
-        service: cfg.service.name(),
-        max_conns: cfg.max_conns,
-        level: Level::DEBUG,
-    };
+    let mut opts = AcceptOptions::new(cfg.service.name(), cfg.max_conns, Level::DEBUG);
+    opts.tls = cfg.tls.clone();
     let cycle: Arc<[u8]> = chargen_cycle().into();
     accept::serve(listener, shutdown, opts, move |stream, _| {
         let cfg = cfg.clone();

@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     return Err(OptionError::new("utc", why).into());
                 }
                 let classic = crate::classic::Options {
+                    tls: a.options.tls.clone(),
                     limits: a.options.limits.clone(),
                 };
                 one(match a.protocol {

@@ -1,6 +1,7 @@
 //! The netcat client: connect to an endpoint and bridge it to stdin/stdout.
 
 use std::io::{self, IsTerminal};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -9,6 +10,7 @@ use crate::endpoint::{Endpoint, Transport};
 use crate::net;
 use crate::options::{FrameOptions, OptionError};
 use crate::stdio;
+use crate::tls;
 use crate::units::Secs;
 
 /// The flags of `sockit connect`.
@@ -37,6 +39,9 @@ pub struct Options {
     /// `--frame` and `--max-frame`.
     #[command(flatten)]
     pub frame: FrameOptions,
+    /// `--tls` and what it trusts.
+    #[command(flatten)]
+    pub tls: tls::client::Tls,
 }
 
 impl Options {
@@ -57,10 +62,29 @@ impl Options {
             exit_word: self.exit_word.clone(),
             prompt: terminal,
         });
+        let tls = self.tls.client(endpoint.is_tls())?;
+        if tls.is_some() {
+            match endpoint.transport() {
+                Transport::Udp => {
+                    return Err(OptionError::new(
+                        "tls",
+                        "is for streams, not udp (see --udp)",
+                    ));
+                }
+                Transport::Unix if self.tls.sni.is_none() => {
+                    return Err(OptionError::new(
+                        "sni",
+                        "is needed for TLS over a unix socket: the name to check",
+                    ));
+                }
+                _ => {}
+            }
+        }
         Ok(Config {
             endpoint,
             connect_timeout: self.connect_timeout.map(|s| s.0),
             stdio,
+            tls,
         })
     }
 }
@@ -74,6 +98,8 @@ pub struct Config {
     pub connect_timeout: Option<Duration>,
     /// How stdio maps onto the connection.
     pub stdio: stdio::Options,
+    /// Speak TLS over the stream.
+    pub tls: Option<Arc<tls::client::Client>>,
 }
 
 /// Why a client session failed, split by phase so the message says which.
@@ -85,6 +111,15 @@ pub enum ClientError {
         /// The target.
         endpoint: Endpoint,
         /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake failed.
+    #[error("tls to {}", endpoint.authority())]
+    Tls {
+        /// The target.
+        endpoint: Endpoint,
+        /// The cause, in one line.
         #[source]
         source: io::Error,
     },
@@ -125,6 +160,18 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
                 .await
                 .map_err(connect_err)?;
             tracing::debug!(endpoint = %cfg.endpoint, "connected");
+            let Some(tls) = &cfg.tls else {
+                return stdio::bridge(stream, &cfg.stdio).await.map_err(session_err);
+            };
+            let host = cfg.endpoint.host().unwrap_or_default();
+            let stream = tls
+                .connect(host, stream)
+                .await
+                .map_err(|source| ClientError::Tls {
+                    endpoint: cfg.endpoint.clone(),
+                    source,
+                })?;
+            let stream = tls::Lenient(stream);
             stdio::bridge(stream, &cfg.stdio).await.map_err(session_err)
         }
     }

@@ -24,6 +24,7 @@ use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
 use crate::options::{ClosesIdle, FrameOptions, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::tls::{self, server::Tls};
 
 /// Read buffer for the byte-echo fast path: big enough for bulk echo, small
 /// enough that 10,000 connections stay cheap (it is only allocated once a
@@ -89,6 +90,9 @@ pub struct Options {
     /// Close a client whose message is this word.
     #[arg(long, value_name = "WORD")]
     pub exit_word: Option<String>,
+    /// `--tls` and its certificate; in a config section, a `tls` table.
+    #[command(flatten)]
+    pub tls: Tls,
     /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
@@ -106,14 +110,19 @@ impl Options {
             exit_word: self.exit_word.clone().map(Into::into),
             max_conns: self.limits.max_conns()?,
             idle_timeout: self.limits.idle(),
+            tls: None,
         })
     }
 
     /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
-        let cfg = self.config()?;
+        let tls = self.tls.server(&endpoints, &[])?;
+        let cfg = Config {
+            tls: tls.clone(),
+            ..self.config()?
+        };
         let drain = self.limits.drain();
-        Ok(Service::new("echo", endpoints, drain, cfg, run_bound))
+        Ok(Service::new("echo", endpoints, drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -134,6 +143,8 @@ pub struct Config {
     pub max_conns: usize,
     /// Close a stream client after this long without traffic.
     pub idle_timeout: Option<Duration>,
+    /// Terminate TLS on every connection.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 impl Default for Config {
@@ -181,11 +192,8 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 
 /// Serves stream clients (TCP or Unix) until shutdown.
 pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let opts = AcceptOptions {
-        service: "echo",
-        max_conns: cfg.max_conns,
-        level: Level::DEBUG,
-    };
+    let mut opts = AcceptOptions::new("echo", cfg.max_conns, Level::DEBUG);
+    opts.tls = cfg.tls.clone();
     accept::serve(listener, shutdown, opts, move |stream, _peer| {
         let cfg = cfg.clone();
         async move {

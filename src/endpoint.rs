@@ -63,6 +63,8 @@ pub enum Endpoint {
         /// Whether the transport was spelled out (`tcp://`, `udp://`); one
         /// that was not may follow `--udp` or a relay's listener.
         scheme: bool,
+        /// TLS over TCP (`tls://`).
+        tls: bool,
     },
     /// A Unix-domain stream socket at this path.
     Unix(PathBuf),
@@ -84,7 +86,7 @@ pub enum EndpointError {
     #[error("missing port in '{0}' (expected HOST:PORT, [V6ADDR]:PORT or :PORT)")]
     MissingPort(String),
     /// An unknown `scheme://`.
-    #[error("unknown scheme '{scheme}' in '{input}' (expected tcp://, udp:// or unix:)")]
+    #[error("unknown scheme '{scheme}' in '{input}' (expected tcp://, udp://, tls:// or unix:)")]
     BadScheme {
         /// The scheme as written.
         scheme: String,
@@ -125,15 +127,20 @@ impl PartialEq for Endpoint {
         match (self, other) {
             (
                 Endpoint::Inet {
-                    udp, host, port, ..
+                    udp,
+                    host,
+                    port,
+                    tls,
+                    ..
                 },
                 Endpoint::Inet {
                     udp: u2,
                     host: h2,
                     port: p2,
+                    tls: t2,
                     ..
                 },
-            ) => udp == u2 && host == h2 && port == p2,
+            ) => udp == u2 && host == h2 && port == p2 && tls == t2,
             (Endpoint::Unix(a), Endpoint::Unix(b)) => a == b,
             _ => false,
         }
@@ -146,8 +153,12 @@ impl std::hash::Hash for Endpoint {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         match self {
             Endpoint::Inet {
-                udp, host, port, ..
-            } => (0u8, udp, host, port).hash(state),
+                udp,
+                host,
+                port,
+                tls,
+                ..
+            } => (0u8, udp, host, port, tls).hash(state),
             Endpoint::Unix(path) => (1u8, path).hash(state),
         }
     }
@@ -161,6 +172,7 @@ impl Endpoint {
             host: addr.ip().to_string(),
             port: addr.port(),
             scheme: true,
+            tls: false,
         }
     }
 
@@ -171,6 +183,7 @@ impl Endpoint {
             host: addr.ip().to_string(),
             port: addr.port(),
             scheme: true,
+            tls: false,
         }
     }
 
@@ -180,6 +193,48 @@ impl Endpoint {
             Endpoint::Inet { udp: true, .. } => Transport::Udp,
             Endpoint::Inet { udp: false, .. } => Transport::Tcp,
             Endpoint::Unix(_) => Transport::Unix,
+        }
+    }
+
+    /// `HOST:PORT` (`[V6]:PORT`) or the socket's path, without a scheme.
+    pub fn authority(&self) -> String {
+        match self {
+            Endpoint::Inet { host, port, .. } if host.contains(':') => format!("[{host}]:{port}"),
+            Endpoint::Inet { host, port, .. } => format!("{host}:{port}"),
+            Endpoint::Unix(path) => path.display().to_string(),
+        }
+    }
+
+    /// The host a TLS client names and checks, for an internet endpoint.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Endpoint::Inet { host, .. } => Some(host),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// Whether this is a `tls://` endpoint.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Endpoint::Inet { tls: true, .. })
+    }
+
+    /// The same TCP endpoint marked as TLS (or not); others stay as they are.
+    pub fn with_tls(self, on: bool) -> Self {
+        match self {
+            Endpoint::Inet {
+                udp: false,
+                host,
+                port,
+                scheme,
+                ..
+            } => Endpoint::Inet {
+                udp: false,
+                host,
+                port,
+                scheme,
+                tls: on,
+            },
+            other => other,
         }
     }
 
@@ -226,12 +281,17 @@ impl Endpoint {
     fn on_transport(self, udp: bool) -> Self {
         match self {
             Endpoint::Inet {
-                host, port, scheme, ..
+                host,
+                port,
+                scheme,
+                tls,
+                ..
             } => Endpoint::Inet {
                 udp,
                 host,
                 port,
                 scheme,
+                tls: tls && !udp,
             },
             unix => unix,
         }
@@ -288,16 +348,17 @@ impl FromStr for Endpoint {
         {
             return parse_unix(path, input);
         }
-        let (udp, scheme, rest) = match input.split_once("://") {
-            Some(("tcp", rest)) => (false, true, rest),
-            Some(("udp", rest)) => (true, true, rest),
+        let (udp, tls, scheme, rest) = match input.split_once("://") {
+            Some(("tcp", rest)) => (false, false, true, rest),
+            Some(("udp", rest)) => (true, false, true, rest),
+            Some(("tls", rest)) => (false, true, true, rest),
             Some((scheme, _)) => {
                 return Err(EndpointError::BadScheme {
                     scheme: scheme.to_string(),
                     input: input.to_string(),
                 });
             }
-            None => (false, false, input),
+            None => (false, false, false, input),
         };
         let (host, port) = split_host_port(rest, input)?;
         Ok(Endpoint::Inet {
@@ -305,6 +366,7 @@ impl FromStr for Endpoint {
             host,
             port,
             scheme,
+            tls,
         })
     }
 }
@@ -366,9 +428,17 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Inet {
-                udp, host, port, ..
+                udp,
+                host,
+                port,
+                tls,
+                ..
             } => {
-                let scheme = if *udp { "udp" } else { "tcp" };
+                let scheme = match (udp, tls) {
+                    (true, _) => "udp",
+                    (false, true) => "tls",
+                    (false, false) => "tcp",
+                };
                 if host.contains(':') {
                     write!(f, "{scheme}://[{host}]:{port}")
                 } else {
@@ -403,6 +473,7 @@ mod tests {
             host: host.into(),
             port,
             scheme: false,
+            tls: false,
         }
     }
 
@@ -460,6 +531,7 @@ mod tests {
             "udp://[::1]:9",
             "unix:/tmp/a.sock",
             "tcp://localhost:1",
+            "tls://localhost:443",
         ] {
             assert_eq!(text.parse::<Endpoint>().unwrap().to_string(), text);
         }

@@ -124,7 +124,7 @@ pub fn render(err: &anyhow::Error, flag: impl Fn(&str) -> String) -> String {
     parts.join(": ")
 }
 
-fn describe_io(err: &io::Error) -> String {
+pub(crate) fn describe_io(err: &io::Error) -> String {
     let text = err.to_string();
     let text = match text.find(" (os error ") {
         Some(i) => &text[..i],

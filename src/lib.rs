@@ -28,6 +28,7 @@
 //! - [`chat`]: multi-user chat rooms over a line protocol, its client and UDP peer chat.
 //! - [`serve`]: the suite's registry and config sections; [`config`] reads TOML.
 //! - [`bench`]: load generators.
+//! - [`tls`]: TLS on rustls: server and client option groups, certificates, handshakes.
 //! - [`sync`]: a poison-tolerant lock.
 //! - [`cli`], [`commands`], [`manual`], [`logging`], [`error`]: the command-line edge.
 
@@ -63,4 +64,5 @@ pub mod stdio;
 pub mod sync;
 pub mod time;
 pub mod timeclient;
+pub mod tls;
 pub mod units;

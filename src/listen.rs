@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -26,6 +26,7 @@ use crate::options::{FrameOptions, KeepsIdle, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::stdio;
+use crate::tls::{self, server::Tls};
 
 /// Chunks of stdin a client may fall behind before it is dropped.
 const BROADCAST_DEPTH: usize = 1024;
@@ -52,6 +53,9 @@ pub struct Options {
     /// `idle_timeout` to a single client.
     #[command(flatten)]
     pub limits: Limits<KeepsIdle>,
+    /// `--tls` and its certificate.
+    #[command(flatten)]
+    pub tls: Tls,
     /// Run PROG with ARGS per connection, wired to the socket (no shell).
     /// Everything after it belongs to the program.
     #[arg(short = 'e', long, value_name = "PROG [ARGS]", num_args = 1.., allow_hyphen_values = true)]
@@ -67,14 +71,17 @@ impl Options {
                 "needs a stream endpoint (tcp or unix), not udp",
             ));
         }
+        let endpoints = vec![endpoint];
+        let tls = self.tls.server(&endpoints, &[])?;
         let cfg = Config {
             keep_open: self.keep_open,
             exec: self.exec.clone(),
             max_conns: self.limits.max_conns()?,
             stdio: stdio::Options::new(&self.frame, self.crlf, self.limits.idle()),
+            tls: tls.clone(),
         };
         let drain = self.limits.drain();
-        Ok(Service::new("listen", vec![endpoint], drain, cfg, run))
+        Ok(Service::new("listen", endpoints, drain, cfg, run).with_tls(tls))
     }
 }
 
@@ -89,6 +96,8 @@ pub struct Config {
     pub max_conns: usize,
     /// How stdio maps onto each connection.
     pub stdio: stdio::Options,
+    /// Terminate TLS on every connection.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 /// Runs the server on a bound socket.
@@ -101,19 +110,24 @@ pub async fn run(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Resu
 }
 
 async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::Result<()> {
-    let (stream, peer) = tokio::select! {
-        res = listener.accept() => res?,
-        () = shutdown.stopping() => return Ok(()),
+    // The one client is the first whose handshake succeeds: a stray
+    // plaintext probe on a TLS port must not end the session.
+    let (session, peer) = loop {
+        let (stream, peer) = tokio::select! {
+            res = listener.accept() => res?,
+            () = shutdown.stopping() => return Ok(()),
+        };
+        let Some(tls) = &cfg.tls else {
+            break (session(cfg, stream).boxed(), peer);
+        };
+        match tls.accept(stream).await {
+            Ok(tls) => break (session(cfg, tls).boxed(), peer),
+            Err(err) => tracing::warn!(%peer, %err, "connection refused"),
+        }
     };
     // Later clients are refused rather than left hanging in the backlog.
     drop(listener);
     tracing::info!(%peer, "connection from");
-    let session = async {
-        match &cfg.exec {
-            Some(argv) => exec::serve_with_process(stream, argv).await,
-            None => stdio::bridge(stream, &cfg.stdio).await,
-        }
-    };
     // With one client there is nothing to drain: Ctrl-C ends the session,
     // as it does for nc.
     let res = tokio::select! {
@@ -124,12 +138,20 @@ async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::R
     res
 }
 
+/// One client bridged to stdio or to its own process.
+async fn session<S>(cfg: &Config, stream: S) -> io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    match &cfg.exec {
+        Some(argv) => exec::serve_with_process(stream, argv).await,
+        None => stdio::bridge(stream, &cfg.stdio).await,
+    }
+}
+
 async fn run_many(cfg: &Config, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let opts = AcceptOptions {
-        service: "listen",
-        max_conns: cfg.max_conns,
-        level: Level::INFO,
-    };
+    let mut opts = AcceptOptions::new("listen", cfg.max_conns, Level::INFO);
+    opts.tls = cfg.tls.clone();
     if let Some(argv) = &cfg.exec {
         let argv = Arc::new(argv.clone());
         return accept::serve(listener, shutdown, opts, move |stream, _| {

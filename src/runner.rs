@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::endpoint::Endpoint;
 use crate::net::{self, Bound};
 use crate::shutdown::{Shutdown, Signals};
+use crate::tls;
 
 /// A running service instance on one bound socket.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -34,6 +35,9 @@ pub struct Service {
     pub drain: Duration,
     /// Runs it on one bound socket until shutdown.
     pub start: Starter,
+    /// Its TLS, if it speaks TLS: its endpoints show as `tls://`, with the
+    /// certificate's fingerprint beside them.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for Service {
             .field("name", &self.name)
             .field("endpoints", &self.endpoints)
             .field("drain", &self.drain)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +74,14 @@ impl Service {
             start: Arc::new(move |bound, sd| {
                 Box::pin(run(cfg.clone(), bound, sd)) as ServiceFuture
             }),
+            tls: None,
         }
+    }
+
+    /// The same service, speaking TLS through `tls` if there is one.
+    pub fn with_tls(mut self, tls: Option<Arc<tls::server::Server>>) -> Service {
+        self.tls = tls;
+        self
     }
 }
 
@@ -107,7 +119,7 @@ pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Resul
             out.push(Binding {
                 service: i,
                 name: service.name,
-                endpoint: bound.local_endpoint()?,
+                endpoint: bound.local_endpoint()?.with_tls(service.tls.is_some()),
                 bound,
             });
         }
@@ -144,6 +156,10 @@ pub async fn run(services: Vec<Service>, announce: Announce) -> anyhow::Result<(
     match announce {
         Announce::Lines => bindings.iter().for_each(|b| announce_line(&b.endpoint)),
         Announce::Table => eprint!("{}", table(&bindings)),
+    }
+    // After the endpoints, so `--pin` can be taken from here.
+    for tls in services.iter().filter_map(|s| s.tls.as_ref()) {
+        eprintln!("{}", tls.banner());
     }
     let shutdowns: Vec<Shutdown> = services.iter().map(|_| Shutdown::new()).collect();
     let mut set = JoinSet::new();

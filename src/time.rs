@@ -27,6 +27,7 @@ use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
 use crate::options::{ClosesIdle, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::tls::{self, server::Tls};
 
 /// Longest request accepted, in bytes.
 pub const MAX_REQUEST: usize = 512;
@@ -42,6 +43,9 @@ pub struct Options {
     /// Serve UTC instead of local time (format protocol).
     #[arg(long)]
     pub utc: bool,
+    /// `--tls` and its certificate; in a config section, a `tls` table.
+    #[command(flatten)]
+    pub tls: Tls,
     /// `--max-conns`, `--idle-timeout` and `--drain-timeout`.
     #[command(flatten)]
     #[serde(flatten)]
@@ -51,19 +55,15 @@ pub struct Options {
 impl Options {
     /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
+        let tls = self.tls.server(&endpoints, &[])?;
         let cfg = Config {
             utc: self.utc,
             max_conns: self.limits.max_conns()?,
             idle_timeout: self.limits.idle(),
+            tls: tls.clone(),
         };
         let drain = self.limits.drain();
-        Ok(Service::new(
-            "format-time",
-            endpoints,
-            drain,
-            cfg,
-            run_bound,
-        ))
+        Ok(Service::new("format-time", endpoints, drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -76,6 +76,8 @@ pub struct Config {
     pub max_conns: usize,
     /// Close a TCP client after this long without a request.
     pub idle_timeout: Option<Duration>,
+    /// Terminate TLS on every stream connection.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 impl Config {
@@ -177,11 +179,8 @@ pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) ->
 
 /// Serves TCP (or Unix) clients: one reply line per request line.
 pub async fn run_tcp(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let opts = AcceptOptions {
-        service: "time",
-        max_conns: cfg.max_conns,
-        level: Level::DEBUG,
-    };
+    let mut opts = AcceptOptions::new("time", cfg.max_conns, Level::DEBUG);
+    opts.tls = cfg.tls.clone();
     accept::serve(listener, shutdown, opts, move |stream, _| {
         let cfg = cfg.clone();
         async move { serve_lines(stream, &cfg).await }

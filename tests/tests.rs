@@ -20,3 +20,4 @@ mod options;
 mod serve;
 mod shutdown;
 mod time;
+mod tls;

@@ -30,6 +30,7 @@ use crate::net::{Bound, Listener, PeerAddr, Stream};
 use crate::options::{LimitDefaults, Limits, OptionError, at_least, clap_defaults, stream_only};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::tls::{self, server::Tls};
 use crate::units::{ByteSize, Count, Secs};
 use outbox::Outbox;
 use proto::Command;
@@ -98,6 +99,9 @@ pub struct Options {
     /// How long a client may stay past --queue-soft.
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_QUEUE_GRACE), allow_negative_numbers = true)]
     pub queue_grace: Secs,
+    /// `--tls` and its certificate; in a config section, a `tls` table.
+    #[command(flatten)]
+    pub tls: Tls,
     /// Server limits; past `max_conns` a client is told the server is full,
     /// and `idle_timeout` counts the time since its last line.
     #[command(flatten)]
@@ -131,6 +135,7 @@ impl Options {
             burst: at_least("burst", self.burst, 1.0)?,
             queue: self.queue()?,
             idle_timeout: self.limits.idle(),
+            tls: None,
         })
     }
 
@@ -152,9 +157,13 @@ impl Options {
     /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("chat", endpoints)?;
-        let cfg = self.config()?;
+        let tls = self.tls.server(&endpoints, &[])?;
+        let cfg = Config {
+            tls: tls.clone(),
+            ..self.config()?
+        };
         let drain = self.limits.drain();
-        Ok(Service::new("chat", endpoints, drain, cfg, run_bound))
+        Ok(Service::new("chat", endpoints, drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -175,6 +184,8 @@ pub struct Config {
     pub queue: outbox::Bound,
     /// Close a client that has sent nothing for this long.
     pub idle_timeout: Option<Duration>,
+    /// Terminate TLS on every connection.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 impl Config {
@@ -205,13 +216,11 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 /// Serves chat clients until shutdown.
 pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
     let hub = Arc::new(Hub::new(cfg.history, cfg.max_conns));
-    let opts = AcceptOptions {
-        service: "chat",
-        // The hub turns clients past --max-clients away with a message; the
-        // accept loop's cap only bounds the sockets that costs.
-        max_conns: cfg.max_conns.saturating_add(cfg.max_conns / 10 + 16),
-        level: Level::DEBUG,
-    };
+    // The hub turns clients past --max-conns away with a message; the
+    // accept loop's cap only bounds the sockets that costs.
+    let cap = cfg.max_conns.saturating_add(cfg.max_conns / 10 + 16);
+    let mut opts = AcceptOptions::new("chat", cap, Level::DEBUG);
+    opts.tls = cfg.tls.clone();
     accept::serve(listener, shutdown, opts, move |stream, peer| {
         let (cfg, hub) = (cfg.clone(), hub.clone());
         async move { serve_client(stream, peer, &cfg, &hub).await }

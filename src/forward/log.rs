@@ -9,12 +9,14 @@ use super::relay::{End, Summary};
 use crate::endpoint::Endpoint;
 use crate::logging;
 
-/// `conn 17 127.0.0.1:50122 -> 127.0.0.1:8080`
-pub fn open(conn: u64, client: &str, target: &str) {
+/// `conn 17 127.0.0.1:50122 -> 127.0.0.1:8080`, and what TLS its legs speak
+/// (` (tls TLSv1_3 sni=example.org from client)`).
+pub fn open(conn: u64, client: &str, target: &str, tls: &str) {
     if logging::json() {
-        tracing::info!(conn, client, target, "open");
+        let tls = tls.trim();
+        tracing::info!(conn, client, target, tls, "open");
     } else {
-        tracing::info!("conn {conn} {client} -> {target}");
+        tracing::info!("conn {conn} {client} -> {target}{tls}");
     }
 }
 

@@ -31,6 +31,7 @@ use crate::net::{self, Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::tls;
 use crate::units::Secs;
 use access::Access;
 use congestion::Congestion;
@@ -113,6 +114,12 @@ pub struct Options {
     /// loopback peers, the host default elsewhere), system, or a name.
     #[arg(long, value_name = "ALGO", default_value_t = Congestion::Auto)]
     pub congestion: Congestion,
+    /// `--tls-accept` and its certificate.
+    #[command(flatten)]
+    pub tls_accept: tls::server::Accept,
+    /// `--tls-connect` and what it trusts.
+    #[command(flatten)]
+    pub tls_connect: tls::client::Target,
     /// Server limits; `max_conns` counts UDP sessions too, `idle_timeout`
     /// closes a connection with no byte either way for that long.
     #[command(flatten)]
@@ -189,7 +196,25 @@ impl Options {
                 "needs a tcp or udp listener, not unix: unix clients have no address",
             ));
         }
+        let tls_accept = self.tls_accept.server(listen)?;
+        let tls_connect = self.tls_connect.client()?;
+        if udp && tls_connect.is_some() {
+            return Err(OptionError::new(
+                "tls_connect",
+                "is for stream relays, not udp",
+            ));
+        }
+        if let Some(t) = targets.iter().find(|t| t.is_tls())
+            && tls_connect.is_none()
+        {
+            return Err(OptionError::new(
+                "targets",
+                format!("{t} needs --tls-connect, which says what to trust"),
+            ));
+        }
         Ok(Config {
+            tls_accept,
+            tls_connect,
             targets,
             balance: self.balance,
             connect_timeout: self.connect_timeout.nonzero(),
@@ -210,7 +235,8 @@ impl Options {
     pub fn service(&self, listen: Endpoint) -> Result<Service, OptionError> {
         let cfg = self.config(&listen)?;
         let drain = self.limits.drain();
-        Ok(Service::new("forward", vec![listen], drain, cfg, run_bound))
+        let tls = cfg.tls_accept.clone();
+        Ok(Service::new("forward", vec![listen], drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -237,6 +263,10 @@ pub struct Config {
     pub udp_timeout: Option<Duration>,
     /// Congestion control on the relay's TCP legs.
     pub congestion: Congestion,
+    /// Terminate TLS from clients.
+    pub tls_accept: Option<Arc<tls::server::Server>>,
+    /// Speak TLS to the targets.
+    pub tls_connect: Option<Arc<tls::client::Client>>,
 }
 
 /// A running relay's shared state.
@@ -280,12 +310,8 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 }
 
 async fn run(relay: Arc<Relay>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let opts = AcceptOptions {
-        service: "forward",
-        max_conns: relay.cfg.max_conns,
-        // The relay writes its own open and close lines.
-        level: Level::DEBUG,
-    };
+    // The relay writes its own open and close lines.
+    let opts = AcceptOptions::new("forward", relay.cfg.max_conns, Level::DEBUG);
     accept::serve(listener, shutdown, opts, move |client, peer| {
         let relay = relay.clone();
         async move {
@@ -327,15 +353,131 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
             .map_or_else(|_| ep.to_string(), |a| a.to_string()),
         Stream::Unix(_) => ep.to_string(),
     };
-    log::open(conn, &peer.to_string(), &to);
     let opts = relay::Options {
         conn,
         dump: relay.dump.clone(),
         splice: relay.cfg.splice,
         idle: relay.cfg.idle_timeout,
     };
-    let summary = relay::run(client, target, &opts).await;
+    let (accept, connect) = (&relay.cfg.tls_accept, &relay.cfg.tls_connect);
+    if accept.is_none() && connect.is_none() {
+        log::open(conn, &peer.to_string(), &to, "");
+        let summary = relay::run(client, target, &opts).await;
+        log::close(conn, &summary);
+        return;
+    }
+    // TLS legs copy through user space: the kernel cannot splice what it
+    // would have to encrypt.
+    let client = match accept {
+        Some(tls) => match tls.accept(client).await {
+            Ok(s) => Leg::Tls(Box::new(tls::Lenient(s))),
+            Err(e) => {
+                tracing::warn!("conn {conn} {peer}: {e}");
+                return;
+            }
+        },
+        None => Leg::Plain(client),
+    };
+    let target = match connect {
+        Some(tls) => {
+            let host = ep.host().unwrap_or_default().to_string();
+            match tls.connect(&host, target).await {
+                Ok(s) => Leg::Tls(Box::new(tls::Lenient(s))),
+                Err(e) => {
+                    tracing::warn!("conn {conn} {peer}: tls to {to}: {e}");
+                    return;
+                }
+            }
+        }
+        None => Leg::Plain(target),
+    };
+    let about = format!(
+        "{}{}",
+        client.describe("from client"),
+        target.describe("to target")
+    );
+    log::open(conn, &peer.to_string(), &to, &about);
+    let summary = match (client, target) {
+        (Leg::Tls(c), Leg::Plain(t)) => relay::run_io(c, t, &opts).await,
+        (Leg::Plain(c), Leg::Tls(t)) => relay::run_io(c, t, &opts).await,
+        (Leg::Tls(c), Leg::Tls(t)) => relay::run_io(c, t, &opts).await,
+        (Leg::Plain(c), Leg::Plain(t)) => relay::run_io(c, t, &opts).await,
+    };
     log::close(conn, &summary);
+}
+
+/// One side of a relayed connection: plain, or TLS of either side's kind.
+enum Leg<T> {
+    Plain(Stream),
+    Tls(Box<tls::Lenient<T>>),
+}
+
+/// What the log says of a TLS leg.
+trait Session {
+    fn facts(
+        &self,
+    ) -> (
+        Option<rustls::ProtocolVersion>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+}
+
+impl Session for tokio_rustls::server::TlsStream<Stream> {
+    fn facts(
+        &self,
+    ) -> (
+        Option<rustls::ProtocolVersion>,
+        Option<String>,
+        Option<Vec<u8>>,
+    ) {
+        let c = self.get_ref().1;
+        let sni = c.server_name().map(str::to_string);
+        (
+            c.protocol_version(),
+            sni,
+            c.alpn_protocol().map(<[u8]>::to_vec),
+        )
+    }
+}
+
+impl Session for tokio_rustls::client::TlsStream<Stream> {
+    fn facts(
+        &self,
+    ) -> (
+        Option<rustls::ProtocolVersion>,
+        Option<String>,
+        Option<Vec<u8>>,
+    ) {
+        let c = self.get_ref().1;
+        (
+            c.protocol_version(),
+            None,
+            c.alpn_protocol().map(<[u8]>::to_vec),
+        )
+    }
+}
+
+impl<T: Session> Leg<T> {
+    /// ` (tls TLSv1_3 sni=… alpn=… from client)` for a TLS leg.
+    fn describe(&self, side: &str) -> String {
+        let (version, sni, alpn) = match self {
+            Leg::Plain(_) => return String::new(),
+            Leg::Tls(s) => s.0.facts(),
+        };
+        let mut out = format!(
+            " (tls {}",
+            version.map_or_else(|| "?".into(), |v| format!("{v:?}"))
+        );
+        if let Some(sni) = sni {
+            out.push_str(&format!(" sni={sni}"));
+        }
+        if let Some(alpn) = alpn {
+            out.push_str(&format!(" alpn={}", String::from_utf8_lossy(&alpn)));
+        }
+        out.push_str(&format!(" {side})"));
+        out
+    }
 }
 
 /// Unsent bytes a relay leg may hold in the kernel. Without a cap a fast

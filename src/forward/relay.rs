@@ -2,12 +2,13 @@
 //! half-close passed on as a half-close, a reset or write failure on either
 //! side passed on as a reset to the other, bytes counted each way.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio_util::sync::CancellationToken;
 
 use super::dump::{Direction, Dumper};
@@ -16,6 +17,9 @@ use crate::net::Stream;
 
 /// User-space copy buffer, per direction, allocated on first data.
 const COPY_BUF: usize = 64 * 1024;
+
+/// The copy buffer on a TLS leg.
+const TLS_COPY_BUF: usize = 16 * 1024;
 
 /// How a relay moves bytes.
 #[derive(Clone)]
@@ -62,6 +66,40 @@ struct Meter {
 }
 
 impl Meter {
+    fn new() -> Self {
+        Meter {
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            activity: Activity::new(),
+        }
+    }
+
+    /// Runs both directions within the idle limit; what the relay moved.
+    async fn measure(
+        &self,
+        idle: Option<Duration>,
+        both: impl Future<Output = io::Result<End>>,
+        on_error: impl FnOnce(),
+    ) -> Summary {
+        let end = match idle {
+            Some(limit) => tokio::select! {
+                res = both => res,
+                () = self.activity.idle_for(limit) => Ok(End::Idle),
+            },
+            None => both.await,
+        };
+        let end = end.unwrap_or_else(|e| {
+            on_error();
+            End::Reset(e)
+        });
+        Summary {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+            end,
+            took: self.activity.age(),
+        }
+    }
+
     fn count(&self, dir: Direction, n: usize) {
         let total = match dir {
             Direction::Up => &self.up,
@@ -74,31 +112,71 @@ impl Meter {
 
 /// Relays between `client` and `target` until both directions are done.
 pub async fn run(client: Stream, target: Stream, opts: &Options) -> Summary {
-    let meter = Meter {
-        up: AtomicU64::new(0),
-        down: AtomicU64::new(0),
-        activity: Activity::new(),
-    };
+    let meter = Meter::new();
     let both = both_ways(&client, &target, opts, &meter);
-    let end = match opts.idle {
-        Some(limit) => tokio::select! {
-            res = both => res,
-            () = meter.activity.idle_for(limit) => Ok(End::Idle),
-        },
-        None => both.await,
+    meter
+        .measure(opts.idle, both, || {
+            // Dropping both streams below then sends RST on each, as a
+            // direct connection would have seen.
+            client.reset_on_close();
+            target.reset_on_close();
+        })
+        .await
+}
+
+/// Relays when a leg speaks TLS: both directions through user space, a
+/// half-close passed on as a half-close (close_notify, then FIN, on a TLS
+/// leg), plaintext bytes counted. A failure on one side closes the other.
+pub async fn run_io<A, B>(client: A, target: B, opts: &Options) -> Summary
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let meter = Meter::new();
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut target_rd, mut target_wr) = tokio::io::split(target);
+    let both = async {
+        tokio::try_join!(
+            copy_io(&mut client_rd, &mut target_wr, Direction::Up, opts, &meter),
+            copy_io(
+                &mut target_rd,
+                &mut client_wr,
+                Direction::Down,
+                opts,
+                &meter
+            ),
+        )?;
+        Ok(End::Closed)
     };
-    let end = end.unwrap_or_else(|e| {
-        // Dropping both streams below then sends RST on each, as a direct
-        // connection would have seen.
-        client.reset_on_close();
-        target.reset_on_close();
-        End::Reset(e)
-    });
-    Summary {
-        up: meter.up.load(Ordering::Relaxed),
-        down: meter.down.load(Ordering::Relaxed),
-        end,
-        took: meter.activity.age(),
+    meter.measure(opts.idle, both, || {}).await
+}
+
+/// One direction of [`run_io`].
+async fn copy_io<R, W>(
+    from: &mut R,
+    to: &mut W,
+    dir: Direction,
+    opts: &Options,
+    meter: &Meter,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // A TLS record holds at most 16 KiB, so a bigger buffer would not fill.
+    let mut buf = vec![0u8; TLS_COPY_BUF];
+    let mut offset = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        if let Some(d) = &opts.dump {
+            d.chunk(opts.conn, dir, offset, &buf[..n]).await;
+        }
+        to.write_all(&buf[..n]).await?;
+        meter.count(dir, n);
+        offset += n as u64;
     }
 }
 

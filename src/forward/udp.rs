@@ -144,7 +144,7 @@ async fn open(relay: &Relay, client: SocketAddr) -> Option<Arc<Session>> {
         |_| relay.targets.endpoint(target).to_string(),
         |a| a.to_string(),
     );
-    log::open(id, &client.to_string(), &to);
+    log::open(id, &client.to_string(), &to, "");
     Some(Arc::new(Session {
         upstream,
         target,

@@ -30,6 +30,7 @@ use crate::net::{Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults, stream_only};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
+use crate::tls::{self, server::Tls};
 use crate::units::{ByteSize, Secs};
 
 /// The body every response carries.
@@ -69,6 +70,10 @@ pub struct Options {
     /// Largest request head (request line and headers) accepted.
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize(DEFAULT_MAX_HEADER))]
     pub max_header: ByteSize,
+    /// `--tls` and its certificate (HTTPS); in a config section, a `tls`
+    /// table.
+    #[command(flatten)]
+    pub tls: Tls,
     /// Server limits; `idle_timeout` closes a connection that moves no byte
     /// either way for that long.
     #[command(flatten)]
@@ -93,15 +98,20 @@ impl Options {
             header_timeout: self.header_timeout.nonzero(),
             max_header: self.max_header.0,
             idle_timeout: self.limits.idle(),
+            tls: None,
         })
     }
 
     /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("http", endpoints)?;
-        let cfg = self.config()?;
+        let tls = self.tls.server(&endpoints, &[b"http/1.1"])?;
+        let cfg = Config {
+            tls: tls.clone(),
+            ..self.config()?
+        };
         let drain = self.limits.drain();
-        Ok(Service::new("http", endpoints, drain, cfg, run_bound))
+        Ok(Service::new("http", endpoints, drain, cfg, run_bound).with_tls(tls))
     }
 }
 
@@ -122,6 +132,8 @@ pub struct Config {
     pub max_header: usize,
     /// Close a connection that moves no byte for this long.
     pub idle_timeout: Option<Duration>,
+    /// Speak HTTPS.
+    pub tls: Option<Arc<tls::server::Server>>,
 }
 
 /// What every request is answered from.
@@ -144,11 +156,7 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
         Some(dir) => Content::Files(Arc::new(files::Root::new(dir, cfg.hidden)?)),
         None => Content::Hello(Bytes::from(cfg.body.clone())),
     };
-    let opts = AcceptOptions {
-        service: "http",
-        max_conns: cfg.max_conns,
-        level: Level::DEBUG,
-    };
+    let opts = AcceptOptions::new("http", cfg.max_conns, Level::DEBUG);
     let stop = shutdown.clone();
     accept::serve(listener, shutdown, opts, move |stream, peer| {
         let (cfg, content, stop) = (cfg.clone(), content.clone(), stop.clone());
@@ -164,6 +172,26 @@ async fn serve_conn(
     content: Content,
     shutdown: Shutdown,
 ) -> io::Result<()> {
+    match &cfg.tls {
+        None => serve_io(stream, peer, &cfg, content, shutdown).await,
+        Some(tls) => {
+            let stream = tls.accept(stream).await?;
+            serve_io(stream, peer, &cfg, content, shutdown).await
+        }
+    }
+}
+
+/// HTTP/1.1 on a connection, plain or TLS.
+async fn serve_io<S>(
+    stream: S,
+    peer: PeerAddr,
+    cfg: &Config,
+    content: Content,
+    shutdown: Shutdown,
+) -> io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -401,7 +401,7 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
 }
 
 /// Waits for `child` to exit, up to `limit`; kills it and panics if not.
-fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
+pub fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     let killer = thread::spawn(move || {
