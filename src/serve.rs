@@ -286,6 +286,25 @@ mod tests {
         assert!(flagged.iter().all(|s| s.drain == Duration::from_secs(1)));
     }
 
+    #[tokio::test]
+    async fn a_forward_rule_takes_tls_accept_and_tls_connect() {
+        let text = "[[forward]]\nlisten = \"127.0.0.1:0\"\ntargets = [\":1\"]\n\
+                    tls_accept = true\ntls_connect = { insecure = true, sni = \"example.org\" }\n";
+        let services = suite(text).unwrap();
+        let relay = services.iter().find(|s| s.name == "forward").unwrap();
+        assert!(relay.tls.is_some(), "tls_accept makes it a TLS listener");
+        let doc = Doc::parse(text, "t").unwrap();
+        let rules = doc.tables::<Rule>("forward").unwrap();
+        let target = &rules[0].value.options.tls_connect;
+        assert!(target.tls_connect && target.target_insecure);
+        assert_eq!(target.target_sni.as_deref(), Some("example.org"));
+        let err =
+            suite("[[forward]]\nlisten = \":0\"\ntargets = [\":1\"]\ntls_connect = { pinn = 1 }\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 4") && err.contains("pinn"), "{err}");
+    }
+
     fn services_with(doc: &Doc, drain: &str) -> Vec<Service> {
         services(doc, Some(drain.parse().unwrap())).unwrap()
     }

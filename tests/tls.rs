@@ -168,6 +168,19 @@ fn connect_verifies_by_default_and_trusts_a_cacert_a_pin_or_nothing_when_told() 
     let out = connect(&["--pin", &server.pin(), &at], b"pinned\n");
     assert_eq!(out.stdout, b"pinned\n", "{}", stderr_of(&out));
     refused(&["--pin", &"ab".repeat(32), &at], "is not the pinned one");
+    // Line and length-prefixed framing ride on TLS as on TCP.
+    let framed = Server::spawn(
+        &[
+            &["echo", ":0", "--frame", "len", "--reply", "<{}>"],
+            &server.args(["--cert", "--key"])[..],
+        ]
+        .concat(),
+    );
+    let out = connect(
+        &["--cacert", ca, "--frame", "len", &framed.hostport()],
+        b"one\ntwo\n",
+    );
+    assert_eq!(out.stdout, b"<one>\n<two>\n", "{}", stderr_of(&out));
     let out = connect(&["--insecure", &at], b"anyway\n");
     assert_eq!(out.stdout, b"anyway\n");
     assert!(stderr_of(&out).contains("tls verification is off"));

@@ -295,7 +295,7 @@ fn build(keys: &Keys, alpn: &[Vec<u8>]) -> Result<(Arc<ServerConfig>, String), O
         _ => self_signed().map_err(|e| OptionError::new("tls", e))?,
     };
     let fp = fingerprint(&certs[0]);
-    let builder = ServerConfig::builder_with_provider(super::provider())
+    let builder = ServerConfig::builder_with_provider(server_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| OptionError::new("tls", e.to_string()))?;
     let builder = match &keys.client_ca {
@@ -320,7 +320,20 @@ fn build(keys: &Keys, alpn: &[Vec<u8>]) -> Result<(Arc<ServerConfig>, String), O
         .with_single_cert(certs, key)
         .map_err(|e| OptionError::new("key", format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = alpn.to_vec();
+    config.ignore_client_order = true;
     Ok((Arc::new(config), fp))
+}
+
+/// The provider with AES-128-GCM preferred: as safe as AES-256 for a
+/// session's life and about a third cheaper per byte, which is what a
+/// terminator spends its core on. Clients usually list AES-256 first, so
+/// the server's order decides.
+fn server_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| !format!("{:?}", s.suite()).contains("AES_128_GCM"));
+    Arc::new(provider)
 }
 
 /// A fresh ECDSA P-256 certificate for this machine's loopback names.
