@@ -19,6 +19,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v man >/dev/null || need+=(man-db)
 command -v zsh >/dev/null || need+=(zsh)
 command -v tmux >/dev/null || need+=(tmux)
+command -v ncat >/dev/null || need+=(ncat)
 command -v fish >/dev/null || need+=(fish)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
