@@ -36,3 +36,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+(cd fuzz && cargo fmt --check)
+# Every fuzz target for a short while from the seed corpus (long runs:
+# scripts/fuzz.sh SECONDS by hand).
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

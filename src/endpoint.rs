@@ -403,6 +403,9 @@ fn split_host_port(rest: &str, input: &str) -> Result<(String, u16), EndpointErr
         if host.is_empty() {
             return Err(EndpointError::EmptyHost(input.to_string()));
         }
+        if host.contains('[') {
+            return Err(EndpointError::BadBracket(input.to_string()));
+        }
         return Ok((host.to_string(), parse_port(port)?));
     }
     // A bare number is a port on the default host, as in `nc -l 9000`.
@@ -414,6 +417,9 @@ fn split_host_port(rest: &str, input: &str) -> Result<(String, u16), EndpointErr
     };
     if host.contains(':') {
         return Err(EndpointError::UnbracketedV6(input.to_string()));
+    }
+    if host.contains(['[', ']']) {
+        return Err(EndpointError::BadBracket(input.to_string()));
     }
     let port = parse_port(port)?;
     let host = if host.is_empty() {
@@ -444,6 +450,10 @@ impl fmt::Display for Endpoint {
                 } else {
                     write!(f, "{scheme}://{host}:{port}")
                 }
+            }
+            // `unix:` then `//x` would read back as `unix://` then `x`.
+            Endpoint::Unix(path) if path.as_os_str().as_encoded_bytes().starts_with(b"//") => {
+                write!(f, "unix://{}", path.display())
             }
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
         }
@@ -535,6 +545,14 @@ mod tests {
         ] {
             assert_eq!(text.parse::<Endpoint>().unwrap().to_string(), text);
         }
+        // Found by the fuzzer: a path starting with // lost a slash, and
+        // a bracket inside brackets printed as something else.
+        assert!("[[1]:1".parse::<Endpoint>().is_err());
+        assert!("a]:1".parse::<Endpoint>().is_err());
+        for text in ["unix:////tmp/", "unix://x"] {
+            let ep: Endpoint = text.parse().unwrap();
+            assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep, "{text}");
+        }
     }
 
     #[test]
@@ -557,5 +575,44 @@ mod tests {
         assert!(tcp.udp_unless(false).unwrap().transport() == Transport::Tcp);
         let plain: Endpoint = "9".parse().unwrap();
         assert!(plain.udp_unless(false).unwrap().transport() == Transport::Udp);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn endpoint() -> impl Strategy<Value = Endpoint> {
+        let host = prop_oneof![
+            "[a-z][a-z0-9.-]{0,20}",
+            any::<std::net::Ipv4Addr>().prop_map(|ip| ip.to_string()),
+            any::<std::net::Ipv6Addr>().prop_map(|ip| ip.to_string()),
+        ];
+        prop_oneof![
+            (host, any::<u16>(), 0..3u8).prop_map(|(host, port, kind)| Endpoint::Inet {
+                udp: kind == 1,
+                host,
+                port,
+                scheme: true,
+                tls: kind == 2,
+            }),
+            "/[a-zA-Z0-9._/-]{1,60}".prop_map(|p| Endpoint::Unix(PathBuf::from(p))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_endpoint_prints_as_text_that_parses_back(ep in endpoint()) {
+            let shown = ep.to_string();
+            prop_assert_eq!(shown.parse::<Endpoint>().unwrap(), ep);
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,40}") {
+            if let Ok(ep) = text.parse::<Endpoint>() {
+                prop_assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
+            }
+        }
     }
 }

@@ -332,3 +332,47 @@ mod tests {
         assert!(decode_all(Framing::Len, 64, &[0, 0, 0, 9, 1]).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What the lines and length codecs encode, they decode back, in
+        /// order, however the bytes are split on the way.
+        #[test]
+        fn frames_round_trip_across_any_split(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..20),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            for framing in [Framing::Lines, Framing::Len] {
+                let frames: Vec<Bytes> = frames
+                    .iter()
+                    .map(|f| match framing {
+                        // A line cannot hold its own delimiter or end in CR.
+                        Framing::Lines => f.iter().copied().filter(|&b| b != b'\n' && b != b'\r').collect(),
+                        _ => f.clone(),
+                    })
+                    .map(Bytes::from)
+                    .collect();
+                let mut codec = framing.codec(1024);
+                let mut wire = BytesMut::new();
+                for f in &frames {
+                    codec.encode(f.clone(), &mut wire).unwrap();
+                }
+                let at = if wire.is_empty() { 0 } else { cut.index(wire.len()) };
+                let mut first = BytesMut::from(&wire[..at]);
+                let mut back = Vec::new();
+                while let Some(f) = codec.decode(&mut first).unwrap() {
+                    back.push(f);
+                }
+                first.extend_from_slice(&wire[at..]);
+                while let Some(f) = codec.decode_eof(&mut first).unwrap() {
+                    back.push(f);
+                }
+                prop_assert_eq!(back, frames);
+            }
+        }
+    }
+}

@@ -228,7 +228,14 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
     .await
 }
 
-async fn serve_client(stream: Stream, peer: PeerAddr, cfg: &Config, hub: &Hub) -> io::Result<()> {
+/// One client's whole session on `stream`, joined to `hub`: the accept
+/// loop runs it per connection, and the fuzz target on a socket pair.
+pub async fn serve_client(
+    stream: Stream,
+    peer: PeerAddr,
+    cfg: &Config,
+    hub: &Hub,
+) -> io::Result<()> {
     // Like a relay leg: what the kernel holds unsent for a client that
     // stopped reading is capped too, so it is found behind sooner.
     let _ = stream.limit_unsent(UNSENT_LIMIT);
