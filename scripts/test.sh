@@ -21,6 +21,7 @@ command -v zsh >/dev/null || need+=(zsh)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ncat >/dev/null || need+=(ncat)
 command -v fish >/dev/null || need+=(fish)
+command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""

@@ -16,6 +16,7 @@ mod http;
 mod limits;
 mod listen;
 mod logging;
+mod lossy;
 mod options;
 mod serve;
 mod shutdown;
