@@ -10,6 +10,7 @@ mod cli;
 mod connect;
 mod echo;
 mod endpoints;
+mod flood;
 mod forward;
 mod framing;
 mod http;
