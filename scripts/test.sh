@@ -22,12 +22,24 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v ncat >/dev/null || need+=(ncat)
 command -v fish >/dev/null || need+=(fish)
 command -v nft >/dev/null || need+=(nftables)
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The browser tests drive Chromium with playwright-core, pinned in
+# tests/browser/package-lock.json.
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+# The WebSocket tests' peer is Python's websockets.
+if ! python3 -c 'import websockets' 2>/dev/null; then
+    python3 -m pip install --quiet websockets 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages websockets
 fi
 if ! nc -h 2>&1 | grep -q -- '-N'; then
     echo "error: nc is not OpenBSD netcat even after installing netcat-openbsd" >&2

@@ -206,7 +206,7 @@ pub struct ChatArgs {
 #[derive(Debug, Subcommand)]
 pub enum ChatCommand {
     /// Run a chat server; any nc or telnet is a client.
-    Serve(ChatServeArgs),
+    Serve(Box<ChatServeArgs>),
     /// Peer-to-peer chat over UDP datagrams (the textbook QQ-style tool).
     #[command(after_help = "Examples:\n  \
         sockit chat udp --bind :9001 --peer bob=127.0.0.1:9002\n  \
@@ -221,10 +221,12 @@ pub enum ChatCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     sockit chat serve :12345                     then: nc 127.0.0.1 12345\n  \
-    sockit chat serve :12345 --history 50 --rate 5 --burst 10\n\n\
+    sockit chat serve :12345 --history 50 --rate 5 --burst 10\n  \
+    sockit chat serve :12345 --web :8088         then open http://127.0.0.1:8088\n\n\
     Commands: /nick NAME, /join ROOM, /rooms, /who, /msg NICK TEXT, /me ACTION,\n\
-    /echo on|off, /help, /quit (or a line saying byebye). Anything else is said\n\
-    to your room; your own lines come back only after /echo on.")]
+    /echo on|off, /tags on|off, /resume ROOM [ID], /help, /quit (or a line saying\n\
+    byebye). Anything else is said to your room; your own lines come back only\n\
+    after /echo on.")]
 pub struct ChatServeArgs {
     /// Where to listen: :PORT, HOST:PORT, tcp://…, unix:PATH.
     #[arg(value_name = "ENDPOINT")]

@@ -12,11 +12,13 @@ use crate::options::{FrameOptions, OptionError};
 use crate::stdio;
 use crate::tls;
 use crate::units::Secs;
+use crate::ws;
 
 /// The flags of `sockit connect`.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…, unix:PATH.
+    /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…,
+    /// tls://…, ws://HOST:PORT/PATH, wss://…, unix:PATH.
     pub endpoint: Endpoint,
     /// Use UDP (same as a udp:// endpoint).
     #[arg(short, long)]
@@ -39,6 +41,10 @@ pub struct Options {
     /// `--frame` and `--max-frame`.
     #[command(flatten)]
     pub frame: FrameOptions,
+    /// With ws://: send each chunk of stdin as a binary message, and write
+    /// messages out as they come (default: a text message per line).
+    #[arg(long)]
+    pub binary: bool,
     /// `--tls` and what it trusts.
     #[command(flatten)]
     pub tls: tls::client::Tls,
@@ -80,10 +86,17 @@ impl Options {
                 _ => {}
             }
         }
+        if self.binary && endpoint.websocket().is_none() {
+            return Err(OptionError::new(
+                "binary",
+                "is for ws:// and wss:// endpoints",
+            ));
+        }
         Ok(Config {
             endpoint,
             connect_timeout: self.connect_timeout.map(|s| s.0),
             stdio,
+            binary: self.binary,
             tls,
         })
     }
@@ -98,6 +111,8 @@ pub struct Config {
     pub connect_timeout: Option<Duration>,
     /// How stdio maps onto the connection.
     pub stdio: stdio::Options,
+    /// Over a WebSocket: binary messages rather than a text one per line.
+    pub binary: bool,
     /// Speak TLS over the stream.
     pub tls: Option<Arc<tls::client::Client>>,
 }
@@ -161,7 +176,7 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
                 .map_err(connect_err)?;
             tracing::debug!(endpoint = %cfg.endpoint, "connected");
             let Some(tls) = &cfg.tls else {
-                return stdio::bridge(stream, &cfg.stdio).await.map_err(session_err);
+                return session(cfg, stream).await;
             };
             let host = cfg.endpoint.host().unwrap_or_default();
             let stream = tls
@@ -171,8 +186,31 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
                     endpoint: cfg.endpoint.clone(),
                     source,
                 })?;
-            let stream = tls::Lenient(stream);
-            stdio::bridge(stream, &cfg.stdio).await.map_err(session_err)
+            session(cfg, tls::Lenient(stream)).await
         }
     }
+}
+
+/// Bridges a connected stream, after the WebSocket handshake for ws://.
+async fn session<S>(cfg: &Config, stream: S) -> Result<(), ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let session_err = |source| ClientError::Session {
+        endpoint: cfg.endpoint.clone(),
+        source,
+    };
+    if cfg.endpoint.websocket().is_none() {
+        return stdio::bridge(stream, &cfg.stdio).await.map_err(session_err);
+    }
+    let ws = ws::connect(&cfg.endpoint, stream, cfg.stdio.max_frame)
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: cfg.endpoint.clone(),
+            source,
+        })?;
+    let messages = ws::Messages::new(ws, cfg.binary);
+    stdio::bridge(messages, &cfg.stdio)
+        .await
+        .map_err(session_err)
 }

@@ -63,8 +63,11 @@ pub enum Endpoint {
         /// Whether the transport was spelled out (`tcp://`, `udp://`); one
         /// that was not may follow `--udp` or a relay's listener.
         scheme: bool,
-        /// TLS over TCP (`tls://`).
+        /// TLS over TCP (`tls://`, `wss://`).
         tls: bool,
+        /// WebSocket over TCP (`ws://`, `wss://`): the path asked for,
+        /// `/` when none is written.
+        ws: Option<String>,
     },
     /// A Unix-domain stream socket at this path.
     Unix(PathBuf),
@@ -86,7 +89,9 @@ pub enum EndpointError {
     #[error("missing port in '{0}' (expected HOST:PORT, [V6ADDR]:PORT or :PORT)")]
     MissingPort(String),
     /// An unknown `scheme://`.
-    #[error("unknown scheme '{scheme}' in '{input}' (expected tcp://, udp://, tls:// or unix:)")]
+    #[error(
+        "unknown scheme '{scheme}' in '{input}' (expected tcp://, udp://, tls://, ws://, wss:// or unix:)"
+    )]
     BadScheme {
         /// The scheme as written.
         scheme: String,
@@ -119,6 +124,9 @@ pub enum EndpointError {
     /// `--tcp` was combined with a `udp://` endpoint.
     #[error("--tcp conflicts with '{0}'")]
     TcpConflict(String),
+    /// A WebSocket path with spaces or control characters.
+    #[error("invalid path in '{0}' (no spaces or control characters)")]
+    BadPath(String),
 }
 
 /// Two endpoints are the same place whether or not the scheme was written.
@@ -131,6 +139,7 @@ impl PartialEq for Endpoint {
                     host,
                     port,
                     tls,
+                    ws,
                     ..
                 },
                 Endpoint::Inet {
@@ -138,9 +147,10 @@ impl PartialEq for Endpoint {
                     host: h2,
                     port: p2,
                     tls: t2,
+                    ws: w2,
                     ..
                 },
-            ) => udp == u2 && host == h2 && port == p2 && tls == t2,
+            ) => udp == u2 && host == h2 && port == p2 && tls == t2 && ws == w2,
             (Endpoint::Unix(a), Endpoint::Unix(b)) => a == b,
             _ => false,
         }
@@ -157,8 +167,9 @@ impl std::hash::Hash for Endpoint {
                 host,
                 port,
                 tls,
+                ws,
                 ..
-            } => (0u8, udp, host, port, tls).hash(state),
+            } => (0u8, udp, host, port, tls, ws).hash(state),
             Endpoint::Unix(path) => (1u8, path).hash(state),
         }
     }
@@ -173,6 +184,7 @@ impl Endpoint {
             port: addr.port(),
             scheme: true,
             tls: false,
+            ws: None,
         }
     }
 
@@ -184,6 +196,7 @@ impl Endpoint {
             port: addr.port(),
             scheme: true,
             tls: false,
+            ws: None,
         }
     }
 
@@ -226,6 +239,7 @@ impl Endpoint {
                 host,
                 port,
                 scheme,
+                ws,
                 ..
             } => Endpoint::Inet {
                 udp: false,
@@ -233,8 +247,64 @@ impl Endpoint {
                 port,
                 scheme,
                 tls: on,
+                ws,
             },
             other => other,
+        }
+    }
+
+    /// The WebSocket path of a `ws://` or `wss://` endpoint.
+    pub fn websocket(&self) -> Option<&str> {
+        match self {
+            Endpoint::Inet { ws, .. } => ws.as_deref(),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// The same TCP endpoint speaking WebSocket on `path` (none: plain).
+    pub fn with_websocket(self, path: Option<&str>) -> Self {
+        match (self, path) {
+            (
+                Endpoint::Inet {
+                    udp: false,
+                    host,
+                    port,
+                    scheme,
+                    tls,
+                    ..
+                },
+                Some(path),
+            ) => Endpoint::Inet {
+                udp: false,
+                host,
+                port,
+                scheme,
+                tls,
+                ws: Some(path.to_string()),
+            },
+            (ep, _) => ep,
+        }
+    }
+
+    /// The same endpoint as plain TCP (or TLS), without WebSocket.
+    pub fn without_websocket(self) -> Self {
+        match self {
+            Endpoint::Inet {
+                udp,
+                host,
+                port,
+                scheme,
+                tls,
+                ..
+            } => Endpoint::Inet {
+                udp,
+                host,
+                port,
+                scheme,
+                tls,
+                ws: None,
+            },
+            unix => unix,
         }
     }
 
@@ -285,6 +355,7 @@ impl Endpoint {
                 port,
                 scheme,
                 tls,
+                ws,
                 ..
             } => Endpoint::Inet {
                 udp,
@@ -292,6 +363,7 @@ impl Endpoint {
                 port,
                 scheme,
                 tls: tls && !udp,
+                ws: ws.filter(|_| !udp),
             },
             unix => unix,
         }
@@ -352,6 +424,8 @@ impl FromStr for Endpoint {
             Some(("tcp", rest)) => (false, false, true, rest),
             Some(("udp", rest)) => (true, false, true, rest),
             Some(("tls", rest)) => (false, true, true, rest),
+            Some(("ws", rest)) => return parse_websocket(rest, false, input),
+            Some(("wss", rest)) => return parse_websocket(rest, true, input),
             Some((scheme, _)) => {
                 return Err(EndpointError::BadScheme {
                     scheme: scheme.to_string(),
@@ -367,8 +441,50 @@ impl FromStr for Endpoint {
             port,
             scheme,
             tls,
+            ws: None,
         })
     }
+}
+
+/// `HOST[:PORT][/PATH]` after `ws://` (port 80) or `wss://` (443), as in
+/// a URL.
+fn parse_websocket(rest: &str, tls: bool, input: &str) -> Result<Endpoint, EndpointError> {
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(EndpointError::BadPath(input.to_string()));
+    }
+    let has_port = match authority.rfind(']') {
+        Some(close) => authority[close..].contains(':'),
+        None => authority.contains(':') || authority.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let (host, port) = if has_port {
+        split_host_port(authority, input)?
+    } else {
+        let host = authority.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(EndpointError::EmptyHost(input.to_string()));
+        }
+        if host.contains(['[', ']']) {
+            return Err(EndpointError::BadBracket(input.to_string()));
+        }
+        (host.to_string(), if tls { 443 } else { 80 })
+    };
+    Ok(Endpoint::Inet {
+        udp: false,
+        host,
+        port,
+        scheme: true,
+        tls,
+        ws: Some(path),
+    })
 }
 
 fn parse_unix(path: &str, input: &str) -> Result<Endpoint, EndpointError> {
@@ -438,18 +554,22 @@ impl fmt::Display for Endpoint {
                 host,
                 port,
                 tls,
+                ws,
                 ..
             } => {
-                let scheme = match (udp, tls) {
-                    (true, _) => "udp",
-                    (false, true) => "tls",
-                    (false, false) => "tcp",
+                let scheme = match (udp, tls, ws.is_some()) {
+                    (true, _, _) => "udp",
+                    (false, true, true) => "wss",
+                    (false, false, true) => "ws",
+                    (false, true, false) => "tls",
+                    (false, false, false) => "tcp",
                 };
                 if host.contains(':') {
-                    write!(f, "{scheme}://[{host}]:{port}")
+                    write!(f, "{scheme}://[{host}]:{port}")?;
                 } else {
-                    write!(f, "{scheme}://{host}:{port}")
+                    write!(f, "{scheme}://{host}:{port}")?;
                 }
+                f.write_str(ws.as_deref().unwrap_or(""))
             }
             // `unix:` then `//x` would read back as `unix://` then `x`.
             Endpoint::Unix(path) if path.as_os_str().as_encoded_bytes().starts_with(b"//") => {
@@ -484,6 +604,7 @@ mod tests {
             port,
             scheme: false,
             tls: false,
+            ws: None,
         }
     }
 
@@ -542,6 +663,8 @@ mod tests {
             "unix:/tmp/a.sock",
             "tcp://localhost:1",
             "tls://localhost:443",
+            "ws://localhost:80/",
+            "wss://[::1]:8443/chat?room=a",
         ] {
             assert_eq!(text.parse::<Endpoint>().unwrap().to_string(), text);
         }
@@ -553,6 +676,21 @@ mod tests {
             let ep: Endpoint = text.parse().unwrap();
             assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep, "{text}");
         }
+    }
+
+    #[test]
+    fn websocket_urls_take_default_ports_and_paths() {
+        let ep: Endpoint = "ws://example.com".parse().unwrap();
+        assert_eq!(ep.to_string(), "ws://example.com:80/");
+        assert_eq!(ep.transport(), Transport::Tcp);
+        let ep: Endpoint = "wss://[::1]/ws".parse().unwrap();
+        assert_eq!((ep.is_tls(), ep.websocket()), (true, Some("/ws")));
+        assert_eq!(ep.authority(), "[::1]:443");
+        let ep: Endpoint = "ws://:8088?x=1".parse().unwrap();
+        assert_eq!(ep.to_string(), "ws://127.0.0.1:8088/?x=1");
+        assert!("ws://h:1/a b".parse::<Endpoint>().is_err());
+        assert!("ws:///x".parse::<Endpoint>().is_err());
+        assert_eq!(ep.without_websocket().to_string(), "tcp://127.0.0.1:8088");
     }
 
     #[test]
@@ -589,13 +727,17 @@ mod properties {
             any::<std::net::Ipv4Addr>().prop_map(|ip| ip.to_string()),
             any::<std::net::Ipv6Addr>().prop_map(|ip| ip.to_string()),
         ];
+        let path = prop_oneof![Just(None), "/[a-zA-Z0-9._/?=&-]{0,30}".prop_map(Some)];
         prop_oneof![
-            (host, any::<u16>(), 0..3u8).prop_map(|(host, port, kind)| Endpoint::Inet {
-                udp: kind == 1,
-                host,
-                port,
-                scheme: true,
-                tls: kind == 2,
+            (host, any::<u16>(), 0..5u8, path).prop_map(|(host, port, kind, path)| {
+                Endpoint::Inet {
+                    udp: kind == 1,
+                    host,
+                    port,
+                    scheme: true,
+                    tls: kind == 2 || kind == 4,
+                    ws: (kind >= 3).then(|| path.unwrap_or_else(|| "/".into())),
+                }
             }),
             "/[a-zA-Z0-9._/-]{1,60}".prop_map(|p| Endpoint::Unix(PathBuf::from(p))),
         ]

@@ -66,3 +66,4 @@ pub mod time;
 pub mod timeclient;
 pub mod tls;
 pub mod units;
+pub mod ws;

@@ -21,12 +21,14 @@ use crate::accept::{self, AcceptOptions};
 use crate::endpoint::{Endpoint, Transport};
 use crate::exec;
 use crate::frame::Framing;
-use crate::net::{self, Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::net::{self, Bound, Listener, MAX_DATAGRAM};
 use crate::options::{FrameOptions, KeepsIdle, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::stdio;
 use crate::tls::{self, server::Tls};
+use crate::ws;
+use tokio_util::either::Either;
 
 /// Chunks of stdin a client may fall behind before it is dropped.
 const BROADCAST_DEPTH: usize = 1024;
@@ -53,6 +55,10 @@ pub struct Options {
     /// `idle_timeout` to a single client.
     #[command(flatten)]
     pub limits: Limits<KeepsIdle>,
+    /// With ws://: send each chunk of stdin as a binary message, and write
+    /// messages out as they come (default: a text message per line).
+    #[arg(long)]
+    pub binary: bool,
     /// `--tls` and its certificate.
     #[command(flatten)]
     pub tls: Tls,
@@ -71,9 +77,19 @@ impl Options {
                 "needs a stream endpoint (tcp or unix), not udp",
             ));
         }
+        let websocket = endpoint.websocket().is_some();
+        if self.binary && !websocket {
+            return Err(OptionError::new(
+                "binary",
+                "is for ws:// and wss:// endpoints",
+            ));
+        }
         let endpoints = vec![endpoint];
-        let tls = self.tls.server(&endpoints, &[])?;
+        // WebSocket is this service's own business; TLS below it is not.
+        let plain = [endpoints[0].clone().without_websocket()];
+        let tls = self.tls.server(&plain, &[])?;
         let cfg = Config {
+            websocket: websocket.then_some(self.binary),
             keep_open: self.keep_open,
             exec: self.exec.clone(),
             max_conns: self.limits.max_conns()?,
@@ -88,6 +104,8 @@ impl Options {
 /// What the netcat server does.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Speak WebSocket to each client (ws://), in binary messages if true.
+    pub websocket: Option<bool>,
     /// Serve clients until shutdown instead of exiting after the first.
     pub keep_open: bool,
     /// Run this argv per connection instead of using stdio.
@@ -138,11 +156,27 @@ async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::R
     res
 }
 
+/// A client's stream as its session sees it: for ws://, the messages
+/// after the WebSocket handshake.
+async fn upgrade<S>(cfg: &Config, stream: S) -> io::Result<Either<S, ws::Messages<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    Ok(match cfg.websocket {
+        None => Either::Left(stream),
+        Some(binary) => {
+            let socket = ws::accept(stream, cfg.stdio.max_frame).await?;
+            Either::Right(ws::Messages::new(socket, binary))
+        }
+    })
+}
+
 /// One client bridged to stdio or to its own process.
 async fn session<S>(cfg: &Config, stream: S) -> io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
+    let stream = upgrade(cfg, stream).await?;
     match &cfg.exec {
         Some(argv) => exec::serve_with_process(stream, argv).await,
         None => stdio::bridge(stream, &cfg.stdio).await,
@@ -152,11 +186,11 @@ where
 async fn run_many(cfg: &Config, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
     let mut opts = AcceptOptions::new("listen", cfg.max_conns, Level::INFO);
     opts.tls = cfg.tls.clone();
-    if let Some(argv) = &cfg.exec {
-        let argv = Arc::new(argv.clone());
+    if cfg.exec.is_some() {
+        let cfg = Arc::new(cfg.clone());
         return accept::serve(listener, shutdown, opts, move |stream, _| {
-            let argv = argv.clone();
-            async move { exec::serve_with_process(stream, &argv).await }
+            let cfg = cfg.clone();
+            async move { session(&cfg, stream).await }
         })
         .await;
     }
@@ -166,12 +200,15 @@ async fn run_many(cfg: &Config, listener: Listener, shutdown: Shutdown) -> io::R
     // Tracked, so the drain also waits for client data still queued for
     // stdout; it ends once the last client is gone.
     shutdown.spawn(move || write_stdout(from_clients));
-    let framing = cfg.stdio.framing;
-    let max_frame = cfg.stdio.max_frame;
+    let cfg = Arc::new(cfg.clone());
     accept::serve(listener, shutdown, opts, move |stream, _| {
         let rx = to_clients.subscribe();
         let tx = to_stdout.clone();
-        async move { serve_hub_client(stream, rx, tx, framing, max_frame).await }
+        let cfg = cfg.clone();
+        async move {
+            let stream = upgrade(&cfg, stream).await?;
+            serve_hub_client(stream, rx, tx, cfg.stdio.framing, cfg.stdio.max_frame).await
+        }
     })
     .await
 }
@@ -220,13 +257,16 @@ async fn write_stdout(mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-async fn serve_hub_client(
-    stream: Stream,
+async fn serve_hub_client<S>(
+    stream: S,
     mut from_stdin: broadcast::Receiver<Bytes>,
     to_stdout: mpsc::Sender<Bytes>,
     framing: Framing,
     max_frame: usize,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
         if framing == Framing::Raw {
@@ -254,7 +294,10 @@ async fn serve_hub_client(
     let writer = async {
         loop {
             match from_stdin.recv().await {
-                Ok(chunk) => wr.write_all(&chunk).await?,
+                Ok(chunk) => {
+                    wr.write_all(&chunk).await?;
+                    wr.flush().await?;
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     return Err(io::Error::other(format!(
                         "client fell {n} chunks behind stdin, dropping it"

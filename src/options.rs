@@ -185,6 +185,20 @@ pub fn at_least(key: &'static str, value: f64, min: f64) -> Result<f64, OptionEr
     }
 }
 
+/// Refuses `ws://` and `wss://` endpoints where `key` names them: only
+/// `connect` and `listen` bridge WebSocket (chat serves it with `--web`).
+pub fn no_websocket(key: &'static str, endpoints: &[Endpoint]) -> Result<(), OptionError> {
+    match endpoints.iter().find(|e| e.websocket().is_some()) {
+        Some(ws) => Err(OptionError::new(
+            key,
+            format!(
+                "'{ws}' is a WebSocket endpoint: connect and listen speak it, and chat with --web"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `endpoints` if none is UDP, for services that only speak over streams.
 pub fn stream_only(service: &str, endpoints: Vec<Endpoint>) -> Result<Vec<Endpoint>, OptionError> {
     use crate::endpoint::Transport;

@@ -38,6 +38,31 @@ pub struct Service {
     /// Its TLS, if it speaks TLS: its endpoints show as `tls://`, with the
     /// certificate's fingerprint beside them.
     pub tls: Option<Arc<tls::server::Server>>,
+    /// Endpoints that speak another protocol for the same service (chat's
+    /// web page), each started its own way.
+    pub extra: Vec<Extra>,
+}
+
+/// An endpoint of a service that speaks a protocol of its own, shown with
+/// its URL scheme: `http://127.0.0.1:8088`.
+#[derive(Clone)]
+pub struct Extra {
+    /// Where it listens.
+    pub endpoint: Endpoint,
+    /// `http`, shown as `https` when the service speaks TLS.
+    pub scheme: &'static str,
+    /// Runs its own protocol on its socket.
+    pub start: Starter,
+}
+
+/// A starter for `run` on `cfg`, which every socket it runs on shares.
+pub fn starter<C, F, Fut>(cfg: Arc<C>, run: F) -> Starter
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Bound, Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    Arc::new(move |bound, sd| Box::pin(run(cfg.clone(), bound, sd)) as ServiceFuture)
 }
 
 impl std::fmt::Debug for Service {
@@ -47,6 +72,10 @@ impl std::fmt::Debug for Service {
             .field("endpoints", &self.endpoints)
             .field("drain", &self.drain)
             .field("tls", &self.tls.is_some())
+            .field(
+                "extra",
+                &self.extra.iter().map(|e| &e.endpoint).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -66,21 +95,42 @@ impl Service {
         F: Fn(Arc<C>, Bound, Shutdown) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = io::Result<()>> + Send + 'static,
     {
-        let cfg = Arc::new(cfg);
+        Service::shared(name, endpoints, drain, Arc::new(cfg), run)
+    }
+
+    /// [`Service::new`] on a config the caller keeps a handle to, for
+    /// starters of its [`Extra`] endpoints.
+    pub fn shared<C, F, Fut>(
+        name: &'static str,
+        endpoints: Vec<Endpoint>,
+        drain: Duration,
+        cfg: Arc<C>,
+        run: F,
+    ) -> Service
+    where
+        C: Send + Sync + 'static,
+        F: Fn(Arc<C>, Bound, Shutdown) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<()>> + Send + 'static,
+    {
         Service {
             name,
             endpoints,
             drain,
-            start: Arc::new(move |bound, sd| {
-                Box::pin(run(cfg.clone(), bound, sd)) as ServiceFuture
-            }),
+            start: starter(cfg, run),
             tls: None,
+            extra: Vec::new(),
         }
     }
 
     /// The same service, speaking TLS through `tls` if there is one.
     pub fn with_tls(mut self, tls: Option<Arc<tls::server::Server>>) -> Service {
         self.tls = tls;
+        self
+    }
+
+    /// The same service, also listening on `extra`.
+    pub fn also(mut self, extra: Extra) -> Service {
+        self.extra.push(extra);
         self
     }
 }
@@ -102,6 +152,9 @@ pub struct Binding {
     pub name: &'static str,
     /// The endpoint actually bound, with the real port.
     pub endpoint: Endpoint,
+    /// How it is announced: the endpoint, or an extra one's URL.
+    pub shown: String,
+    start: Starter,
     bound: Bound,
 }
 
@@ -110,21 +163,52 @@ pub struct Binding {
 pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Result<Vec<Binding>> {
     let mut out = Vec::new();
     for (i, service) in services.iter().enumerate() {
-        for ep in &service.endpoints {
+        let tls = service.tls.is_some();
+        let main = service
+            .endpoints
+            .iter()
+            .map(|ep| (ep, None, &service.start));
+        let extra = service
+            .extra
+            .iter()
+            .map(|e| (&e.endpoint, Some(e.scheme), &e.start));
+        for (ep, scheme, start) in main.chain(extra) {
             let bound = net::bind(ep).await.with_context(|| match announce {
                 // A subcommand names one service already.
                 Announce::Lines => format!("bind {ep}"),
                 Announce::Table => format!("bind {} for {}", ep, service.name),
             })?;
+            let endpoint = bound
+                .local_endpoint()?
+                .with_tls(tls)
+                .with_websocket(ep.websocket());
+            let shown = match scheme {
+                Some(scheme) => url(scheme, tls, &endpoint),
+                None => endpoint.to_string(),
+            };
             out.push(Binding {
                 service: i,
                 name: service.name,
-                endpoint: bound.local_endpoint()?.with_tls(service.tls.is_some()),
+                endpoint,
+                shown,
+                start: start.clone(),
                 bound,
             });
         }
     }
     Ok(out)
+}
+
+/// `http://ADDR` (`https` with TLS) for an extra endpoint; a Unix socket
+/// has no URL and is shown as it is.
+fn url(scheme: &str, tls: bool, endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Inet { .. } => {
+            let s = if tls { "s" } else { "" };
+            format!("{scheme}{s}://{}", endpoint.authority())
+        }
+        Endpoint::Unix(_) => endpoint.to_string(),
+    }
 }
 
 /// The startup table: one row per service endpoint.
@@ -137,7 +221,7 @@ pub fn table(bindings: &[Binding]) -> String {
         .max(7);
     let mut out = format!("{:<width$}  endpoint\n", "service");
     for b in bindings {
-        out.push_str(&format!("{:<width$}  {}\n", b.name, b.endpoint));
+        out.push_str(&format!("{:<width$}  {}\n", b.name, b.shown));
     }
     out
 }
@@ -154,7 +238,7 @@ pub async fn run(services: Vec<Service>, announce: Announce) -> anyhow::Result<(
     let signals = Signals::install()?;
     let bindings = bind_all(&services, announce).await?;
     match announce {
-        Announce::Lines => bindings.iter().for_each(|b| announce_line(&b.endpoint)),
+        Announce::Lines => bindings.iter().for_each(|b| announce_line(&b.shown)),
         Announce::Table => eprint!("{}", table(&bindings)),
     }
     // After the endpoints, so `--pin` can be taken from here.
@@ -166,9 +250,8 @@ pub async fn run(services: Vec<Service>, announce: Announce) -> anyhow::Result<(
     let mut running = HashMap::new();
     let alone = bindings.len() == 1;
     for b in bindings {
-        let service = &services[b.service];
-        let fut = (service.start)(b.bound, shutdowns[b.service].clone());
-        running.insert(set.spawn(fut).id(), (service.name, b.endpoint));
+        let fut = (b.start)(b.bound, shutdowns[b.service].clone());
+        running.insert(set.spawn(fut).id(), (b.name, b.endpoint));
     }
     let all = wait_all(&mut set, &running, alone);
     let failures = run_until_signal(&shutdowns, signals, all).await;
@@ -253,8 +336,8 @@ async fn drain(services: &[Service], shutdowns: &[Shutdown]) {
 
 /// The one `listening on SCHEME://ADDR` line scripts wait for, straight to
 /// stderr so `-q` or JSON logs never hide or reshape it.
-fn announce_line(endpoint: &Endpoint) {
-    eprintln!("listening on {endpoint}");
+fn announce_line(shown: &str) {
+    eprintln!("listening on {shown}");
 }
 
 /// Binds and announces one UDP endpoint for a tool that listens but is not
@@ -262,7 +345,7 @@ fn announce_line(endpoint: &Endpoint) {
 pub async fn bind_datagram(ep: &Endpoint) -> anyhow::Result<tokio::net::UdpSocket> {
     match net::bind(ep).await.with_context(|| format!("bind {ep}"))? {
         Bound::Datagram(socket) => {
-            announce_line(&Endpoint::udp(socket.local_addr()?));
+            announce_line(&Endpoint::udp(socket.local_addr()?).to_string());
             Ok(socket)
         }
         Bound::Stream(_) => anyhow::bail!("{ep} is not a udp endpoint"),

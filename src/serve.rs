@@ -106,7 +106,9 @@ pub fn services(doc: &Doc, drain: Option<Secs>) -> Result<Vec<Service>, UsageErr
     suite.add("format_time", udp(9000), |o: &time::Options, ep| {
         o.service(ep)
     })?;
-    suite.add("chat", tcp(12345), |o: &chat::Options, ep| o.service(ep))?;
+    suite.add("chat", tcp(12345), |o: &chat::Options, ep| {
+        o.in_suite().service(ep)
+    })?;
     let http = vec![http::default_listen()];
     suite.add("http", http, |o: &http::Options, ep| o.service(ep))?;
     for rule in doc.tables::<Rule>("forward")? {
@@ -181,7 +183,14 @@ mod tests {
     fn rows(services: &[Service]) -> Vec<String> {
         services
             .iter()
-            .flat_map(|s| s.endpoints.iter().map(move |e| format!("{} {e}", s.name)))
+            .flat_map(|s| {
+                let main = s.endpoints.iter().map(move |e| format!("{} {e}", s.name));
+                let extra = s.extra.iter().map(move |e| {
+                    let url = e.endpoint.authority();
+                    format!("{} {}://{url}", s.name, e.scheme)
+                });
+                main.chain(extra)
+            })
             .collect()
     }
 
@@ -202,6 +211,7 @@ mod tests {
                 "time udp://127.0.0.1:7037",
                 "format-time udp://127.0.0.1:9000",
                 "chat tcp://127.0.0.1:12345",
+                "chat http://127.0.0.1:8088",
                 "http tcp://127.0.0.1:8080",
             ]
         );

@@ -294,6 +294,8 @@ where
             } else {
                 sock.write_all(&buf[..n]).await?;
             }
+            // A no-op on a socket; TLS and WebSocket hold bytes until it.
+            sock.flush().await?;
             activity.touch();
         }
     }
@@ -316,6 +318,7 @@ where
         let mut reply = replied.subscribe();
         sock.write_all(&opts.encode_line(&line, &mut codec)?)
             .await?;
+        sock.flush().await?;
         activity.touch();
         if opts.interactive.is_some() {
             await_reply(&mut reply).await;

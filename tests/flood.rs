@@ -145,9 +145,11 @@ sys.stdin.read()
 /// Holds a flood of connections against `srv` (each costs it `fds_each`
 /// descriptors), checks that `probe` is still served and that memory stays
 /// under `max_kib_each` a connection (measured in this debug build: about
-/// 6 KiB for echo, chat and http, 11 KiB for forward's two sockets; 32 KiB
-/// for http before its buffers waited for the first request), then lets go and checks that every
-/// descriptor comes back and `probe` still works.
+/// 6 KiB for echo and http, 7.5 KiB for chat, 11 KiB for forward's two
+/// sockets; 32 KiB for http before its buffers waited for the first
+/// request, 38 KiB for chat with a buffer on its session's stack), then
+/// lets go and checks that every descriptor comes back and `probe` still
+/// works.
 fn flood(srv: &Server, fds_each: usize, max_kib_each: f64, probe: impl Fn()) {
     let pid = srv.pid();
     let n = flood_size(fds_each);

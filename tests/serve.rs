@@ -30,7 +30,7 @@ fn defaults_serve_the_suite_on_the_design_ports() {
     let Some(mut cmd) = in_netns(env!("CARGO_BIN_EXE_sockit"), &["serve"]) else {
         return;
     };
-    let (server, rows) = Server::start_suite(&mut cmd, 13);
+    let (server, rows) = Server::start_suite(&mut cmd, 14);
     let rows: Vec<String> = rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
         rows,
@@ -47,11 +47,14 @@ fn defaults_serve_the_suite_on_the_design_ports() {
             "time udp://127.0.0.1:7037",
             "format-time udp://127.0.0.1:9000",
             "chat tcp://127.0.0.1:12345",
+            "chat http://127.0.0.1:8088",
             "http tcp://127.0.0.1:8080",
         ]
     );
     let inside =
         |program: &str, args: &[&str]| run(&mut netns_of(server.pid(), program, args), b"", STEP);
+    let page = inside("curl", &["-sS", "http://127.0.0.1:8088/"]);
+    assert!(String::from_utf8_lossy(&page.stdout).contains("<title>sockit chat</title>"));
     let out = inside(env!("CARGO_BIN_EXE_sockit"), &["time", ":9000", "%Y"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 4);

@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod browser;
 mod chat;
 mod classic;
 mod cli;
@@ -23,3 +24,4 @@ mod serve;
 mod shutdown;
 mod time;
 mod tls;
+mod websocket;

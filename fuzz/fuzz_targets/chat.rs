@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use sockit::chat::{Config, room::Hub, serve_client};
+use sockit::chat::{Chat, Config, serve_client};
 use sockit::net::{PeerAddr, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,15 +19,14 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .unwrap();
     rt.block_on(async {
-        let cfg = Arc::new(Config {
+        let chat = Arc::new(Chat::new(Config {
             max_line: 256,
             history: 4,
             ..Config::default()
-        });
-        let hub = Arc::new(Hub::new(cfg.history, cfg.max_conns));
+        }));
         let session = |stream| {
-            let (cfg, hub) = (cfg.clone(), hub.clone());
-            tokio::spawn(async move { serve_client(stream, PeerAddr::Unix, &cfg, &hub).await })
+            let chat = chat.clone();
+            tokio::spawn(async move { serve_client(stream, PeerAddr::Unix, &chat).await })
         };
         let (listener_end, listener_peer) = tokio::net::UnixStream::pair().unwrap();
         let listener = session(Stream::Unix(listener_end));

@@ -45,7 +45,9 @@ const CHANNEL: &str = "fanout";
 /// The flags of `sockit bench fanout`.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// The server: HOST:PORT, tcp://…, unix:PATH.
+    /// The server: HOST:PORT, tcp://…, unix:PATH, or ws://HOST:PORT/PATH
+    /// for a WebSocket that relays text messages to every client (chat's
+    /// `--web` socket, a broadcast server).
     pub endpoint: Endpoint,
     /// Subscriber connections.
     #[arg(short = 'n', long, default_value_t = 100)]
@@ -74,6 +76,15 @@ impl Options {
             return Err(OptionError::new(
                 "rate",
                 format!("must be a number above 0, not {rate}"),
+            ));
+        }
+        if self.redis && self.endpoint.websocket().is_some() {
+            return Err(OptionError::new("redis", "speaks RESP, not WebSocket"));
+        }
+        if self.endpoint.is_tls() {
+            return Err(OptionError::new(
+                "endpoint",
+                "bench fanout speaks plaintext",
             ));
         }
         if self.endpoint.transport() == Transport::Udp {
@@ -171,15 +182,29 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     // couple of hundred KiB on the core being measured.
     let hist = Arc::new(Mutex::new(stats::new_histogram()));
     let mut subs = JoinSet::new();
+    let ws = cfg.endpoint.websocket().is_some();
     for _ in 0..cfg.subscribers {
         let mut s = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+        let early = if ws {
+            open_websocket(&mut s, &cfg.endpoint).await?
+        } else {
+            Vec::new()
+        };
         if cfg.redis {
             s.write_all(format!("SUBSCRIBE {CHANNEL}\r\n").as_bytes())
                 .await?;
         }
-        subs.spawn(subscribe(s, base, expected, synced.clone(), hist.clone()));
+        let sub = Subscriber {
+            stream: s,
+            early,
+            ws,
+        };
+        subs.spawn(subscribe(sub, base, expected, synced.clone(), hist.clone()));
     }
-    let publisher = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+    let mut publisher = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+    if ws {
+        open_websocket(&mut publisher, &cfg.endpoint).await?;
+    }
     let (mut pub_rd, mut pub_wr) = tokio::io::split(publisher);
     // Replies and our own echoes must be read, or the server would count
     // the publisher as a client that stopped reading.
@@ -190,9 +215,11 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     let msg = |seq: u64| {
         let token = format!("{CHANNEL}:{seq}:{}", base.elapsed().as_micros());
         if cfg.redis {
-            format!("PUBLISH {CHANNEL} {token}\r\n")
+            format!("PUBLISH {CHANNEL} {token}\r\n").into_bytes()
+        } else if ws {
+            client_frame(token.as_bytes(), seq)
         } else {
-            format!("{token}\n")
+            format!("{token}\n").into_bytes()
         }
     };
     // Sync: repeat message 0 until every subscriber has seen one, so the
@@ -200,7 +227,7 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     let sync = async {
         let mut wait = SYNC_RETRY;
         loop {
-            pub_wr.write_all(msg(0).as_bytes()).await?;
+            pub_wr.write_all(&msg(0)).await?;
             let all = async {
                 while synced.0.load(Ordering::Acquire) < cfg.subscribers {
                     synced.1.notified().await;
@@ -226,7 +253,7 @@ async fn measure(cfg: Config) -> io::Result<Report> {
         if let Some(t) = tick.as_mut() {
             t.tick().await;
         }
-        pub_wr.write_all(msg(seq).as_bytes()).await?;
+        pub_wr.write_all(&msg(seq)).await?;
     }
     pub_wr.flush().await?;
     let mut delivered = 0;
@@ -258,11 +285,93 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     })
 }
 
+/// Opens a WebSocket on `s` by hand and returns what came after the
+/// server's response: the subscribers read frames in place, so they must
+/// see every byte that follows the handshake.
+async fn open_websocket(s: &mut Stream, ep: &Endpoint) -> io::Result<Vec<u8>> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: c29ja2l0IGJlbmNoIGtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ep.websocket().unwrap_or("/"),
+        ep.authority()
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 || got.len() > 16 * 1024 {
+            return Err(io::Error::other("no WebSocket handshake response"));
+        }
+        got.extend_from_slice(&chunk[..n]);
+        if let Some(end) = memchr::memmem::find(&got, b"\r\n\r\n") {
+            let status = got.split(|&b| b == b'\r').next().unwrap_or_default();
+            if !status.windows(5).any(|w| w == b" 101 ") {
+                let status = String::from_utf8_lossy(status).into_owned();
+                return Err(io::Error::other(format!("WebSocket refused: {status}")));
+            }
+            return Ok(got.split_off(end + 4));
+        }
+    }
+}
+
+/// A masked text frame, as a client must send (the mask need not be
+/// unpredictable to measure a server).
+fn client_frame(payload: &[u8], seed: u64) -> Vec<u8> {
+    let mask = (seed as u32 ^ 0x5a5a_a5a5)
+        .wrapping_mul(2_654_435_761)
+        .to_be_bytes();
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.push(0x81);
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Where the next message in `buf` ends and its text: a line, or the
+/// payload of one WebSocket frame (servers send them unmasked and, for
+/// lines this short, whole). `None` until all of it has arrived.
+fn next_message(buf: &[u8], ws: bool) -> Option<(usize, &[u8])> {
+    if !ws {
+        let pos = memchr::memchr(b'\n', buf)?;
+        return Some((pos + 1, &buf[..pos]));
+    }
+    let len = *buf.get(1)? & 0x7f;
+    let (head, len): (usize, usize) = match len {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+        ),
+        127 => (
+            10,
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+        ),
+        n => (2, usize::from(n)),
+    };
+    let end = head.checked_add(len)?;
+    (buf.len() >= end).then(|| (end, &buf[head..end]))
+}
+
+/// A subscriber's connection: `early` is what arrived with the WebSocket
+/// handshake's response.
+struct Subscriber {
+    stream: Stream,
+    early: Vec<u8>,
+    ws: bool,
+}
+
 /// Reads until all `expected` messages arrived or the grace period after
 /// the last one passes, recording latencies into `hist`; returns the count,
 /// the last receipt time and the still open stream.
 async fn subscribe(
-    stream: Stream,
+    sub: Subscriber,
     base: Instant,
     expected: u64,
     synced: Arc<(AtomicUsize, Notify)>,
@@ -277,22 +386,29 @@ async fn subscribe(
     // and lines split in place. Lines longer than MAX_LINE are skipped.
     // Lines here are short: start small and grow only for a long one, so
     // thousands of subscribers do not each hold MAX_LINE.
-    let mut buf = vec![0u8; 4096];
+    let Subscriber { stream, early, ws } = sub;
+    let mut buf = vec![0u8; early.len().max(4096)];
+    buf[..early.len()].copy_from_slice(&early);
+    let mut early = early.len();
     let mut filled = 0;
     let mut skipping = false;
     'read: loop {
-        let n = match tokio::time::timeout(GRACE, stream.read_drained(&mut buf[filled..])).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => break,
+        let n = if early > 0 {
+            // What came with the handshake, before the first read.
+            std::mem::take(&mut early)
+        } else {
+            match tokio::time::timeout(GRACE, stream.read_drained(&mut buf[filled..])).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => break,
+            }
         };
         let now = base.elapsed();
         let end = filled + n;
         let mut start = 0;
         // All subscribers share one thread, so this lock is never contended.
         let mut latencies = lock(&hist);
-        while let Some(pos) = memchr::memchr(b'\n', &buf[start..end]) {
-            let line = &buf[start..start + pos];
-            start += pos + 1;
+        while let Some((used, line)) = next_message(&buf[start..end], ws) {
+            start += used;
             if std::mem::take(&mut skipping) {
                 continue;
             }
@@ -322,6 +438,9 @@ async fn subscribe(
         if filled == buf.len() {
             if buf.len() < MAX_LINE {
                 buf.resize(buf.len() * 2, 0);
+            } else if ws {
+                // A frame cannot be skipped without its length: give up.
+                break;
             } else {
                 filled = 0;
                 skipping = true;
@@ -381,5 +500,20 @@ mod tests {
         assert_eq!(parse_token(b"[12:00:00] <guest-1> 7:123"), None);
         assert_eq!(parse_token(b"fanout:1:99999999999999999999"), None);
         assert_eq!(parse_token(b"fanout\r"), None);
+    }
+
+    #[test]
+    fn websocket_frames_are_cut_whole_or_not_at_all() {
+        let mut stream = vec![0x81, 5];
+        stream.extend_from_slice(b"hello");
+        stream.extend_from_slice(&[0x81, 126, 0x01, 0x00]);
+        stream.extend_from_slice(&[b'x'; 256]);
+        assert_eq!(next_message(&stream, true), Some((7, &b"hello"[..])));
+        let (used, body) = next_message(&stream[7..], true).unwrap();
+        assert_eq!((used, body.len()), (260, 256));
+        assert_eq!(next_message(&stream[7..100], true), None);
+        assert_eq!(next_message(b"line\nrest", false), Some((5, &b"line"[..])));
+        let frame = client_frame(b"fanout:1:2", 7);
+        assert_eq!((frame[0], frame[1]), (0x81, 0x80 | 10));
     }
 }

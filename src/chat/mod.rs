@@ -3,11 +3,14 @@
 //! this module runs one connection.
 
 pub mod client;
+pub mod line;
 pub mod outbox;
 pub mod peer;
 pub mod proto;
 pub mod room;
+pub mod web;
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +31,15 @@ use crate::frame::{Line, TolerantLines};
 use crate::idle::Activity;
 use crate::net::{Bound, Listener, PeerAddr, Stream};
 use crate::options::{LimitDefaults, Limits, OptionError, at_least, clap_defaults, stream_only};
-use crate::runner::Service;
+use crate::runner::{self, Extra, Service};
 use crate::shutdown::Shutdown;
 use crate::tls::{self, server::Tls};
 use crate::units::{ByteSize, Count, Secs};
-use outbox::Outbox;
+use line::Entry;
+use outbox::{Outbox, Wire};
 use proto::Command;
 use room::{ClientId, Hub, Said};
+use web::WebAt;
 
 /// Default longest line a client may send.
 pub const DEFAULT_MAX_LINE: usize = 4096;
@@ -99,6 +104,18 @@ pub struct Options {
     /// How long a client may stay past --queue-soft.
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_QUEUE_GRACE), allow_negative_numbers = true)]
     pub queue_grace: Secs,
+    /// Also serve the chat page, and its WebSocket at /ws, here (e.g.
+    /// 127.0.0.1:8088); it speaks TLS when chat does.
+    #[arg(long, value_name = "EP")]
+    pub web: Option<WebAt>,
+    /// An origin besides the page's own whose pages may open the WebSocket
+    /// (repeatable; * allows any).
+    #[arg(long, value_name = "ORIGIN")]
+    pub web_origin: Vec<String>,
+    /// Ping WebSocket clients this often; one silent for two of these is
+    /// closed (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = Secs(web::DEFAULT_PING), allow_negative_numbers = true)]
+    pub web_ping: Secs,
     /// `--tls` and its certificate; in a config section, a `tls` table.
     #[command(flatten)]
     pub tls: Tls,
@@ -135,8 +152,23 @@ impl Options {
             burst: at_least("burst", self.burst, 1.0)?,
             queue: self.queue()?,
             idle_timeout: self.limits.idle(),
+            web_origins: self.web_origin.clone(),
+            web_ping: self.web_ping.nonzero(),
             tls: None,
         })
+    }
+
+    /// As `sockit serve` runs it: with the page at its default place
+    /// unless the section says otherwise.
+    pub fn in_suite(&self) -> Options {
+        Options {
+            web: Some(
+                self.web
+                    .clone()
+                    .unwrap_or_else(|| WebAt::At(web::default_web())),
+            ),
+            ..self.clone()
+        }
     }
 
     fn queue(&self) -> Result<outbox::Bound, OptionError> {
@@ -157,13 +189,28 @@ impl Options {
     /// Its one entry for the runner, whether run alone or in the suite.
     pub fn service(&self, endpoints: Vec<Endpoint>) -> Result<Service, OptionError> {
         let endpoints = stream_only("chat", endpoints)?;
-        let tls = self.tls.server(&endpoints, &[])?;
+        let web = match &self.web {
+            Some(WebAt::At(ep)) => stream_only("web", vec![ep.clone()])?,
+            _ => Vec::new(),
+        };
+        let all: Vec<Endpoint> = endpoints.iter().chain(&web).cloned().collect();
+        let tls = self.tls.server(&all, &[])?;
         let cfg = Config {
             tls: tls.clone(),
             ..self.config()?
         };
         let drain = self.limits.drain();
-        Ok(Service::new("chat", endpoints, drain, cfg, run_bound).with_tls(tls))
+        let chat = Arc::new(Chat::new(cfg));
+        let mut service =
+            Service::shared("chat", endpoints, drain, chat.clone(), run_bound).with_tls(tls);
+        if let Some(endpoint) = web.into_iter().next() {
+            service = service.also(Extra {
+                endpoint,
+                scheme: "http",
+                start: runner::starter(chat, web::run_bound),
+            });
+        }
+        Ok(service)
     }
 }
 
@@ -184,6 +231,10 @@ pub struct Config {
     pub queue: outbox::Bound,
     /// Close a client that has sent nothing for this long.
     pub idle_timeout: Option<Duration>,
+    /// Origins besides the page's own allowed to open the WebSocket.
+    pub web_origins: Vec<String>,
+    /// How often WebSocket clients are pinged.
+    pub web_ping: Option<Duration>,
     /// Terminate TLS on every connection.
     pub tls: Option<Arc<tls::server::Server>>,
 }
@@ -208,54 +259,95 @@ impl Default for Config {
     }
 }
 
+/// One chat server: its config and the rooms that all of its endpoints,
+/// line protocol and web page alike, share.
+pub struct Chat {
+    /// Checked once, shared by every connection.
+    pub cfg: Config,
+    /// Rooms, nicks and history.
+    pub hub: Hub,
+}
+
+impl Chat {
+    /// An empty hub sized by `cfg`.
+    pub fn new(cfg: Config) -> Self {
+        let hub = Hub::new(cfg.history, cfg.max_conns);
+        Chat { cfg, hub }
+    }
+}
+
 /// Serves a bound socket until shutdown; chat needs a stream.
-pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
-    run(cfg, bound.into_stream("chat")?, shutdown).await
+pub async fn run_bound(chat: Arc<Chat>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
+    run(chat, bound.into_stream("chat")?, shutdown).await
 }
 
 /// Serves chat clients until shutdown.
-pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
-    let hub = Arc::new(Hub::new(cfg.history, cfg.max_conns));
+pub async fn run(chat: Arc<Chat>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
     // The hub turns clients past --max-conns away with a message; the
     // accept loop's cap only bounds the sockets that costs.
-    let cap = cfg.max_conns.saturating_add(cfg.max_conns / 10 + 16);
-    let mut opts = AcceptOptions::new("chat", cap, Level::DEBUG);
-    opts.tls = cfg.tls.clone();
+    let mut opts = AcceptOptions::new("chat", accept_cap(&chat.cfg), Level::DEBUG);
+    opts.tls = chat.cfg.tls.clone();
     accept::serve(listener, shutdown, opts, move |stream, peer| {
-        let (cfg, hub) = (cfg.clone(), hub.clone());
-        async move { serve_client(stream, peer, &cfg, &hub).await }
+        let chat = chat.clone();
+        async move { serve_client(stream, peer, &chat).await }
     })
     .await
 }
 
-/// One client's whole session on `stream`, joined to `hub`: the accept
-/// loop runs it per connection, and the fuzz target on a socket pair.
-pub async fn serve_client(
-    stream: Stream,
-    peer: PeerAddr,
-    cfg: &Config,
-    hub: &Hub,
-) -> io::Result<()> {
+/// Sockets an endpoint accepts at once: room over `--max-conns` to tell
+/// the extra clients that the server is full.
+fn accept_cap(cfg: &Config) -> usize {
+    cfg.max_conns.saturating_add(cfg.max_conns / 10 + 16)
+}
+
+/// One line-protocol client's whole session on `stream`: the accept loop
+/// runs it per connection, and the fuzz target on a socket pair.
+pub async fn serve_client(stream: Stream, peer: PeerAddr, chat: &Chat) -> io::Result<()> {
     // Like a relay leg: what the kernel holds unsent for a client that
     // stopped reading is capped too, so it is found behind sooner.
     let _ = stream.limit_unsent(UNSENT_LIMIT);
     let stream = Arc::new(stream);
-    let out = Arc::new(Outbox::new(stream.clone(), cfg.outbox_bound()));
+    let out = Arc::new(Outbox::new(
+        stream.clone(),
+        Wire::Text,
+        chat.cfg.outbox_bound(),
+    ));
+    // No read buffer until the client sends something: 10,000 idle clients
+    // would otherwise hold 80 MB of empty buffers.
+    let lines = FramedRead::with_capacity(&*stream, TolerantLines::new(chat.cfg.max_line), 0);
+    session(chat, peer, &stream, &out, lines, std::future::pending()).await
+}
+
+/// A session over any transport: lines come from `lines`, go out through
+/// `out` (which writes `stream`), and `beside` runs alongside until it
+/// fails (a WebSocket's pings; a line client has nothing there).
+pub(crate) async fn session<L>(
+    chat: &Chat,
+    peer: PeerAddr,
+    stream: &Stream,
+    out: &Arc<Outbox>,
+    lines: L,
+    beside: impl Future<Output = io::Error>,
+) -> io::Result<()>
+where
+    L: futures_util::Stream<Item = io::Result<Line>> + Unpin,
+{
+    let (cfg, hub) = (&chat.cfg, &chat.hub);
     let kick = CancellationToken::new();
     let Ok((id, nick)) = hub.enter(out.clone(), kick.clone(), peer) else {
-        let line = format!(
-            "! server is full ({} clients), try again later\n",
+        let why = format!(
+            "! server is full ({} clients), try again later",
             cfg.max_conns
         );
-        stream.write_all_shared(line.as_bytes(), |_| {}).await?;
-        return stream.shutdown_write();
+        let _ = out.push(&Entry::line(line::Line::error(why)));
+        return Box::pin(farewell(stream, out, CLOSE_TRY_LATER, "server is full")).await;
     };
     tracing::debug!(%nick, "joined");
     // The idle timer is boxed, so the many clients without one do not each
     // carry its space.
     let heard = cfg.idle_timeout.map(|_| Activity::new());
     let reader = async {
-        let lines = read_lines(&stream, cfg, hub, id, heard.as_ref());
+        let lines = read_lines(lines, cfg, hub, id, heard.as_ref());
         match &heard {
             Some(heard) => Box::pin(heard.bound(cfg.idle_timeout, lines)).await,
             None => lines.await,
@@ -264,12 +356,16 @@ pub async fn serve_client(
     let end = tokio::select! {
         res = reader => End::Reader(res),
         err = out.write_when_full() => End::Writer(err),
+        err = beside => End::Writer(err),
         () = kick.cancelled() => End::Kicked,
     };
     if let End::Reader(Err(err)) = &end
         && err.kind() == io::ErrorKind::TimedOut
     {
-        hub.notice(id, &format!("! {err} without a line, closing"));
+        hub.notice(
+            id,
+            line::Line::error(format!("! {err} without a line, closing")),
+        );
     }
     if let End::Writer(err) = &end
         && err.get_ref().is_some_and(|e| e.is::<outbox::Behind>())
@@ -283,14 +379,48 @@ pub async fn serve_client(
     match end {
         // What is still queued (a goodbye, an error) gets a moment to go.
         End::Reader(res) => {
-            if let Ok(Ok(())) = tokio::time::timeout(FAREWELL_FLUSH, out.drain()).await {
-                let _ = stream.shutdown_write();
-            }
+            let (code, why) = match &res {
+                Ok(()) => (CLOSE_NORMAL, "bye"),
+                Err(_) => (CLOSE_POLICY, "closing"),
+            };
+            Box::pin(farewell(stream, out, code, why)).await?;
             res
         }
         End::Writer(err) => Err(err),
         End::Kicked => Ok(()),
     }
+}
+
+/// WebSocket close codes (RFC 6455 section 7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TRY_LATER: u16 = 1013;
+
+/// Gives what is still queued a moment to go, then closes the write side:
+/// for a WebSocket client after a close frame with `code`.
+async fn farewell(stream: &Stream, out: &Outbox, code: u16, why: &str) -> io::Result<()> {
+    if out.websocket() {
+        let _ = out.push(&Entry::raw(line::close_frame(code, why)));
+    }
+    if let Ok(Ok(())) = tokio::time::timeout(FAREWELL_FLUSH, out.drain()).await {
+        let _ = stream.shutdown_write();
+        if out.websocket() {
+            // Closing a socket with unread bytes resets it, and a reset
+            // can destroy the close frame before the peer reads it: so,
+            // as nginx's lingering close does, read until the peer closes
+            // too, for a moment at most.
+            // On the heap: on the stack it would grow every session's
+            // future, held by each of thousands of idle clients.
+            let mut sink = vec![0u8; 4096];
+            let _ = tokio::time::timeout(FAREWELL_FLUSH, async {
+                while let Ok(n) = stream.read_drained(&mut sink).await
+                    && n > 0
+                {}
+            })
+            .await;
+        }
+    }
+    Ok(())
 }
 
 /// How a connection ended.
@@ -300,16 +430,16 @@ enum End {
     Kicked,
 }
 
-async fn read_lines(
-    rd: &Stream,
+async fn read_lines<L>(
+    mut lines: L,
     cfg: &Config,
     hub: &Hub,
     id: ClientId,
     heard: Option<&Activity>,
-) -> io::Result<()> {
-    // No read buffer until the client sends something: 10,000 idle clients
-    // would otherwise hold 80 MB of empty buffers.
-    let mut lines = FramedRead::with_capacity(rd, TolerantLines::new(cfg.max_line), 0);
+) -> io::Result<()>
+where
+    L: futures_util::Stream<Item = io::Result<Line>> + Unpin,
+{
     let mut bucket = Bucket::new(cfg.rate, cfg.burst);
     let mut burst = Burst::default();
     loop {
@@ -330,7 +460,7 @@ async fn read_lines(
             Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Line::TooLong => {
                 let why = format!("! line too long (max {} bytes), not sent", cfg.max_line);
-                burst.notice(hub, id, &why);
+                burst.notice(hub, id, line::Line::error(why));
                 continue;
             }
         };
@@ -340,7 +470,11 @@ async fn read_lines(
         match bucket.take() {
             Take::Ok => {}
             Take::FirstDrop => {
-                burst.notice(hub, id, "! slow down: lines are being dropped");
+                burst.notice(
+                    hub,
+                    id,
+                    line::Line::error("! slow down: lines are being dropped"),
+                );
                 continue;
             }
             Take::Drop => continue,
@@ -351,7 +485,7 @@ async fn read_lines(
                     return Ok(());
                 }
             }
-            Err(e) => burst.notice(hub, id, &format!("! {e}")),
+            Err(e) => burst.notice(hub, id, line::Line::error(format!("! {e}"))),
         }
     }
     burst.flush(hub, id);
@@ -360,12 +494,15 @@ async fn read_lines(
 
 /// The next line from the client. Messages gather in `burst` while more
 /// input is at hand and go to the room before the reader waits.
-async fn next_line(
-    lines: &mut FramedRead<&Stream, TolerantLines>,
+async fn next_line<L>(
+    lines: &mut L,
     burst: &mut Burst,
     hub: &Hub,
     id: ClientId,
-) -> Option<io::Result<Line>> {
+) -> Option<io::Result<Line>>
+where
+    L: futures_util::Stream<Item = io::Result<Line>> + Unpin,
+{
     if let Some(next) = lines.next().now_or_never() {
         return next;
     }
@@ -418,7 +555,7 @@ impl Burst {
 
     /// A line to the client alone, after the messages it typed before it,
     /// so replies and room lines keep the order they were typed in.
-    fn notice(&mut self, hub: &Hub, id: ClientId, line: &str) {
+    fn notice(&mut self, hub: &Hub, id: ClientId, line: line::Line) {
         self.flush(hub, id);
         hub.notice(id, line);
     }
@@ -447,7 +584,7 @@ fn run_command(hub: &Hub, id: ClientId, cmd: Command, burst: &mut Burst) -> bool
             Ok(())
         }
         Command::Quit => {
-            hub.notice(id, "* bye");
+            hub.notice(id, line::Line::info("* bye"));
             return false;
         }
         Command::Nick(nick) => hub.rename(id, &nick),
@@ -468,15 +605,23 @@ fn run_command(hub: &Hub, id: ClientId, cmd: Command, burst: &mut Burst) -> bool
             hub.set_echo(id, on);
             Ok(())
         }
+        Command::Tags(on) => {
+            hub.set_tags(id, on);
+            Ok(())
+        }
+        Command::Resume(room, after) => {
+            hub.resume(id, &room, after.as_deref());
+            Ok(())
+        }
         Command::Help => {
-            for line in proto::HELP {
-                hub.notice(id, &format!("* {line}"));
+            for text in proto::HELP {
+                hub.notice(id, line::Line::info(format!("* {text}")));
             }
             Ok(())
         }
     };
     if let Err(e) = res {
-        hub.notice(id, &format!("! {e}"));
+        hub.notice(id, line::Line::error(format!("! {e}")));
     }
     true
 }

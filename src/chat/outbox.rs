@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::time::Duration;
@@ -23,11 +24,9 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::line::Form;
+pub use super::line::Outgoing;
 use crate::net::Stream;
-
-/// One or more rendered lines, each ending in `\n`, shared by every client
-/// they go to.
-pub type Outgoing = Arc<str>;
 
 /// What an entry counts for beyond its text: the queue slot and the shared
 /// allocation's header, so a flood of tiny lines is bounded too.
@@ -71,11 +70,26 @@ pub struct Outbox {
     /// Wakes the client's own task: its socket is full, or writing failed.
     stalled: Notify,
     bound: Bound,
+    websocket: bool,
+    /// Whether the client asked for `/tags on`.
+    tagged: AtomicBool,
+    /// A WebSocket close frame is queued: the queue takes nothing more.
+    closed: AtomicBool,
+}
+
+/// How a client's socket carries lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `\n`-ended text: `nc`, telnet, `sockit chat`.
+    Text,
+    /// One WebSocket text frame per line, after the upgrade.
+    WebSocket,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
-    entries: VecDeque<Outgoing>,
+    /// Each entry with the form it is sent in, fixed when it was queued.
+    entries: VecDeque<(Outgoing, Form)>,
     /// Bytes of the front entry the kernel already took.
     sent: usize,
     /// What the entries count against the bound.
@@ -89,18 +103,38 @@ struct Queue {
     over_soft: Option<Instant>,
 }
 
-fn cost(line: &str) -> usize {
-    line.len() + ENTRY_COST
+fn cost((entry, form): &(Outgoing, Form)) -> usize {
+    entry.bytes(*form).len() + ENTRY_COST
 }
 
 impl Outbox {
     /// An empty queue for `stream` within `bound`.
-    pub fn new(stream: Arc<Stream>, bound: Bound) -> Self {
+    pub fn new(stream: Arc<Stream>, wire: Wire, bound: Bound) -> Self {
         Outbox {
             stream,
             queue: Mutex::new(Queue::default()),
             stalled: Notify::new(),
             bound,
+            websocket: wire == Wire::WebSocket,
+            tagged: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the client is a WebSocket, whose close takes a frame.
+    pub fn websocket(&self) -> bool {
+        self.websocket
+    }
+
+    /// `/tags on|off`: the form of every line queued from now on.
+    pub fn set_tagged(&self, on: bool) {
+        self.tagged.store(on, Ordering::Relaxed);
+    }
+
+    fn form(&self) -> Form {
+        Form {
+            websocket: self.websocket,
+            tagged: self.tagged.load(Ordering::Relaxed),
         }
     }
 
@@ -120,10 +154,14 @@ impl Outbox {
     /// is already failing is not behind: it will leave on its own.
     pub fn push(&self, line: &Outgoing) -> Result<bool, Behind> {
         let mut q = self.lock();
-        if q.failed.is_some() {
+        if q.failed.is_some() || self.closed.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let cost = cost(line);
+        if self.websocket && line.is_close() {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        let entry = (line.clone(), self.form());
+        let cost = cost(&entry);
         if q.bytes + cost > self.bound.hard || self.overstayed(&q) {
             return Err(Behind);
         }
@@ -133,7 +171,7 @@ impl Outbox {
             // A task already waiting for room must start the grace clock.
             self.stalled.notify_one();
         }
-        q.entries.push_back(line.clone());
+        q.entries.push_back(entry);
         Ok(q.entries.len() == 1 && !q.full)
     }
 
@@ -213,14 +251,14 @@ impl Outbox {
             // One entry is the common case (a paced fan-out): a plain send
             // skips writev's iovec import, which showed in profiles.
             let res = if q.entries.len() == 1 {
-                self.stream.try_write(&front.as_bytes()[q.sent..])
+                self.stream.try_write(&front.0.bytes(front.1)[q.sent..])
             } else {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut parts = q.entries.iter();
                 let mut n = 0;
-                for (slot, entry) in iov.iter_mut().zip(&mut parts) {
+                for (slot, (entry, form)) in iov.iter_mut().zip(&mut parts) {
                     let skip = if n == 0 { q.sent } else { 0 };
-                    *slot = IoSlice::new(&entry.as_bytes()[skip..]);
+                    *slot = IoSlice::new(&entry.bytes(*form)[skip..]);
                     n += 1;
                 }
                 self.stream.try_write_vectored(&iov[..n])
@@ -245,7 +283,7 @@ impl Queue {
     /// The kernel took `n` more bytes.
     fn advance(&mut self, mut n: usize) {
         while let Some(front) = self.entries.front() {
-            let left = front.len() - self.sent;
+            let left = front.0.bytes(front.1).len() - self.sent;
             if n < left {
                 self.sent += n;
                 return;
@@ -271,8 +309,23 @@ fn fail(q: &mut Queue, kind: io::ErrorKind) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::chat::line::Entry;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
+
+    /// Bytes queued as they are.
+    pub(crate) fn raw(text: impl AsRef<str>) -> Outgoing {
+        Entry::raw(text.as_ref().as_bytes())
+    }
+
+    fn raw_cost(entry: &Outgoing) -> usize {
+        entry.bytes(TEXT).len() + ENTRY_COST
+    }
+
+    const TEXT: Form = Form {
+        websocket: false,
+        tagged: false,
+    };
 
     /// An outbox on one end of a socket pair, ready to write, and the other
     /// end, read without the runtime.
@@ -285,7 +338,7 @@ pub(crate) mod tests {
         let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
         // A new socket is writable once the reactor has seen it so.
         ours.writable().await.unwrap();
-        let out = Outbox::new(Arc::new(Stream::Unix(ours)), bound);
+        let out = Outbox::new(Arc::new(Stream::Unix(ours)), Wire::Text, bound);
         let theirs = theirs.into_std().unwrap();
         theirs.set_nonblocking(true).unwrap();
         (Arc::new(out), theirs)
@@ -303,8 +356,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_bound_counts_bytes_until_the_kernel_takes_them() {
-        let line: Outgoing = "0123456789\n".into();
-        let (out, peer) = pair(2 * cost(&line)).await;
+        let line = raw("0123456789\n");
+        let (out, peer) = pair(2 * raw_cost(&line)).await;
         assert!(out.push(&line).unwrap(), "an idle queue asks for a flush");
         assert!(!out.push(&line).unwrap(), "a waiting one does not");
         assert!(out.push(&line).is_err(), "a third line is over the bound");
@@ -316,7 +369,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_full_socket_is_left_to_the_clients_task() {
-        let entry: Outgoing = "x".repeat(60 * 1024).into();
+        let entry = raw("x".repeat(60 * 1024));
         let (out, peer) = pair(usize::MAX).await;
         let mut pushed = 0;
         // Until the socket pair's buffer is full.
@@ -326,13 +379,13 @@ pub(crate) mod tests {
             pushed += 1;
             assert!(pushed < 1000, "a socket buffer is not 60 MB");
         }
-        let last: Outgoing = "the end\n".into();
+        let last = raw("the end\n");
         assert!(!out.push(&last).unwrap(), "a full queue is not flushed");
         let writer = tokio::spawn({
             let out = out.clone();
             async move { out.write_when_full().await }
         });
-        let want = entry.len() * pushed + last.len();
+        let want = entry.bytes(TEXT).len() * pushed + last.bytes(TEXT).len();
         let peer = tokio::task::spawn_blocking(move || {
             peer.set_nonblocking(false).unwrap();
             let mut got = vec![0; want];
@@ -365,10 +418,10 @@ pub(crate) mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn over_the_soft_limit_a_client_has_the_grace_period() {
-        let entry: Outgoing = "x".repeat(60 * 1024).into();
+        let entry = raw("x".repeat(60 * 1024));
         let bound = Bound {
-            hard: 100 * cost(&entry),
-            soft: 4 * cost(&entry),
+            hard: 100 * raw_cost(&entry),
+            soft: 4 * raw_cost(&entry),
             grace: Duration::from_secs(10),
         };
         let (out, peer) = pair_within(bound).await;
@@ -384,7 +437,7 @@ pub(crate) mod tests {
             peer.set_nonblocking(false).unwrap();
             let mut buf = vec![0; 1 << 20];
             let mut got = 0;
-            while got < 11 * entry.len() {
+            while got < 11 * entry.bytes(TEXT).len() {
                 got += (&peer).read(&mut buf).unwrap();
             }
             peer
@@ -396,7 +449,7 @@ pub(crate) mod tests {
         assert!(out.lock().over_soft.is_none());
         // Stops reading again: over the soft limit for the whole grace
         // period, it is let go even with no new line to refuse.
-        let entry: Outgoing = "y".repeat(60 * 1024).into();
+        let entry = raw("y".repeat(60 * 1024));
         fill(&out, &entry);
         for _ in 0..10 {
             out.push(&entry).unwrap();
@@ -414,10 +467,10 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn past_the_hard_limit_a_client_is_refused_at_once() {
-        let line: Outgoing = "z".repeat(1000).into();
+        let line = raw("z".repeat(1000));
         let bound = Bound {
-            hard: 3 * cost(&line),
-            soft: cost(&line),
+            hard: 3 * raw_cost(&line),
+            soft: raw_cost(&line),
             grace: Duration::from_secs(3600),
         };
         let (out, _peer) = pair_within(bound).await;

@@ -25,6 +25,11 @@ pub enum Command {
     Me(String),
     /// `/echo on|off`: whether your own messages come back to you.
     Echo(bool),
+    /// `/tags on|off`: lines with machine-readable tags, for programs.
+    Tags(bool),
+    /// `/resume ROOM [ID]`: into ROOM with what followed message ID (all
+    /// of its history without one), even if already there.
+    Resume(String, Option<String>),
     /// `/help`
     Help,
     /// `/quit` or the textbook's `byebye`
@@ -50,6 +55,8 @@ pub const HELP: &[&str] = &[
     "/msg NICK TEXT  private message",
     "/me ACTION      * you do something",
     "/echo on|off    whether your own messages come back to you (off)",
+    "/tags on|off    lines start with @kind=…;id=…;… for programs (off)",
+    "/resume ROOM [ID] into ROOM, replaying what followed message ID (or all)",
     "/quit           leave (so does a line saying byebye)",
 ];
 
@@ -84,11 +91,26 @@ pub fn parse(line: &str) -> Result<Command, ProtoError> {
         },
         "me" if arg.is_empty() => Err(need("ACTION")),
         "me" => Ok(Command::Me(arg.to_string())),
-        "echo" => match arg.to_ascii_lowercase().as_str() {
-            "on" => Ok(Command::Echo(true)),
-            "off" => Ok(Command::Echo(false)),
-            _ => Err(need("on|off")),
-        },
+        "echo" | "tags" => {
+            let on = match arg.to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(need("on|off")),
+            };
+            Ok(if cmd.eq_ignore_ascii_case("echo") {
+                Command::Echo(on)
+            } else {
+                Command::Tags(on)
+            })
+        }
+        "resume" => {
+            let mut words = arg.split_whitespace();
+            let (Some(room), id, None) = (words.next(), words.next(), words.next()) else {
+                return Err(need("ROOM [ID]"));
+            };
+            let room = room.strip_prefix('#').unwrap_or(room);
+            valid_name(room, "room").map(|r| Command::Resume(r.to_string(), id.map(String::from)))
+        }
         "help" => Ok(Command::Help),
         "quit" => Ok(Command::Quit),
         _ => Err(ProtoError(format!("unknown command /{cmd} (try /help)"))),
@@ -128,6 +150,23 @@ mod tests {
         assert_eq!(parse("/HELP"), Ok(Command::Help));
         assert_eq!(parse("/echo on"), Ok(Command::Echo(true)));
         assert_eq!(parse("/echo OFF"), Ok(Command::Echo(false)));
+        assert_eq!(parse("/tags on"), Ok(Command::Tags(true)));
+        assert_eq!(
+            parse("/resume #dev 19a-42"),
+            Ok(Command::Resume("dev".into(), Some("19a-42".into())))
+        );
+        assert_eq!(
+            parse("/resume dev"),
+            Ok(Command::Resume("dev".into(), None))
+        );
+        assert!(parse("/resume").unwrap_err().0.contains("usage"));
+        assert!(parse("/resume a b c").unwrap_err().0.contains("usage"));
+        assert!(
+            parse("/resume b@d 1")
+                .unwrap_err()
+                .0
+                .contains("invalid room")
+        );
         assert!(parse("/echo maybe").unwrap_err().0.contains("usage"));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("byebye"), Ok(Command::Quit));

@@ -5,14 +5,20 @@
 //! operations and queue pushes with no `.await` inside, so an async mutex
 //! would only add cost (mini-redis db.rs makes the same choice). The
 //! sockets are written after it is released.
+//!
+//! Every message gets an id, `EPOCH-SEQ`: the hub's start time and one
+//! sequence for all rooms. A client that lost its connection says
+//! `/resume ROOM ID` with the last id it saw and is sent what followed,
+//! no message twice; a gap marker says when some of that is no longer in
+//! history (or the id is from before a restart).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Behind, Outbox, Outgoing};
+use super::line::{Entry, Line, Outgoing};
+use super::outbox::{Behind, Outbox};
 use super::proto::ProtoError;
 use crate::net::PeerAddr;
 
@@ -36,6 +42,10 @@ pub const LOBBY: &str = "lobby";
 /// million lines), so only the person joining is told.
 pub const ANNOUNCE_LIMIT: usize = 200;
 
+/// Rooms that emptied and went whose last message id is remembered, so a
+/// client resuming into one made again learns what it missed.
+const GONE_ROOMS: usize = 10_000;
+
 struct Client {
     nick: String,
     /// Named in the log when the hub drops the client, which happens in
@@ -54,35 +64,65 @@ struct Client {
 struct Room {
     /// Each member's queue, so a fan-out need not look clients up.
     members: HashMap<ClientId, Arc<Outbox>>,
-    history: VecDeque<Outgoing>,
+    /// The last messages, oldest first, by sequence number.
+    history: VecDeque<(u64, Outgoing)>,
+    /// Messages posted since the room was made: a client counts unread
+    /// messages by it.
+    posted: u64,
+    /// The highest sequence number of this room's messages that history
+    /// no longer holds.
+    forgotten: u64,
 }
 
 #[derive(Default)]
 struct State {
     next_id: ClientId,
+    /// The last message's sequence number, in any room.
+    seq: u64,
     clients: HashMap<ClientId, Client>,
     nicks: HashMap<String, ClientId>,
     rooms: BTreeMap<String, Room>,
+    /// For rooms that emptied and went: their last message's number.
+    gone: HashMap<String, u64>,
+    /// What a room not in `gone` may have missed, once `gone` overflowed.
+    gone_floor: u64,
 }
 
 /// The server is at `--max-conns`.
 #[derive(Debug)]
 pub struct Full;
 
+/// Where a replay into a room starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Since {
+    /// A plain join: the whole history.
+    Start,
+    /// A resume: what came after this message.
+    Seen(u64),
+    /// A resume with an id from another run of the server.
+    Unknown,
+}
+
 /// Shared by every connection of one chat server.
 pub struct Hub {
     state: Mutex<State>,
     history: usize,
     max_conns: usize,
+    /// The first half of every message id: when this hub started.
+    epoch: String,
 }
 
 impl Hub {
     /// An empty hub keeping `history` lines per room.
     pub fn new(history: usize, max_conns: usize) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Hub {
             state: Mutex::new(State::default()),
             history,
             max_conns,
+            epoch: format!("{:x}", started.as_millis()),
         }
     }
 
@@ -118,15 +158,11 @@ impl Hub {
                     echo: false,
                 },
             );
-            send(
-                st,
-                id,
-                &format!(
-                    "* welcome to sockit chat, you are {nick}; /nick NAME to change it, /help for commands"
-                ),
-                fan,
+            let welcome = format!(
+                "* welcome to sockit chat, you are {nick}; /nick NAME to change it, /help for commands"
             );
-            self.enter_room(st, id, LOBBY, fan);
+            send(st, id, Line::new("welcome", &format!("nick={nick}"), welcome), fan);
+            self.enter_room(st, id, LOBBY, Since::Start, fan);
             Ok((id, nick))
         })
     }
@@ -135,8 +171,7 @@ impl Hub {
     pub fn leave(&self, id: ClientId) {
         self.update(|st, fan| {
             if let Some(c) = remove(st, id) {
-                let line = format!("* {} left #{}", c.nick, c.room);
-                announce(st, &c.room, None, &line, fan);
+                announce(st, &c.room, None, left(&c.nick, &c.room, ""), fan);
             }
         });
     }
@@ -147,7 +182,7 @@ impl Hub {
     }
 
     /// A line to this client only (errors, help, replies).
-    pub fn notice(&self, id: ClientId, line: &str) {
+    pub fn notice(&self, id: ClientId, line: Line) {
         self.update(|st, fan| send(st, id, line, fan));
     }
 
@@ -157,29 +192,43 @@ impl Hub {
     pub fn say(&self, id: ClientId, said: &[Said]) {
         self.update(|st, fan| {
             let Some(c) = st.clients.get(&id) else { return };
-            let Some(r) = st.rooms.get_mut(&c.room) else {
+            let (room, nick, echo) = (c.room.clone(), c.nick.clone(), c.echo);
+            let now = chrono::Local::now();
+            let stamp = now.format("%H:%M:%S").to_string();
+            let millis = now.timestamp_millis();
+            let first = st.seq + 1;
+            st.seq += said.len() as u64;
+            let Some(r) = st.rooms.get_mut(&room) else {
                 return;
             };
-            let stamp = chrono::Local::now().format("%H:%M:%S").to_string();
-            let mut batch = String::new();
-            let kept_from = said.len().saturating_sub(self.history);
-            for (i, s) in said.iter().enumerate() {
-                let start = batch.len();
-                let _ = if s.action {
-                    writeln!(batch, "[{stamp}] * {} {}", c.nick, s.text)
-                } else {
-                    writeln!(batch, "[{stamp}] <{}> {}", c.nick, s.text)
-                };
-                if i >= kept_from {
-                    if r.history.len() == self.history {
-                        r.history.pop_front();
+            let lines: Vec<Line> = said
+                .iter()
+                .zip(first..)
+                .map(|(s, seq)| {
+                    let tags =
+                        format!("id={}-{seq};room={room};from={nick};t={millis}", self.epoch);
+                    if s.action {
+                        Line::message("me", &tags, &format!("[{stamp}] * {nick} "), &s.text)
+                    } else {
+                        Line::message("msg", &tags, &format!("[{stamp}] <{nick}> "), &s.text)
                     }
-                    r.history.push_back(batch[start..].into());
+                })
+                .collect();
+            r.posted += lines.len() as u64;
+            let kept_from = lines.len().saturating_sub(self.history);
+            for (line, seq) in lines.iter().zip(first..).skip(kept_from) {
+                if r.history.len() == self.history
+                    && let Some((old, _)) = r.history.pop_front()
+                {
+                    r.forgotten = old;
                 }
+                r.history.push_back((seq, Entry::line(line.clone())));
             }
-            let (room, echo) = (c.room.clone(), c.echo);
+            if kept_from > 0 {
+                r.forgotten = first + kept_from as u64 - 1;
+            }
             let except = (!echo).then_some(id);
-            broadcast_line(st, &room, except, &batch.into(), fan);
+            broadcast_entry(st, &room, except, &Entry::lines(lines), fan);
         });
     }
 
@@ -194,6 +243,24 @@ impl Hub {
                 "* echo on: your own messages come back to you"
             } else {
                 "* echo off: your own messages are not sent back"
+            };
+            let tags = if on { "echo=on" } else { "echo=off" };
+            send(st, id, Line::new("echo", tags, line), fan);
+        });
+    }
+
+    /// `/tags on|off`: every line from now on with its tags, or without.
+    pub fn set_tags(&self, id: ClientId, on: bool) {
+        self.update(|st, fan| {
+            let Some(c) = st.clients.get(&id) else {
+                return;
+            };
+            c.out.set_tagged(on);
+            let line = if on {
+                let text = "* tags on: every line starts with @kind=…;… for programs";
+                Line::new("tags", &format!("nick={}", c.nick), text)
+            } else {
+                Line::info("* tags off")
             };
             send(st, id, line, fan);
         });
@@ -214,7 +281,12 @@ impl Hub {
             let room = c.room.clone();
             st.nicks.remove(&old);
             st.nicks.insert(new.to_string(), id);
-            broadcast(st, &room, &format!("* {old} is now known as {new}"), fan);
+            let line = Line::new(
+                "nick",
+                &format!("room={room};old={old};new={new}"),
+                format!("* {old} is now known as {new}"),
+            );
+            broadcast(st, &room, line, fan);
             Ok(())
         })
     }
@@ -222,27 +294,66 @@ impl Hub {
     /// Moves a client to another room.
     pub fn join(&self, id: ClientId, room: &str) {
         self.update(|st, fan| {
-            let Some(c) = st.clients.get(&id) else { return };
-            if c.room == room {
-                send(st, id, &format!("* you are already in #{room}"), fan);
+            if in_room(st, id, room) {
+                send(
+                    st,
+                    id,
+                    Line::info(format!("* you are already in #{room}")),
+                    fan,
+                );
                 return;
             }
-            let (old, nick) = (c.room.clone(), c.nick.clone());
-            leave_room(st, id, &old);
-            announce(st, &old, None, &format!("* {nick} left #{old}"), fan);
-            self.enter_room(st, id, room, fan);
+            self.switch(st, id, room, Since::Start, fan);
         });
     }
 
-    /// `/rooms`: every room and its head count.
+    /// `/resume ROOM [ID]`: into `room` (if not there already), with every
+    /// message after `after` that history still holds (all of it without
+    /// `after`), a gap marker if it no longer holds them all, and
+    /// `resumed` last.
+    pub fn resume(&self, id: ClientId, room: &str, after: Option<&str>) {
+        let since = match after.map(|a| a.split_once('-')) {
+            None => Since::Start,
+            Some(Some((epoch, seq))) if epoch == self.epoch => {
+                seq.parse().map_or(Since::Unknown, Since::Seen)
+            }
+            Some(_) => Since::Unknown,
+        };
+        self.update(|st, fan| {
+            if in_room(st, id, room) {
+                replay(st, id, room, since, fan);
+            } else {
+                self.switch(st, id, room, since, fan);
+            }
+            let line = Line::new(
+                "resumed",
+                &format!("room={room}"),
+                format!("* resumed #{room}"),
+            );
+            send(st, id, line, fan);
+        });
+    }
+
+    /// `/rooms`: every room, its head count and (tagged) how many messages
+    /// it has had.
     pub fn rooms(&self, id: ClientId) {
         self.update(|st, fan| {
-            let list: Vec<String> = st
+            let people: Vec<String> = st
                 .rooms
                 .iter()
                 .map(|(name, r)| format!("#{name} ({})", r.members.len()))
                 .collect();
-            send(st, id, &format!("* rooms: {}", list.join(", ")), fan);
+            let tags: Vec<String> = st
+                .rooms
+                .iter()
+                .map(|(name, r)| format!("{name}:{}:{}", r.members.len(), r.posted))
+                .collect();
+            let line = Line::new(
+                "rooms",
+                &format!("rooms={}", tags.join(",")),
+                format!("* rooms: {}", people.join(", ")),
+            );
+            send(st, id, line, fan);
         });
     }
 
@@ -258,8 +369,12 @@ impl Hub {
                 .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
                 .collect();
             nicks.sort_unstable();
-            let line = format!("* in #{room}: {}", nicks.join(", "));
-            send(st, id, &line, fan);
+            let line = Line::new(
+                "who",
+                &format!("room={room};nicks={}", nicks.join(",")),
+                format!("* in #{room}: {}", nicks.join(", ")),
+            );
+            send(st, id, line, fan);
         });
     }
 
@@ -272,10 +387,14 @@ impl Hub {
             let Some(from) = st.clients.get(&id).map(|c| c.nick.clone()) else {
                 return Ok(());
             };
-            let stamp = chrono::Local::now().format("%H:%M:%S");
-            send(st, target, &format!("[{stamp}] -{from}- {text}"), fan);
+            let now = chrono::Local::now();
+            let stamp = now.format("%H:%M:%S");
+            let tags = format!("from={from};to={to};t={}", now.timestamp_millis());
+            let prefix = format!("[{stamp}] -{from}- ");
+            send(st, target, Line::message("pm", &tags, &prefix, text), fan);
             if target != id {
-                send(st, id, &format!("[{stamp}] -> {to}: {text}"), fan);
+                let prefix = format!("[{stamp}] -> {to}: ");
+                send(st, id, Line::message("pm", &tags, &prefix, text), fan);
             }
             Ok(())
         })
@@ -291,20 +410,39 @@ impl Hub {
         res
     }
 
-    fn enter_room(&self, st: &mut State, id: ClientId, room: &str, fan: &mut Fanout) {
+    /// Out of the client's room (telling it) and into `room`.
+    fn switch(&self, st: &mut State, id: ClientId, room: &str, since: Since, fan: &mut Fanout) {
+        let Some(c) = st.clients.get(&id) else { return };
+        let (old, nick) = (c.room.clone(), c.nick.clone());
+        leave_room(st, id, &old);
+        announce(st, &old, None, left(&nick, &old, ""), fan);
+        self.enter_room(st, id, room, since, fan);
+    }
+
+    fn enter_room(&self, st: &mut State, id: ClientId, room: &str, since: Since, fan: &mut Fanout) {
         let Some(c) = st.clients.get_mut(&id) else {
             return;
         };
         c.room = room.to_string();
         let (nick, out) = (c.nick.clone(), c.out.clone());
-        let r = st.rooms.entry(room.to_string()).or_default();
-        r.members.insert(id, out);
-        // Shared lines, one entry each: they still go out in one write.
-        let history: Vec<Outgoing> = r.history.iter().cloned().collect();
-        for line in &history {
-            send_line(st, id, line, fan);
+        if !st.rooms.contains_key(room) {
+            let forgotten = st.gone.remove(room).unwrap_or(st.gone_floor);
+            let fresh = Room {
+                forgotten,
+                ..Room::default()
+            };
+            st.rooms.insert(room.to_string(), fresh);
         }
-        announce(st, room, Some(id), &format!("* {nick} joined #{room}"), fan);
+        if let Some(r) = st.rooms.get_mut(room) {
+            r.members.insert(id, out);
+        }
+        replay(st, id, room, since, fan);
+        let line = Line::new(
+            "join",
+            &format!("room={room};nick={nick}"),
+            format!("* {nick} joined #{room}"),
+        );
+        announce(st, room, Some(id), line, fan);
     }
 
     /// Disconnects clients whose queues overflowed, telling their rooms
@@ -321,11 +459,56 @@ impl Hub {
             tracing::warn!(parent: None, nick = %c.nick, peer = %c.peer,
                 "client fell behind its outbound queue, disconnecting");
             c.kick.cancel();
-            let line = format!("* {} left #{} (too slow)", c.nick, c.room);
-            announce(&mut st, &c.room, None, &line, &mut fan);
+            announce(
+                &mut st,
+                &c.room,
+                None,
+                left(&c.nick, &c.room, " (too slow)"),
+                &mut fan,
+            );
         }
         drop(st);
         flush_all(fan.flush);
+    }
+}
+
+fn in_room(st: &State, id: ClientId, room: &str) -> bool {
+    st.clients.get(&id).is_some_and(|c| c.room == room)
+}
+
+fn left(nick: &str, room: &str, why: &str) -> Line {
+    Line::new(
+        "leave",
+        &format!("room={room};nick={nick}"),
+        format!("* {nick} left #{room}{why}"),
+    )
+}
+
+/// Sends the client the part of `room`'s history that `since` asks for,
+/// after a gap marker if some of it is no longer held.
+fn replay(st: &mut State, id: ClientId, room: &str, since: Since, fan: &mut Fanout) {
+    let Some(r) = st.rooms.get(room) else { return };
+    let (gap, after) = match since {
+        Since::Start => (false, 0),
+        Since::Seen(seen) => (r.forgotten > seen, seen),
+        Since::Unknown => (true, 0),
+    };
+    let lines: Vec<Outgoing> = r
+        .history
+        .iter()
+        .filter(|(seq, _)| *seq > after)
+        .map(|(_, line)| line.clone())
+        .collect();
+    if gap {
+        let line = Line::new(
+            "gap",
+            &format!("room={room}"),
+            format!("* some messages of #{room} are missing: older than the history kept"),
+        );
+        send(st, id, line, fan);
+    }
+    for line in &lines {
+        send_entry(st, id, line, fan);
     }
 }
 
@@ -337,28 +520,30 @@ fn remove(st: &mut State, id: ClientId) -> Option<Client> {
 }
 
 fn leave_room(st: &mut State, id: ClientId, room: &str) {
-    if let Some(r) = st.rooms.get_mut(room) {
-        r.members.remove(&id);
-        // The lobby always exists; other empty rooms go, history and all.
-        if r.members.is_empty() && room != LOBBY {
-            st.rooms.remove(room);
+    let Some(r) = st.rooms.get_mut(room) else {
+        return;
+    };
+    r.members.remove(&id);
+    // The lobby always exists; other empty rooms go, history and all, and
+    // only what their last message was is kept.
+    if r.members.is_empty() && room != LOBBY {
+        let last = r.history.back().map_or(r.forgotten, |(seq, _)| *seq);
+        st.rooms.remove(room);
+        if st.gone.len() >= GONE_ROOMS {
+            st.gone_floor = st.seq;
+            st.gone.clear();
+        }
+        if last > st.gone_floor {
+            st.gone.insert(room.to_string(), last);
         }
     }
 }
 
-fn send(st: &mut State, id: ClientId, line: &str, fan: &mut Fanout) {
-    send_line(st, id, &rendered(line), fan);
+fn send(st: &mut State, id: ClientId, line: Line, fan: &mut Fanout) {
+    send_entry(st, id, &Entry::line(line), fan);
 }
 
-/// A line as it goes on the wire.
-fn rendered(text: &str) -> Outgoing {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
-    line.push('\n');
-    line.into()
-}
-
-fn send_line(st: &mut State, id: ClientId, line: &Outgoing, fan: &mut Fanout) {
+fn send_entry(st: &mut State, id: ClientId, line: &Outgoing, fan: &mut Fanout) {
     if let Some(c) = st.clients.get(&id) {
         fan.push(id, &c.out, line);
     }
@@ -366,7 +551,7 @@ fn send_line(st: &mut State, id: ClientId, line: &Outgoing, fan: &mut Fanout) {
 
 /// A join or leave: to the whole room while it is small, else only to
 /// `subject` (the one joining).
-fn announce(st: &mut State, room: &str, subject: Option<ClientId>, line: &str, fan: &mut Fanout) {
+fn announce(st: &mut State, room: &str, subject: Option<ClientId>, line: Line, fan: &mut Fanout) {
     let members = st.rooms.get(room).map_or(0, |r| r.members.len());
     if members <= ANNOUNCE_LIMIT {
         broadcast(st, room, line, fan);
@@ -375,12 +560,12 @@ fn announce(st: &mut State, room: &str, subject: Option<ClientId>, line: &str, f
     }
 }
 
-fn broadcast(st: &mut State, room: &str, line: &str, fan: &mut Fanout) {
-    broadcast_line(st, room, None, &rendered(line), fan);
+fn broadcast(st: &mut State, room: &str, line: Line, fan: &mut Fanout) {
+    broadcast_entry(st, room, None, &Entry::line(line), fan);
 }
 
 /// `line` to everyone in `room` but `except`.
-fn broadcast_line(
+fn broadcast_entry(
     st: &mut State,
     room: &str,
     except: Option<ClientId>,

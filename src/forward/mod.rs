@@ -196,6 +196,8 @@ impl Options {
                 "needs a tcp or udp listener, not unix: unix clients have no address",
             ));
         }
+        crate::options::no_websocket("listen", std::slice::from_ref(listen))?;
+        crate::options::no_websocket("targets", &targets)?;
         let tls_accept = self.tls_accept.server(listen)?;
         let tls_connect = self.tls_connect.client()?;
         if udp && tls_connect.is_some() {

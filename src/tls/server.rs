@@ -86,6 +86,7 @@ impl Tls {
         endpoints: &[crate::endpoint::Endpoint],
         alpn: &[&[u8]],
     ) -> Result<Option<Arc<Server>>, OptionError> {
+        crate::options::no_websocket("listen", endpoints)?;
         let wanted = self.tls || self.keys.given() || endpoints.iter().any(|e| e.is_tls());
         if !wanted {
             return Ok(None);

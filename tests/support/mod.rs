@@ -131,7 +131,9 @@ impl Server {
     /// The socket address from the announcement (TCP or UDP).
     pub fn addr(&self) -> SocketAddr {
         let rest = self.endpoint.split_once("://").expect("inet endpoint").1;
-        rest.parse().expect("socket address")
+        // A ws:// endpoint carries its path.
+        let authority = rest.split('/').next().unwrap_or(rest);
+        authority.parse().expect("socket address")
     }
 
     /// `127.0.0.1:PORT` style address for clients.
