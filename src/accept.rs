@@ -108,7 +108,10 @@ where
                         log_at(level, "connection accepted");
                         conn.await
                     }
-                    Some(tls) => terminated(&tls, stream, peer, level, &*handler).await,
+                    // Boxed: the handshake and the pump are kilobytes of
+                    // state that would otherwise size every plaintext
+                    // connection's task too.
+                    Some(tls) => Box::pin(terminated(&tls, stream, peer, level, &*handler)).await,
                 };
                 match res {
                     Ok(()) => log_at(level, "connection closed"),

@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
+use futures_util::{Sink, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -28,7 +28,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_websockets::{Limits, ServerBuilder, WebSocketStream};
+use tokio_websockets::{Limits, Message, ServerBuilder, WebSocketStream};
 use tracing::Level;
 
 use super::line::{self, Entry};
@@ -145,12 +145,17 @@ async fn serve_conn(stream: Stream, peer: PeerAddr, chat: Arc<Chat>) -> io::Resu
             async move { Ok::<_, Infallible>(res) }
         })
     };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    if let Err(e) = conn.await {
+    // Boxed, so its state is freed at the upgrade rather than held in this
+    // task for as long as the WebSocket lasts.
+    let served = Box::pin(
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades(),
+    )
+    .await;
+    if let Err(e) = served {
         tracing::debug!(err = %e, "connection ended");
         return Ok(());
     }
@@ -161,7 +166,10 @@ async fn serve_conn(stream: Stream, peer: PeerAddr, chat: Arc<Chat>) -> io::Resu
     let parts = upgraded
         .downcast::<Io>()
         .map_err(|_| io::Error::other("upgraded connection of an unexpected type"))?;
-    serve_ws(parts.io.into_inner(), parts.read_buf, peer, &chat).await
+    // Even empty, hyper's leftover shares its whole read buffer: copy it.
+    let prefix = Bytes::copy_from_slice(&parts.read_buf);
+    drop(parts.read_buf);
+    serve_ws(parts.io.into_inner(), prefix, peer, &chat).await
 }
 
 fn respond(
@@ -309,12 +317,13 @@ async fn serve_ws(stream: Stream, prefix: Bytes, peer: PeerAddr, chat: &Chat) ->
         stream: stream.clone(),
         prefix,
         out: out.clone(),
+        edges: Edges::default(),
     };
-    let limits = Limits::default().max_payload_len(Some(MAX_MESSAGE));
-    let ws = ServerBuilder::new().limits(limits).serve(io);
     let heard = Activity::new();
     let lines = Lines {
-        ws,
+        ws: None,
+        resting: Some(io),
+        limits: Limits::default().max_payload_len(Some(MAX_MESSAGE)),
         pending: VecDeque::new(),
         max_line: chat.cfg.max_line,
         heard: &heard,
@@ -357,6 +366,62 @@ struct Socket {
     stream: Arc<Stream>,
     prefix: Bytes,
     out: Arc<Outbox>,
+    edges: Edges,
+}
+
+/// Where the bytes read so far end in the client's frames: only headers
+/// and lengths, enough to tell when tokio-websockets holds nothing of a
+/// frame or a fragmented message (it still checks everything itself).
+#[derive(Default)]
+struct Edges {
+    head: [u8; 14],
+    have: usize,
+    need: usize,
+    payload: u64,
+    in_message: bool,
+}
+
+impl Edges {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload > 0 {
+                let take = self.payload.min(bytes.len() as u64);
+                self.payload -= take;
+                bytes = &bytes[take as usize..];
+                continue;
+            }
+            self.head[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have == 2 {
+                let ext = match self.head[1] & 0x7f {
+                    126 => 2,
+                    127 => 8,
+                    _ => 0,
+                };
+                let mask = if self.head[1] & 0x80 != 0 { 4 } else { 0 };
+                self.need = 2 + ext + mask;
+            }
+            if self.have >= 2 && self.have == self.need {
+                let len = match self.head[1] & 0x7f {
+                    126 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+                    127 => u64::from_be_bytes(self.head[2..10].try_into().expect("8 bytes")),
+                    n => u64::from(n),
+                };
+                let (fin, opcode) = (self.head[0] & 0x80 != 0, self.head[0] & 0x0f);
+                // Control frames may come between a message's fragments.
+                if opcode < 8 {
+                    self.in_message = !fin;
+                }
+                self.payload = len;
+                self.have = 0;
+            }
+        }
+    }
+
+    fn at_rest(&self) -> bool {
+        self.have == 0 && self.payload == 0 && !self.in_message
+    }
 }
 
 impl AsyncRead for Socket {
@@ -365,13 +430,17 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
+            let bytes = self.prefix.split_to(n);
+            buf.put_slice(&bytes);
+        } else {
+            let mut stream: &Stream = &self.stream;
+            ready!(Pin::new(&mut stream).poll_read(cx, buf))?;
         }
-        let mut stream: &Stream = &self.stream;
-        Pin::new(&mut stream).poll_read(cx, buf)
+        self.edges.feed(&buf.filled()[before..]);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -426,8 +495,15 @@ impl Socket {
 /// The client's messages as lines: each text (or binary) message is one
 /// line, or several if it holds line breaks. A protocol error ends the
 /// stream with that error once tokio-websockets has queued its close.
+///
+/// Between messages the WebSocket rests: tokio-websockets keeps an 8 KiB
+/// read buffer for as long as it lives, which would be most of what an
+/// idle client costs, so the socket is taken back from it whenever it has
+/// read up to a frame's end, and handed to a new one when bytes come.
 struct Lines<'a> {
-    ws: WebSocketStream<Socket>,
+    ws: Option<WebSocketStream<Socket>>,
+    resting: Option<Socket>,
+    limits: Limits,
     pending: VecDeque<Line>,
     max_line: usize,
     /// Touched by every frame, pongs included, for the pinger.
@@ -443,7 +519,34 @@ impl futures_util::Stream for Lines<'_> {
             if let Some(line) = self.pending.pop_front() {
                 return Poll::Ready(Some(Ok(line)));
             }
-            match ready!(self.ws.poll_next_unpin(cx)) {
+            let this = &mut *self;
+            if this.ws.is_none() {
+                let socket = this
+                    .resting
+                    .as_ref()
+                    .expect("a socket rests when ws is gone");
+                // An error wakes this too, and shows up again on the read.
+                if socket.prefix.is_empty() && socket.stream.poll_read_ready(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let socket = this.resting.take().expect("checked above");
+                this.ws = Some(ServerBuilder::new().limits(this.limits).serve(socket));
+            }
+            let ws = this.ws.as_mut().expect("made above");
+            let next = match ws.poll_next_unpin(cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    if this.failed.is_none()
+                        && ws.get_ref().edges.at_rest()
+                        && let Poll::Ready(Ok(())) = Sink::<Message>::poll_flush(Pin::new(ws), cx)
+                    {
+                        let ws = this.ws.take().expect("polled just now");
+                        this.resting = Some(ws.into_inner());
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match next {
                 // The close reply (or the error's close frame) is queued by
                 // now: this poll flushed it.
                 None => return Poll::Ready(self.failed.take().map(Err)),
@@ -490,6 +593,61 @@ impl Lines<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client frame: masked, with the length in its shortest form.
+    fn client_frame(fin: bool, opcode: u8, len: usize) -> Vec<u8> {
+        let mut f = vec![u8::from(fin) << 7 | opcode];
+        match len {
+            0..=125 => f.push(0x80 | len as u8),
+            126..=0xffff => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&[1, 2, 3, 4]);
+        f.resize(f.len() + len, b'x');
+        f
+    }
+
+    #[test]
+    fn edges_rest_only_between_whole_messages() {
+        // A text message in two fragments with a ping between them, then
+        // messages of each length form; fed a byte at a time, the tracker
+        // must be at rest exactly at the end of each whole message.
+        let frames = [
+            (client_frame(false, 1, 3), false),
+            (client_frame(true, 9, 0), false),
+            (client_frame(true, 0, 200), true),
+            (client_frame(true, 2, 70_000), true),
+            (client_frame(true, 1, 125), true),
+            (client_frame(true, 10, 4), true),
+        ];
+        let mut edges = Edges::default();
+        assert!(edges.at_rest());
+        for (frame, rests_after) in frames {
+            for (i, byte) in frame.iter().enumerate() {
+                edges.feed(std::slice::from_ref(byte));
+                let last = i + 1 == frame.len();
+                assert_eq!(
+                    edges.at_rest(),
+                    last && rests_after,
+                    "byte {i} of {frame:?}"
+                );
+            }
+        }
+        // In one read, and split at every point, the same.
+        let all: Vec<u8> = [client_frame(true, 1, 5), client_frame(true, 1, 300)].concat();
+        for cut in 0..=all.len() {
+            let mut edges = Edges::default();
+            edges.feed(&all[..cut]);
+            edges.feed(&all[cut..]);
+            assert!(edges.at_rest(), "cut at {cut}");
+        }
+    }
 
     #[test]
     fn accept_key_matches_the_rfc_example() {

@@ -47,6 +47,14 @@ impl Stream {
         }
     }
 
+    /// Polls for data, EOF or an error to read, without reading.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
     /// Runs a non-blocking syscall on the raw socket; a `WouldBlock` from
     /// `f` clears the readiness so the next `ready` waits.
     pub fn try_io<R>(
