@@ -108,3 +108,42 @@ fn chat_page_in_chromium_with_nc_alongside() {
     assert!(restarted, "the script reached the restart");
     assert!(shots.join("chat.png").exists() && shots.join("chat-phone.png").exists());
 }
+
+#[test]
+fn file_listing_in_chromium_sorts_uploads_and_fits_a_phone() {
+    let dir = crate::support::tempdir();
+    let p = dir.path();
+    std::fs::create_dir(p.join("photos")).unwrap();
+    std::fs::create_dir(p.join("src")).unwrap();
+    for (name, len) in [
+        ("big.tar.gz", 2_000_000),
+        ("cat.png", 40_000),
+        ("notes.txt", 12),
+        ("main.rs", 900),
+    ] {
+        std::fs::write(p.join(name), vec![b'x'; len]).unwrap();
+    }
+    let src = crate::support::tempdir();
+    let upload = src.path().join("from-the-browser.txt");
+    std::fs::write(&upload, "sent by chromium\n").unwrap();
+    let srv = Server::spawn(&[
+        "http",
+        "serve",
+        "-l",
+        "127.0.0.1:0",
+        "--upload",
+        p.to_str().unwrap(),
+    ]);
+    let base = format!("http://{}", srv.hostport());
+    let shots = shots();
+    drive(
+        "listing.mjs",
+        &[&base, upload.to_str().unwrap(), shots.to_str().unwrap()],
+        |_, _| {},
+    );
+    assert_eq!(
+        std::fs::read(p.join("from-the-browser.txt")).unwrap(),
+        b"sent by chromium\n"
+    );
+    assert!(shots.join("listing.png").exists() && shots.join("listing-phone-dark.png").exists());
+}

@@ -192,7 +192,10 @@ fn nothing_outside_the_directory_is_served() {
         !listing.contains("secret") && !listing.contains("escape"),
         "{listing}"
     );
-    assert!(listing.contains("blob.bin</a></td><td>300000"), "{listing}");
+    assert!(
+        listing.contains("blob.bin</a></td><td class=\"size\" data-bytes=\"300000\""),
+        "{listing}"
+    );
     // An index.html that leads outside is neither served nor listed.
     let trap = text(curl(&[&format!("{base}/trap/")]));
     assert!(
@@ -342,7 +345,7 @@ fn a_huge_directory_lists_a_bounded_page() {
     }
     let s = serve(&[dir.path().to_str().unwrap()]);
     let page = text(curl(&[&format!("http://{}/", s.hostport())]));
-    assert_eq!(page.matches("<tr><td><a href=").count(), 10_000);
+    assert_eq!(page.matches("<td class=\"name\"><a href=").count(), 10_000);
     assert!(
         page.contains("more than 10000 entries"),
         "{}",
@@ -655,4 +658,218 @@ print("closed" if time.time() - start < 5 else "late")
         "{got}"
     );
     assert_eq!(lines[1], "closed", "{got}");
+}
+
+/// A tree for the listing: directories, files of each kind and size.
+fn listing_site() -> tempfile::TempDir {
+    let dir = tempdir();
+    let p = dir.path();
+    for d in ["photos", "Archive", "sub/deeper"] {
+        std::fs::create_dir_all(p.join(d)).unwrap();
+    }
+    let files: [(&str, usize); 5] = [
+        ("notes.txt", 10),
+        ("cat.png", 5_000),
+        ("backup.tar.gz", 3 * 1024 * 1024),
+        ("main.rs", 1_500),
+        ("README", 0),
+    ];
+    for (name, len) in files {
+        std::fs::write(p.join(name), vec![b'x'; len]).unwrap();
+    }
+    std::fs::write(p.join("sub/inner.md"), "# inner").unwrap();
+    dir
+}
+
+/// The names a listing shows, in order.
+fn names(page: &str) -> Vec<String> {
+    page.split("<td class=\"name\"><a href=\"")
+        .skip(1)
+        .filter_map(|row| {
+            let text = row.split("</span>").nth(1)?;
+            Some(text.split("</a>").next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_listing_puts_directories_first_sorts_by_any_column_and_marks_kinds() {
+    let dir = listing_site();
+    let s = serve(&[dir.path().to_str().unwrap()]);
+    let base = format!("http://{}", s.hostport());
+    let page = text(curl(&[&format!("{base}/")]));
+    assert_eq!(
+        names(&page),
+        [
+            "Archive/",
+            "photos/",
+            "sub/",
+            "README",
+            "backup.tar.gz",
+            "cat.png",
+            "main.rs",
+            "notes.txt"
+        ]
+    );
+    let by_size = text(curl(&[&format!("{base}/?sort=size&order=desc")]));
+    assert_eq!(
+        names(&by_size)[3..],
+        ["backup.tar.gz", "cat.png", "main.rs", "notes.txt", "README"]
+    );
+    let by_name_desc = text(curl(&[&format!("{base}/?sort=name&order=desc")]));
+    assert_eq!(names(&by_name_desc)[..3], ["sub/", "photos/", "Archive/"]);
+    // Sizes as people read them, exact bytes beside them.
+    for (shown, bytes) in [("3.0 MiB", 3_145_728), ("4.9 KiB", 5_000), ("10 B", 10)] {
+        assert!(
+            page.contains(&format!(
+                "data-bytes=\"{bytes}\" title=\"{bytes} bytes\">{shown}</td>"
+            )),
+            "{shown}: {page}"
+        );
+    }
+    // A marker per kind, the sorted column's header says so, and the
+    // header links turn the order around.
+    for kind in ["directory", "image", "archive", "code", "text"] {
+        assert!(page.contains(&format!("aria-label=\"{kind}\"")), "{kind}");
+    }
+    assert!(page.contains("aria-sort=\"ascending\"><a href=\"?sort=name&amp;order=desc\""));
+    assert!(by_size.contains("aria-sort=\"descending\"><a href=\"?sort=size&amp;order=asc\""));
+    // Phone width and dark mode are in the page itself.
+    assert!(page.contains("name=\"viewport\"") && page.contains("prefers-color-scheme:dark"));
+    assert!(page.contains("3 directories, 5 files"), "{page}");
+    // The root has no parent link; a subdirectory has one, and crumbs.
+    assert!(!page.contains("Parent directory"));
+    let sub = text(curl(&[&format!("{base}/sub/")]));
+    assert!(sub.contains("<a href=\"../\">") && sub.contains("Parent directory"));
+    assert!(sub.contains("<a href=\"/sub/\">sub</a>/"), "{sub}");
+    assert_eq!(names(&sub), ["Parent directory", "deeper/", "inner.md"]);
+    // No upload form unless asked for.
+    assert!(!page.contains("<form"));
+}
+
+/// `curl ARGS`: the status and the body.
+fn curl_status(args: &[&str]) -> (String, String) {
+    let out = text(curl(&[&["-w", "\n%{http_code}"], args].concat()));
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (code.to_string(), body.to_string())
+}
+
+#[test]
+fn upload_saves_exactly_refuses_clobbering_paths_and_oversize_and_stays_in_the_root() {
+    let dir = listing_site();
+    let outside = tempdir();
+    let p = dir.path();
+    std::os::unix::fs::symlink(outside.path(), p.join("out")).unwrap();
+    std::fs::write(outside.path().join("victim"), "keep me").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim"), p.join("link")).unwrap();
+    let src = tempdir();
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let file = src.path().join("data.bin");
+    std::fs::write(&file, &payload).unwrap();
+    let form = |name: &str| format!("file=@{};filename={name}", file.display());
+
+    let s = serve(&["--upload", "--upload-max", "2MiB", p.to_str().unwrap()]);
+    let base = format!("http://{}", s.hostport());
+    let (code, body) = curl_status(&["-F", &form("data.bin"), &format!("{base}/sub/")]);
+    assert_eq!(
+        (code.as_str(), body.trim()),
+        ("201", "saved data.bin (1000000 bytes)")
+    );
+    assert_eq!(std::fs::read(p.join("sub/data.bin")).unwrap(), payload);
+    // Several files in one form, each saved.
+    let (code, body) = curl_status(&[
+        "-F",
+        &form("one.bin"),
+        "-F",
+        &form("two.bin"),
+        &format!("{base}/"),
+    ]);
+    assert_eq!(code, "201", "{body}");
+    assert_eq!(std::fs::read(p.join("two.bin")).unwrap(), payload);
+    // The listing offers the form.
+    assert!(text(curl(&[&format!("{base}/")])).contains("enctype=\"multipart/form-data\""));
+
+    // The same name again: refused, the first kept.
+    std::fs::write(p.join("sub/data.bin"), "first").unwrap();
+    let (code, body) = curl_status(&["-F", &form("data.bin"), &format!("{base}/sub/")]);
+    assert_eq!(code, "409", "{body}");
+    assert!(body.contains("data.bin exists"), "{body}");
+    assert_eq!(std::fs::read(p.join("sub/data.bin")).unwrap(), b"first");
+    // A symlink's name is taken too: nothing is written through it.
+    let (code, _) = curl_status(&["-F", &form("link"), &format!("{base}/")]);
+    assert_eq!(code, "409");
+
+    // Names with a path, dotfiles, and directories outside or missing.
+    for (name, url, want) in [
+        ("../escaped.bin", "/sub/", "400"),
+        ("a/b.bin", "/", "400"),
+        (".profile", "/", "400"),
+        ("x.bin", "/out/", "404"),
+        ("x.bin", "/missing/", "404"),
+        ("x.bin", "/notes.txt", "404"),
+    ] {
+        let (code, body) = curl_status(&["-F", &form(name), &format!("{base}{url}")]);
+        assert_eq!(code, want, "{name} to {url}: {body}");
+    }
+    assert!(!p.join("escaped.bin").exists() && !p.join(".profile").exists());
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+
+    // Over --upload-max, declared or streamed: refused, nothing left.
+    let big = src.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 3 * 1024 * 1024]).unwrap();
+    let big_form = format!("file=@{};filename=big.bin", big.display());
+    let (code, body) = curl_status(&["-F", &big_form, &format!("{base}/")]);
+    assert_eq!(code, "413", "{body}");
+    let (code, body) = curl_status(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-F",
+        &big_form,
+        &format!("{base}/"),
+    ]);
+    assert_eq!(code, "413", "{body}");
+    assert!(!p.join("big.bin").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(p)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("sockit-upload"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Not a form at all.
+    let (code, _) = curl_status(&["--data-binary", "raw", &format!("{base}/")]);
+    assert_eq!(code, "415");
+    // The server is still well.
+    assert_eq!(curl(&[&format!("{base}/notes.txt")]), vec![b'x'; 10]);
+
+    // --overwrite replaces a file, and a symlink itself, never its target.
+    drop(s);
+    let s = serve(&["--upload", "--overwrite", p.to_str().unwrap()]);
+    let base = format!("http://{}", s.hostport());
+    let (code, _) = curl_status(&["-F", &form("data.bin"), &format!("{base}/sub/")]);
+    assert_eq!(code, "201");
+    assert_eq!(std::fs::read(p.join("sub/data.bin")).unwrap(), payload);
+    let (code, _) = curl_status(&["-F", &form("link"), &format!("{base}/")]);
+    assert_eq!(code, "201");
+    assert_eq!(
+        std::fs::read(outside.path().join("victim")).unwrap(),
+        b"keep me"
+    );
+    assert!(
+        !std::fs::symlink_metadata(p.join("link"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn without_upload_a_post_is_refused() {
+    let dir = listing_site();
+    let s = serve(&[dir.path().to_str().unwrap()]);
+    let (code, _) = curl_status(&[
+        "-F",
+        "file=@/etc/hostname",
+        &format!("http://{}/", s.hostport()),
+    ]);
+    assert_eq!(code, "405");
+    assert!(!dir.path().join("hostname").exists());
 }

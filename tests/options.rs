@@ -128,6 +128,14 @@ fn a_bad_value_reads_the_same_from_a_flag_and_from_the_file() {
             "is for stream relays, not udp",
         ),
         (
+            &["http", "serve", "-l", ":0", "/", "--overwrite"],
+            "--overwrite",
+            "[http]\nroot = \"/\"\noverwrite = true\n",
+            "overwrite",
+            3,
+            "needs --upload",
+        ),
+        (
             &["echo", ":0", "--replly", "x"],
             "--replly",
             "[echo]\nreplly = \"x\"\n",

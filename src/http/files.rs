@@ -7,7 +7,6 @@
 //! outside the canonical root is a 404, the same answer as a missing file so
 //! a probe learns nothing.
 
-use std::fmt::Write as _;
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,41 +15,31 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 
+use super::listing::{self, Entry, Listing, MAX_LISTED, Sort};
+use super::upload::{self, Upload};
 use super::{Body, full, status_page};
 
 /// Read size when streaming a file: 1 MiB moved 1.2-1.5x the bytes per
 /// second of 64 KiB on loopback (fewer trips to the blocking pool).
 const CHUNK: usize = 1024 * 1024;
 
-/// Characters escaped in listing links (a path segment's reserved set).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'\\');
-
 /// The served directory, canonicalised once.
 #[derive(Debug)]
 pub struct Root {
     dir: PathBuf,
     hidden: bool,
+    /// `--upload`: files may be added by POST.
+    upload: Option<Upload>,
 }
 
 impl Root {
     /// Checks `dir` is a directory and resolves it.
-    pub fn new(dir: &Path, hidden: bool) -> io::Result<Root> {
+    pub fn new(dir: &Path, hidden: bool, upload: Option<Upload>) -> io::Result<Root> {
         let dir = dir
             .canonicalize()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
@@ -60,11 +49,15 @@ impl Root {
                 format!("{} is not a directory", dir.display()),
             ));
         }
-        Ok(Root { dir, hidden })
+        Ok(Root {
+            dir,
+            hidden,
+            upload,
+        })
     }
 
     /// The file or directory a URL path names, if it may be served.
-    fn resolve(&self, url_path: &str) -> Option<PathBuf> {
+    pub(super) fn resolve(&self, url_path: &str) -> Option<PathBuf> {
         let decoded = percent_decode_str(url_path).decode_utf8().ok()?;
         let mut path = self.dir.clone();
         for segment in decoded.split('/') {
@@ -103,43 +96,49 @@ impl Root {
     }
 
     /// A directory's entries that may be served: the first `MAX_LISTED` it
-    /// yields, sorted by name. Follows symlinks, like serving does; one that
-    /// leads outside the root would only 404, so it is not listed either.
+    /// yields. Follows symlinks, like serving does; one that leads outside
+    /// the root would only 404, so it is not listed either.
     fn entries(&self, dir: &Path) -> Option<Listing> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .ok()?
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') && !self.hidden {
+                if !self.may_name(&name) {
                     return None;
                 }
                 // `dir` is inside the root, so only a symlink can leave it.
                 if e.file_type().ok()?.is_symlink() {
                     self.resolve_entry(&e.path())?;
                 }
-                Some((name, std::fs::metadata(e.path()).ok()?))
+                let meta = std::fs::metadata(e.path()).ok()?;
+                Some(Entry {
+                    name,
+                    dir: meta.is_dir(),
+                    len: meta.len(),
+                    modified: meta.modified().ok(),
+                })
             })
             .take(MAX_LISTED + 1)
             .collect();
         let truncated = entries.len() > MAX_LISTED;
         entries.truncate(MAX_LISTED);
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
         Some(Listing { entries, truncated })
+    }
+
+    /// Whether a name in a directory may be served: dotfiles only with
+    /// `--hidden`.
+    pub(super) fn may_name(&self, name: &str) -> bool {
+        self.hidden || !name.starts_with('.')
     }
 
     /// Where `path` really ends up, if that is inside the root: symlinks may
     /// lead anywhere.
-    fn resolve_entry(&self, path: &Path) -> Option<PathBuf> {
+    pub(super) fn resolve_entry(&self, path: &Path) -> Option<PathBuf> {
         let real = path.canonicalize().ok()?;
         real.starts_with(&self.dir).then_some(real)
     }
 }
-
-/// Entries one listing shows: a directory of millions would otherwise
-/// cost that many stat calls and a page of hundreds of megabytes per
-/// request.
-const MAX_LISTED: usize = 10_000;
 
 /// What a URL path names, found on the blocking pool in one trip.
 enum Found {
@@ -150,16 +149,14 @@ enum Found {
     Listing(Listing),
 }
 
-/// Entries a listing shows, each as name and metadata.
-struct Listing {
-    entries: Vec<(String, std::fs::Metadata)>,
-    /// The directory has more than `MAX_LISTED` entries.
-    truncated: bool,
-}
-
 /// Answers one request from the directory.
-pub async fn serve<B>(root: &Arc<Root>, req: &Request<B>) -> Response<Body> {
+pub async fn serve(root: &Arc<Root>, req: Request<Incoming>) -> Response<Body> {
     let head = req.method() == Method::HEAD;
+    if req.method() == Method::POST
+        && let Some(up) = &root.upload
+    {
+        return upload::receive(root, up, req).await;
+    }
     if req.method() != Method::GET && !head {
         return status_page(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -181,8 +178,25 @@ pub async fn serve<B>(root: &Arc<Root>, req: &Request<B>) -> Response<Body> {
             resp
         }
         Found::File(path, meta) => file(&path, &meta, req.headers(), head).await,
-        Found::Listing(l) => listing(&l, url_path, head),
+        Found::Listing(l) => {
+            let sort = Sort::from_query(req.uri().query());
+            let page = listing::page(l, url_path, sort, root.upload.is_some());
+            html(page, head)
+        }
     }
+}
+
+/// A page of HTML, or for HEAD only its length.
+pub(super) fn html(page: String, head: bool) -> Response<Body> {
+    let len = page.len();
+    let mut resp = Response::new(if head { full("") } else { full(page) });
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 /// A file, whole or one byte range, or 304 if the client's copy is current.
@@ -372,70 +386,6 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end - start + 1)))
 }
 
-/// An HTML page listing a directory: names (escaped), sizes, dates.
-fn listing(l: &Listing, url_path: &str, head: bool) -> Response<Body> {
-    let title = html_escape(url_path);
-    let mut page = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
-    );
-    if url_path != "/" {
-        page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
-    }
-    for (name, meta) in &l.entries {
-        let slash = if meta.is_dir() { "/" } else { "" };
-        let size = if meta.is_dir() {
-            "-".to_string()
-        } else {
-            meta.len().to_string()
-        };
-        let date = meta
-            .modified()
-            .map(|m| {
-                chrono::DateTime::<chrono::Utc>::from(m)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        let _ = writeln!(
-            page,
-            "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>{size}</td><td>{date}</td></tr>",
-            html_escape(&utf8_percent_encode(name, SEGMENT).to_string()),
-            html_escape(name),
-        );
-    }
-    if l.truncated {
-        let _ = writeln!(
-            page,
-            "<tr><td colspan=\"3\">more than {MAX_LISTED} entries; the rest are not listed</td></tr>"
-        );
-    }
-    page.push_str("</table>\n</body></html>\n");
-    let len = page.len();
-    let mut resp = Response::new(if head { full("") } else { full(page) });
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    resp
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,26 +403,18 @@ mod tests {
     }
 
     #[test]
-    fn escaping() {
-        assert_eq!(
-            html_escape("<img src=x onerror='a&b'>"),
-            "&lt;img src=x onerror=&#39;a&amp;b&#39;&gt;"
-        );
-    }
-
-    #[test]
     fn paths_never_leave_the_root() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.txt"), "a").unwrap();
         std::fs::write(dir.path().join(".secret"), "s").unwrap();
-        let root = Root::new(dir.path(), false).unwrap();
+        let root = Root::new(dir.path(), false, None).unwrap();
         assert!(root.resolve("/a.txt").is_some());
         assert!(root.resolve("/%61.txt").is_some());
         assert!(root.resolve("/../etc/passwd").is_none());
         assert!(root.resolve("/%2e%2e/etc/passwd").is_none());
         assert!(root.resolve("/.secret").is_none());
         assert!(
-            Root::new(dir.path(), true)
+            Root::new(dir.path(), true, None)
                 .unwrap()
                 .resolve("/.secret")
                 .is_some()

@@ -5,6 +5,8 @@
 
 pub mod files;
 pub mod get;
+mod listing;
+pub mod upload;
 
 use std::convert::Infallible;
 use std::io;
@@ -50,6 +52,9 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a request's headers.
 pub const DEFAULT_MAX_HEADER: usize = 16 * 1024;
 
+/// Default cap on one upload request.
+pub const DEFAULT_UPLOAD_MAX: usize = 100 * 1024 * 1024;
+
 /// The HTTP server's options: flags of `sockit http serve`, keys of `[http]`.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,6 +68,16 @@ pub struct Options {
     /// Serve and list dotfiles too.
     #[arg(long)]
     pub hidden: bool,
+    /// Take files POSTed to a directory (multipart/form-data, as the
+    /// listing's form and `curl -F file=@NAME` send them).
+    #[arg(long)]
+    pub upload: bool,
+    /// Largest upload request.
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(DEFAULT_UPLOAD_MAX))]
+    pub upload_max: ByteSize,
+    /// Let an upload replace a file of the same name.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Close a client that takes longer than this to send its headers
     /// (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_HEADER_TIMEOUT), allow_negative_numbers = true)]
@@ -90,10 +105,24 @@ impl Default for Options {
 impl Options {
     /// The server's config, once every value is checked.
     pub fn config(&self) -> Result<Config, OptionError> {
+        if self.upload && self.root.is_none() {
+            return Err(OptionError::new("upload", "needs a DIR to serve"));
+        }
+        if self.overwrite && !self.upload {
+            return Err(OptionError::new("overwrite", "needs --upload"));
+        }
+        if self.upload_max.0 == 0 {
+            return Err(OptionError::new("upload_max", "must be at least 1 byte"));
+        }
+        let upload = self.upload.then_some(upload::Upload {
+            max: self.upload_max.0 as u64,
+            overwrite: self.overwrite,
+        });
         Ok(Config {
             root: self.root.clone(),
             body: self.body.clone(),
             hidden: self.hidden,
+            upload,
             max_conns: self.limits.max_conns()?,
             header_timeout: self.header_timeout.nonzero(),
             max_header: self.max_header.0,
@@ -124,6 +153,8 @@ pub struct Config {
     pub body: String,
     /// Serve and list dotfiles.
     pub hidden: bool,
+    /// Take uploads into the directory.
+    pub upload: Option<upload::Upload>,
     /// Connections at once; more are closed at once.
     pub max_conns: usize,
     /// A client that takes longer to send its headers is closed.
@@ -153,7 +184,7 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
     // Prepared once: the hello body is shared, not copied per request, and
     // the root is resolved once for every request's path checks.
     let content = match &cfg.root {
-        Some(dir) => Content::Files(Arc::new(files::Root::new(dir, cfg.hidden)?)),
+        Some(dir) => Content::Files(Arc::new(files::Root::new(dir, cfg.hidden, cfg.upload)?)),
         None => Content::Hello(Bytes::from(cfg.body.clone())),
     };
     let opts = AcceptOptions::new("http", cfg.max_conns, Level::DEBUG);
@@ -273,18 +304,19 @@ async fn respond(req: Request<Incoming>, peer: &str, content: &Content) -> Respo
             );
         }
     }
+    // Kept for the log line: serving may consume the request (an upload).
+    let said = started.map(|_| (req.method().clone(), req.uri().path().to_owned()));
     let resp = match content {
-        Content::Files(root) => files::serve(root, &req).await,
+        Content::Files(root) => files::serve(root, req).await,
         Content::Hello(body) => hello(req.method(), body),
     };
-    if let Some(started) = started {
+    if let (Some(started), Some((method, path))) = (started, said) {
         let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
             Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()),
             None => hyper::body::Body::size_hint(resp.body()).exact(),
         };
-        let (method, path) = (req.method().as_str(), req.uri().path());
         let status = resp.status().as_u16();
-        crate::logging::access(peer, method, path, status, bytes, started);
+        crate::logging::access(peer, method.as_str(), &path, status, bytes, started);
     }
     resp
 }
