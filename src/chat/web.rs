@@ -305,6 +305,12 @@ fn accept_key(key: &str) -> String {
 
 /// A WebSocket client's chat session on the upgraded socket; `prefix` is
 /// what hyper had read past the request.
+/// A WebSocket client's session on `stream`, after its handshake: the
+/// fuzz target runs it on a socket pair.
+pub async fn serve_upgraded(stream: Stream, peer: PeerAddr, chat: &Chat) -> io::Result<()> {
+    serve_ws(stream, Bytes::new(), peer, chat).await
+}
+
 async fn serve_ws(stream: Stream, prefix: Bytes, peer: PeerAddr, chat: &Chat) -> io::Result<()> {
     let _ = stream.limit_unsent(UNSENT_LIMIT);
     let stream = Arc::new(stream);
