@@ -15,7 +15,6 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -149,8 +148,13 @@ enum Found {
     Listing(Listing),
 }
 
-/// Answers one request from the directory.
-pub async fn serve(root: &Arc<Root>, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request from the directory. Generic in its body, which
+/// only an upload reads, so the fuzz target can build requests itself.
+pub async fn serve<B>(root: &Arc<Root>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let head = req.method() == Method::HEAD;
     if req.method() == Method::POST
         && let Some(up) = &root.upload

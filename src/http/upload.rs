@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::BodyStream;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
@@ -68,7 +68,11 @@ impl Refused {
 
 /// Takes a POST to a directory: saves its files and answers with what was
 /// saved, or with why nothing (more) was.
-pub async fn receive(root: &Arc<Root>, up: &Upload, req: Request<Incoming>) -> Response<Body> {
+pub async fn receive<B>(root: &Arc<Root>, up: &Upload, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let url_path = req.uri().path().to_owned();
     // A browser's form wants the listing back; curl wants to be told.
     let browser = req
@@ -118,11 +122,15 @@ fn reply(status: StatusCode, text: String, html: bool) -> Response<Body> {
     resp
 }
 
-async fn save_all(
+async fn save_all<B>(
     root: &Arc<Root>,
     up: &Upload,
-    req: Request<Incoming>,
-) -> Result<Vec<(String, u64)>, Refused> {
+    req: Request<B>,
+) -> Result<Vec<(String, u64)>, Refused>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
