@@ -498,31 +498,7 @@ fn get_gives_up_on_a_silent_server_after_its_timeout() {
 #[test]
 fn get_verifies_https_and_trusts_a_private_ca_with_cacert() {
     let dir = tempdir();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let out = run(
-        Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ]),
-        b"",
-        STEP,
-    );
-    assert!(out.status.success(), "openssl: {}", stderr_of(&out));
+    let (cert, key) = self_signed(dir.path(), "127.0.0.1");
     let py = PyServer::start(
         r#"
 import http.server, ssl, sys

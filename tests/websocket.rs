@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use crate::support::{STEP, Server, python, run, sockit, stderr_of, tempdir};
+use crate::support::{STEP, Server, python, run, self_signed, sockit, stderr_of, tempdir};
 
 /// `chat serve` on free ports with the page: the server, and the web
 /// endpoint's `HOST:PORT`.
@@ -485,33 +485,7 @@ fn connect_ws_sends_lines_as_text_and_closes_cleanly() {
 #[test]
 fn connect_wss_checks_the_certificate_unless_told_otherwise() {
     let dir = tempdir();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = run(
-        Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ]),
-        b"",
-        STEP,
-    );
-    assert!(made.status.success(), "{}", stderr_of(&made));
+    let (cert, key) = self_signed(dir.path(), "localhost");
     let (mut server, port, mut said) =
         echo_server(&[cert.to_str().unwrap(), key.to_str().unwrap()]);
     let url = format!("wss://127.0.0.1:{port}/");

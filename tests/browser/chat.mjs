@@ -5,13 +5,12 @@
 // Every step prints `ok NAME`; the first failure prints `FAIL …` and exits
 // 1. For the restart step it prints `restart` and waits for a line on
 // stdin saying the server is back.
-import { chromium } from "playwright-core";
+import { STEP, launch, step } from "./steps.mjs";
 import net from "node:net";
 import readline from "node:readline";
 
 const [web, chatPort, shots] = process.argv.slice(2);
 const url = `http://${web}/`;
-const STEP = 10_000;
 const stdin = readline.createInterface({ input: process.stdin });
 // Lines from the driver, kept until asked for: one may come before the
 // script waits for it.
@@ -20,11 +19,6 @@ let inputWaiter = null;
 stdin.on("line", (line) => (inputWaiter ? (inputWaiter(line), (inputWaiter = null)) : inputs.push(line)));
 const nextInput = () =>
   inputs.length ? Promise.resolve(inputs.shift()) : new Promise((resolve) => (inputWaiter = resolve));
-
-function fail(why) {
-  console.log(`FAIL ${why}`);
-  process.exit(1);
-}
 
 // A line-protocol client, as nc would be.
 class Nc {
@@ -87,19 +81,7 @@ async function connected(page) {
   await page.waitForSelector("#status.online", { timeout: 3 * STEP });
 }
 
-async function step(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    fail(`${name}: ${e.message.split("\n")[0]}`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 try {
   const a = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
   const b = await (await browser.newContext({ viewport: { width: 390, height: 760 } })).newPage();

@@ -2,29 +2,11 @@
 // Chromium. Driven by tests/browser.rs:
 //   node listing.mjs BASE_URL FILE_TO_UPLOAD SCREENSHOT_DIR
 // Every step prints `ok NAME`; the first failure prints `FAIL …`.
-import { chromium } from "playwright-core";
+import { STEP, launch, step } from "./steps.mjs";
 
 const [base, upload, shots] = process.argv.slice(2);
-const STEP = 10_000;
 
-function fail(why) {
-  console.log(`FAIL ${why}`);
-  process.exit(1);
-}
-
-async function step(name, fn) {
-  try {
-    await fn();
-    console.log(`ok ${name}`);
-  } catch (e) {
-    fail(`${name}: ${e.message.split("\n")[0]}`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 try {
   const desk = await (await browser.newContext({ viewport: { width: 1000, height: 640 } })).newPage();
   const phone = await (
