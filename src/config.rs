@@ -244,5 +244,6 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn located(origin: &str, line: usize, message: String) -> UsageError {
+    let message = crate::error::one_line(&message);
     UsageError(format!("config {origin} line {line}: {message}"))
 }

@@ -26,9 +26,30 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{7}`): a value
+/// quoted in an error may hold a line break, and an error is one line.
+pub fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One line for a clap parse error, naming the flag or argument it is
 /// about: `--rate: …`, `missing TARGET`, `--bogus: unknown option`.
 pub fn usage_line(err: &clap::Error) -> String {
+    one_line(&usage_text(err))
+}
+
+fn usage_text(err: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     use std::error::Error as _;
     let context = |kind| err.get(kind);

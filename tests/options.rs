@@ -200,3 +200,18 @@ fn a_config_file_that_cannot_be_read_is_a_runtime_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_of(&out).contains("read config /nonexistent/s.toml"));
 }
+
+/// Found by the config fuzz target: a quoted value with a line break made
+/// a two-line error. From a flag and from the file it is escaped.
+#[test]
+fn a_value_with_a_line_break_is_quoted_on_one_line() {
+    let from_flag = usage_error(&["echo", ":0", "--drain-timeout", "1\n2"]);
+    let dir = tempdir();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, "drain_timeout = \"1\\n2\"\n").unwrap();
+    let from_file = usage_error(&["serve", "--config", cfg.to_str().unwrap()]);
+    for err in [&from_flag, &from_file] {
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("invalid duration '1\\n2'"), "{err}");
+    }
+}
