@@ -72,24 +72,6 @@ impl Line {
         line.body = prefix.len();
         line
     }
-
-    /// What an untagged client reads.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// The value of tag `key`, if it has one.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.split(';').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == key).then_some(v)
-        })
-    }
-
-    /// The line as a tagged client gets it, without a line ending.
-    pub fn tagged(&self) -> String {
-        format!("@{} {}", self.tags, &self.text[self.body..])
-    }
 }
 
 /// Which rendering a client takes.
@@ -144,14 +126,6 @@ impl Entry {
     /// be sent.
     pub fn is_close(&self) -> bool {
         matches!(&self.content, Content::Raw(b) if b.first() == Some(&(0x80 | OP_CLOSE)))
-    }
-
-    /// The lines, for tests and for looking into history.
-    pub fn parts(&self) -> &[Line] {
-        match &self.content {
-            Content::Lines(lines) => lines,
-            Content::Raw(_) => &[],
-        }
     }
 }
 
@@ -244,9 +218,6 @@ mod tests {
         assert_eq!(&ws[..2], [0x81, 24]);
         assert_eq!(&ws[2..26], b"[12:00:00] <al> hi there");
         assert_eq!(&ws[26..], b"\x81\x06* done");
-        assert_eq!(line.tag("from"), Some("al"));
-        assert_eq!(line.tag("kind"), Some("msg"));
-        assert_eq!(line.tag("room"), None);
     }
 
     #[test]
