@@ -9,7 +9,6 @@
 //! UTF-8, control frames, limits), while lines go out through the same
 //! outbox as a TCP client's, framed once per fan-out (see `line`).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
@@ -330,7 +329,7 @@ async fn serve_ws(stream: Stream, prefix: Bytes, peer: PeerAddr, chat: &Chat) ->
         ws: None,
         resting: Some(io),
         limits: Limits::default().max_payload_len(Some(MAX_MESSAGE)),
-        pending: VecDeque::new(),
+        rest: None,
         max_line: chat.cfg.max_line,
         heard: &heard,
         failed: None,
@@ -510,7 +509,10 @@ struct Lines<'a> {
     ws: Option<WebSocketStream<Socket>>,
     resting: Option<Socket>,
     limits: Limits,
-    pending: VecDeque<Line>,
+    /// What is left of the message being read, handed out a line at a
+    /// time: a megabyte of line breaks split at once would be a million
+    /// lines held together.
+    rest: Option<Bytes>,
     max_line: usize,
     /// Touched by every frame, pongs included, for the pinger.
     heard: &'a Activity,
@@ -522,7 +524,7 @@ impl futures_util::Stream for Lines<'_> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if let Some(line) = self.pending.pop_front() {
+            if let Some(line) = self.next_line() {
                 return Poll::Ready(Some(Ok(line)));
             }
             let this = &mut *self;
@@ -566,7 +568,7 @@ impl futures_util::Stream for Lines<'_> {
                     self.heard.touch();
                     if msg.is_text() || msg.is_binary() {
                         let payload = Bytes::from(msg.into_payload());
-                        self.split_lines(payload);
+                        self.rest = Some(payload);
                     }
                 }
             }
@@ -575,24 +577,22 @@ impl futures_util::Stream for Lines<'_> {
 }
 
 impl Lines<'_> {
-    fn split_lines(&mut self, payload: Bytes) {
-        let mut rest = payload;
-        loop {
-            let end = memchr::memchr(b'\n', &rest);
-            let mut line = rest.split_to(end.unwrap_or(rest.len()));
-            if line.last() == Some(&b'\r') {
-                line.truncate(line.len() - 1);
-            }
-            self.pending.push_back(if line.len() > self.max_line {
-                Line::TooLong
-            } else {
-                Line::Text(line)
-            });
-            if end.is_none() {
-                return;
-            }
-            rest.advance(1);
+    fn next_line(&mut self) -> Option<Line> {
+        let rest = self.rest.as_mut()?;
+        let end = memchr::memchr(b'\n', rest);
+        let mut line = rest.split_to(end.unwrap_or(rest.len()));
+        match end {
+            Some(_) => rest.advance(1),
+            None => self.rest = None,
         }
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        Some(if line.len() > self.max_line {
+            Line::TooLong
+        } else {
+            Line::Text(line)
+        })
     }
 }
 
