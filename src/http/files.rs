@@ -299,7 +299,7 @@ async fn open_at(path: &Path, start: u64, count: u64) -> io::Result<Body> {
     Ok(BodyExt::boxed(StreamBody::new(chunks)))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
     tokio::task::spawn_blocking(f)

@@ -17,7 +17,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 
-use super::files::Root;
+use super::files::{Root, blocking};
 use super::listing::{html_escape, human_size};
 use super::{Body, full};
 
@@ -147,13 +147,11 @@ where
         .ok_or(Refused::NotMultipart)?;
     let dir = {
         let (r, url) = (root.clone(), req.uri().path().to_owned());
-        tokio::task::spawn_blocking(move || {
-            r.resolve(&url).filter(|p| url.ends_with('/') && p.is_dir())
-        })
-        .await
-        .ok()
-        .flatten()
-        .ok_or(Refused::NoDirectory)?
+        blocking(move || Ok(r.resolve(&url).filter(|p| url.ends_with('/') && p.is_dir())))
+            .await
+            .ok()
+            .flatten()
+            .ok_or(Refused::NoDirectory)?
     };
     let body = BodyStream::new(req.into_body())
         .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
