@@ -464,7 +464,7 @@ impl AsyncWrite for Socket {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         // tokio-websockets hands over every frame it has queued in one call.
-        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        let all = bufs.iter().map(|b| &b[..]).collect::<Vec<_>>().concat();
         let n = all.len();
         Poll::Ready(self.queue(all).map(|()| n))
     }
