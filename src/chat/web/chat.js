@@ -27,7 +27,17 @@ const state = {
   recall: -1,
 };
 
+// Stringifying every kept line on every message would make a busy room
+// cost the page more with each line: writes are gathered, at most one a
+// second, and flushed when the page goes away.
+let saving = 0;
 function save() {
+  if (!saving) saving = setTimeout(saveNow, 1000);
+}
+
+function saveNow() {
+  clearTimeout(saving);
+  saving = 0;
   store.setItem("sockit.nick", state.wanted);
   store.setItem("sockit.room", state.room);
   store.setItem("sockit.last", JSON.stringify(state.last));
@@ -349,6 +359,8 @@ function keys(ev) {
     ev.preventDefault();
   }
 }
+
+window.addEventListener("pagehide", saveNow);
 
 document.addEventListener("DOMContentLoaded", () => {
   $("send").addEventListener("submit", submit);
