@@ -13,6 +13,8 @@ fn chat_web(extra: &[&str]) -> (Server, String) {
     let mut args = vec!["chat", "serve", "127.0.0.1:0", "--web", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let srv = Server::spawn(&args);
+    // The line protocol's line comes first, the page's second.
+    assert!(srv.endpoint.starts_with("tcp://"), "{}", srv.endpoint);
     let line = srv.wait_for_log("listening on http://");
     let web = line
         .split("http://")
