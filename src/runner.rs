@@ -24,6 +24,10 @@ pub type ServiceFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 /// Starts a service on one of its bound sockets.
 pub type Starter = Arc<dyn Fn(Bound, Shutdown) -> ServiceFuture + Send + Sync>;
 
+/// Starts work a service runs beside its sockets (chat's link to Redis).
+/// Its error stops the whole server: it is one no retry would mend.
+pub type Beside = Arc<dyn Fn(Shutdown) -> ServiceFuture + Send + Sync>;
+
 /// A named service, where it listens, how long it drains, how it starts.
 #[derive(Clone)]
 pub struct Service {
@@ -41,6 +45,8 @@ pub struct Service {
     /// Endpoints that speak another protocol for the same service (chat's
     /// web page), each started its own way.
     pub extra: Vec<Extra>,
+    /// Tasks it runs beside its sockets, started with them.
+    pub beside: Vec<Beside>,
 }
 
 /// An endpoint of a service that speaks a protocol of its own, shown with
@@ -119,6 +125,7 @@ impl Service {
             start: starter(cfg, run),
             tls: None,
             extra: Vec::new(),
+            beside: Vec::new(),
         }
     }
 
@@ -131,6 +138,12 @@ impl Service {
     /// The same service, also listening on `extra`.
     pub fn also(mut self, extra: Extra) -> Service {
         self.extra.push(extra);
+        self
+    }
+
+    /// The same service, also running `task` until shutdown.
+    pub fn beside(mut self, task: Beside) -> Service {
+        self.beside.push(task);
         self
     }
 }
@@ -253,11 +266,28 @@ pub async fn run(services: Vec<Service>, announce: Announce) -> anyhow::Result<(
         let fut = (b.start)(b.bound, shutdowns[b.service].clone());
         running.insert(set.spawn(fut).id(), (b.name, b.endpoint));
     }
-    let all = wait_all(&mut set, &running, alone);
+    let mut beside = JoinSet::new();
+    for (service, sd) in services.iter().zip(&shutdowns) {
+        for task in &service.beside {
+            let name = service.name;
+            let task = task(sd.clone());
+            beside.spawn(async move { task.await.map_err(|err| (name, err)) });
+        }
+    }
+    let all = async {
+        tokio::select! {
+            failures = wait_all(&mut set, &running, alone) => failures,
+            Some(Ok(Err((name, err)))) = beside.join_next() => Failures::Fatal(name, err),
+        }
+    };
     let failures = run_until_signal(&shutdowns, signals, all).await;
+    if let Failures::Fatal(..) = failures {
+        shutdowns.iter().for_each(Shutdown::trigger);
+    }
     drain(&services, &shutdowns).await;
     match failures {
         Failures::None => Ok(()),
+        Failures::Fatal(name, err) => Err(anyhow::Error::new(err).context(name)),
         Failures::Alone(endpoint, err) => Err(err).with_context(|| format!("serve {endpoint}")),
         Failures::Logged(n) => anyhow::bail!("{n} service endpoint(s) stopped with errors"),
     }
@@ -270,6 +300,8 @@ enum Failures {
     Alone(Endpoint, io::Error),
     /// In a suite, each failure is logged as it happens, and counted.
     Logged(usize),
+    /// A service's task beside its sockets failed for good.
+    Fatal(&'static str, io::Error),
 }
 
 async fn wait_all(

@@ -8,6 +8,7 @@ mod browser;
 mod chat;
 mod classic;
 mod cli;
+mod cluster;
 mod connect;
 mod echo;
 mod endpoints;

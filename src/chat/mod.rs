@@ -3,6 +3,7 @@
 //! this module runs one connection.
 
 pub mod client;
+pub(crate) mod cluster;
 pub mod line;
 pub mod outbox;
 pub mod peer;
@@ -116,6 +117,13 @@ pub struct Options {
     /// closed (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = Secs(web::DEFAULT_PING), allow_negative_numbers = true)]
     pub web_ping: Secs,
+    /// Share rooms with every server on this Redis and --cluster:
+    /// redis://[:PASSWORD@]HOST:PORT[/DB].
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// The cluster's name, which prefixes its Redis keys.
+    #[arg(long, value_name = "NAME", default_value = cluster::DEFAULT_CLUSTER)]
+    pub cluster: String,
     /// `--tls` and its certificate; in a config section, a `tls` table.
     #[command(flatten)]
     pub tls: Tls,
@@ -154,8 +162,23 @@ impl Options {
             idle_timeout: self.limits.idle(),
             web_origins: self.web_origin.clone(),
             web_ping: self.web_ping.nonzero(),
+            redis: self.redis_url()?,
+            cluster: self.cluster.clone(),
             tls: None,
         })
+    }
+
+    fn redis_url(&self) -> Result<Option<String>, OptionError> {
+        let Some(url) = &self.redis else {
+            return Ok(None);
+        };
+        if let Err(err) = redis::Client::open(url.as_str()) {
+            return Err(OptionError::new("redis", format!("not a Redis URL: {err}")));
+        }
+        if self.cluster.is_empty() || self.cluster.contains(char::is_whitespace) {
+            return Err(OptionError::new("cluster", "must be a name without spaces"));
+        }
+        Ok(Some(url.clone()))
     }
 
     /// As `sockit serve` runs it: with the page at its default place
@@ -203,6 +226,10 @@ impl Options {
         let chat = Arc::new(Chat::new(cfg));
         let mut service =
             Service::shared("chat", endpoints, drain, chat.clone(), run_bound).with_tls(tls);
+        if chat.hub.uplink().is_some() {
+            let chat = chat.clone();
+            service = service.beside(Arc::new(move |sd| Box::pin(cluster::run(chat.clone(), sd))));
+        }
         if let Some(endpoint) = web.into_iter().next() {
             service = service.also(Extra {
                 endpoint,
@@ -235,6 +262,10 @@ pub struct Config {
     pub web_origins: Vec<String>,
     /// How often WebSocket clients are pinged.
     pub web_ping: Option<Duration>,
+    /// The Redis whose cluster of servers shares these rooms.
+    pub redis: Option<String>,
+    /// That cluster's name.
+    pub cluster: String,
     /// Terminate TLS on every connection.
     pub tls: Option<Arc<tls::server::Server>>,
 }
@@ -269,9 +300,12 @@ pub struct Chat {
 }
 
 impl Chat {
-    /// An empty hub sized by `cfg`.
+    /// An empty hub sized by `cfg`, linked to its cluster if it has one.
     pub fn new(cfg: Config) -> Self {
-        let hub = Hub::new(cfg.history, cfg.max_conns);
+        let uplink = cfg.redis.as_deref().map(|url| {
+            Arc::new(cluster::Uplink::new(url, &cfg.cluster).expect("checked by Options::config"))
+        });
+        let hub = Hub::linked(cfg.history, cfg.max_conns, uplink);
         Chat { cfg, hub }
     }
 }
@@ -347,7 +381,7 @@ where
     // carry its space.
     let heard = cfg.idle_timeout.map(|_| Activity::new());
     let reader = async {
-        let lines = read_lines(lines, cfg, hub, id, heard.as_ref());
+        let lines = read_lines(lines, chat, id, heard.as_ref());
         match &heard {
             Some(heard) => Box::pin(heard.bound(cfg.idle_timeout, lines)).await,
             None => lines.await,
@@ -432,14 +466,14 @@ enum End {
 
 async fn read_lines<L>(
     mut lines: L,
-    cfg: &Config,
-    hub: &Hub,
+    chat: &Chat,
     id: ClientId,
     heard: Option<&Activity>,
 ) -> io::Result<()>
 where
     L: futures_util::Stream<Item = io::Result<Line>> + Unpin,
 {
+    let (cfg, hub) = (&chat.cfg, &chat.hub);
     let mut bucket = Bucket::new(cfg.rate, cfg.burst);
     let mut burst = Burst::default();
     loop {
@@ -480,6 +514,12 @@ where
             Take::Drop => continue,
         }
         match proto::parse(&text) {
+            Ok(Command::Nick(nick)) if hub.uplink().is_some() => {
+                burst.flush(hub, id);
+                if let Err(e) = rename_in_cluster(hub, id, &nick).await {
+                    hub.notice(id, line::Line::error(format!("! {e}")));
+                }
+            }
             Ok(cmd) => {
                 if !run_command(hub, id, cmd, &mut burst) {
                     return Ok(());
@@ -559,6 +599,20 @@ impl Burst {
         self.flush(hub, id);
         hub.notice(id, line);
     }
+}
+
+/// `/nick` on a cluster node: the nick must be free on every node, which
+/// only Redis can say for certain.
+async fn rename_in_cluster(hub: &Hub, id: ClientId, nick: &str) -> Result<(), proto::ProtoError> {
+    let Some(room) = hub.nick_free(id, nick)? else {
+        return Ok(());
+    };
+    if let Some(up) = hub.uplink()
+        && up.claim(nick, &room).await == cluster::Claim::Taken
+    {
+        return Err(proto::ProtoError(format!("nick {nick} is taken")));
+    }
+    hub.rename(id, nick)
 }
 
 /// Runs one command; `false` once the client has said `/quit`.

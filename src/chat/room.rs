@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::Uplink;
+use super::cluster::presence::Presence;
+use super::cluster::wire::{Event, Stored, StreamId};
 use super::line::{Entry, Line, Outgoing};
 use super::outbox::{Behind, Outbox};
 use super::proto::ProtoError;
@@ -72,6 +75,9 @@ struct Room {
     /// The highest sequence number of this room's messages that history
     /// no longer holds.
     forgotten: u64,
+    /// In a cluster: the newest entry of the room's stream this node has,
+    /// so a catch-up after a break brings each message once.
+    stream_seen: Option<StreamId>,
 }
 
 #[derive(Default)]
@@ -86,6 +92,13 @@ struct State {
     gone: HashMap<String, u64>,
     /// What a room not in `gone` may have missed, once `gone` overflowed.
     gone_floor: u64,
+    /// In a cluster: who is on the other nodes.
+    presence: Presence,
+    /// The clients were told the cluster link is lost, and not yet that it
+    /// is back.
+    told_lost: bool,
+    /// Part of a cluster: rooms nobody here is in keep their history.
+    mirror: bool,
 }
 
 /// The server is at `--max-conns`.
@@ -110,19 +123,46 @@ pub struct Hub {
     max_conns: usize,
     /// The first half of every message id: when this hub started.
     epoch: String,
+    /// In a cluster: where events for the other nodes go.
+    uplink: Option<Arc<Uplink>>,
 }
+
+/// Rooms a cluster node keeps history for though nobody here is in them,
+/// so a newcomer is replayed what the cluster said. Beyond this many,
+/// rooms with nobody here are not mirrored.
+const MIRRORED_ROOMS: usize = 10_000;
 
 impl Hub {
     /// An empty hub keeping `history` lines per room.
     pub fn new(history: usize, max_conns: usize) -> Self {
+        Hub::linked(history, max_conns, None)
+    }
+
+    /// An empty hub that shares its rooms with a cluster through `uplink`.
+    pub fn linked(history: usize, max_conns: usize, uplink: Option<Arc<Uplink>>) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let state = State {
+            mirror: uplink.is_some(),
+            ..State::default()
+        };
         Hub {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             history,
             max_conns,
             epoch: format!("{:x}", started.as_millis()),
+            uplink,
+        }
+    }
+
+    pub(crate) fn uplink(&self) -> Option<Arc<Uplink>> {
+        self.uplink.clone()
+    }
+
+    fn tell(&self, ev: Event) {
+        if let Some(up) = &self.uplink {
+            up.send(ev);
         }
     }
 
@@ -145,7 +185,11 @@ impl Hub {
             }
             st.next_id += 1;
             let id = st.next_id;
-            let nick = format!("guest-{id}");
+            // Each node names its guests apart from the other nodes'.
+            let nick = match &self.uplink {
+                Some(up) => format!("guest-{}-{id}", up.node),
+                None => format!("guest-{id}"),
+            };
             st.nicks.insert(nick.clone(), id);
             st.clients.insert(
                 id,
@@ -163,6 +207,10 @@ impl Hub {
             );
             send(st, id, Line::new("welcome", &format!("nick={nick}"), welcome), fan);
             self.enter_room(st, id, LOBBY, Since::Start, fan);
+            self.tell(Event::Join {
+                u: nick.clone(),
+                r: LOBBY.to_string(),
+            });
             Ok((id, nick))
         })
     }
@@ -171,8 +219,18 @@ impl Hub {
     pub fn leave(&self, id: ClientId) {
         self.update(|st, fan| {
             if let Some(c) = remove(st, id) {
-                announce(st, &c.room, None, left(&c.nick, &c.room, ""), fan);
+                self.gone(st, c, "", fan);
             }
+        });
+    }
+
+    /// Tells the room here, and the cluster, that `c` left.
+    fn gone(&self, st: &mut State, c: Client, why: &str, fan: &mut Fanout) {
+        announce(st, &c.room, None, left(&c.nick, &c.room, why), fan);
+        self.tell(Event::Leave {
+            u: c.nick,
+            r: c.room,
+            w: why.to_string(),
         });
     }
 
@@ -193,43 +251,60 @@ impl Hub {
         self.update(|st, fan| {
             let Some(c) = st.clients.get(&id) else { return };
             let (room, nick, echo) = (c.room.clone(), c.nick.clone(), c.echo);
-            let now = chrono::Local::now();
-            let stamp = now.format("%H:%M:%S").to_string();
-            let millis = now.timestamp_millis();
-            let first = st.seq + 1;
-            st.seq += said.len() as u64;
-            let Some(r) = st.rooms.get_mut(&room) else {
-                return;
-            };
-            let lines: Vec<Line> = said
-                .iter()
-                .zip(first..)
-                .map(|(s, seq)| {
-                    let tags =
-                        format!("id={}-{seq};room={room};from={nick};t={millis}", self.epoch);
-                    if s.action {
-                        Line::message("me", &tags, &format!("[{stamp}] * {nick} "), &s.text)
-                    } else {
-                        Line::message("msg", &tags, &format!("[{stamp}] <{nick}> "), &s.text)
-                    }
-                })
-                .collect();
-            r.posted += lines.len() as u64;
-            let kept_from = lines.len().saturating_sub(self.history);
-            for (line, seq) in lines.iter().zip(first..).skip(kept_from) {
-                if r.history.len() == self.history
-                    && let Some((old, _)) = r.history.pop_front()
-                {
-                    r.forgotten = old;
-                }
-                r.history.push_back((seq, Entry::line(line.clone())));
+            let millis = chrono::Utc::now().timestamp_millis();
+            let lines = said.iter().map(|s| (s.action, s.text.as_str()));
+            if let Some(entry) = self.post(st, &room, &nick, millis, lines) {
+                let except = (!echo).then_some(id);
+                broadcast_entry(st, &room, except, &entry, fan);
             }
-            if kept_from > 0 {
-                r.forgotten = first + kept_from as u64 - 1;
-            }
-            let except = (!echo).then_some(id);
-            broadcast_entry(st, &room, except, &Entry::lines(lines), fan);
+            self.tell(Event::Said {
+                r: room,
+                f: nick,
+                t: millis,
+                l: said.iter().map(|s| (s.action, s.text.clone())).collect(),
+            });
         });
+    }
+
+    /// Stamps messages said in `room` by `nick` at `millis` and keeps them
+    /// in history: the entry to send the room.
+    fn post<'a>(
+        &self,
+        st: &mut State,
+        room: &str,
+        nick: &str,
+        millis: i64,
+        said: impl ExactSizeIterator<Item = (bool, &'a str)>,
+    ) -> Option<Outgoing> {
+        let first = st.seq + 1;
+        st.seq += said.len() as u64;
+        let r = st.rooms.get_mut(room)?;
+        let stamp = clock(millis);
+        let lines: Vec<Line> = said
+            .zip(first..)
+            .map(|((action, text), seq)| {
+                let tags = format!("id={}-{seq};room={room};from={nick};t={millis}", self.epoch);
+                if action {
+                    Line::message("me", &tags, &format!("[{stamp}] * {nick} "), text)
+                } else {
+                    Line::message("msg", &tags, &format!("[{stamp}] <{nick}> "), text)
+                }
+            })
+            .collect();
+        r.posted += lines.len() as u64;
+        let kept_from = lines.len().saturating_sub(self.history);
+        for (line, seq) in lines.iter().zip(first..).skip(kept_from) {
+            if r.history.len() == self.history
+                && let Some((old, _)) = r.history.pop_front()
+            {
+                r.forgotten = old;
+            }
+            r.history.push_back((seq, Entry::line(line.clone())));
+        }
+        if kept_from > 0 {
+            r.forgotten = first + kept_from as u64 - 1;
+        }
+        Some(Entry::lines(lines))
     }
 
     /// `/echo on|off`.
@@ -266,12 +341,29 @@ impl Hub {
         });
     }
 
+    /// Whether `new` is free on this node and, as far as it has heard, on
+    /// the others; with the client's room, for a cluster-wide claim.
+    pub fn nick_free(&self, id: ClientId, new: &str) -> Result<Option<String>, ProtoError> {
+        let st = self.lock();
+        let Some(c) = st.clients.get(&id) else {
+            return Ok(None);
+        };
+        if c.nick == new {
+            return Ok(None);
+        }
+        if st.nicks.contains_key(new) || st.presence.has_nick(new) {
+            return Err(taken(new));
+        }
+        Ok(Some(c.room.clone()))
+    }
+
     /// Changes a client's nick if it is free.
     pub fn rename(&self, id: ClientId, new: &str) -> Result<(), ProtoError> {
         self.update(|st, fan| {
             match st.nicks.get(new) {
                 Some(&owner) if owner == id => return Ok(()),
-                Some(_) => return Err(ProtoError(format!("nick {new} is taken"))),
+                Some(_) => return Err(taken(new)),
+                None if st.presence.has_nick(new) => return Err(taken(new)),
                 None => {}
             }
             let Some(c) = st.clients.get_mut(&id) else {
@@ -281,12 +373,12 @@ impl Hub {
             let room = c.room.clone();
             st.nicks.remove(&old);
             st.nicks.insert(new.to_string(), id);
-            let line = Line::new(
-                "nick",
-                &format!("room={room};old={old};new={new}"),
-                format!("* {old} is now known as {new}"),
-            );
-            broadcast(st, &room, line, fan);
+            broadcast(st, &room, renamed(&old, new, &room), fan);
+            self.tell(Event::Nick {
+                o: old,
+                u: new.to_string(),
+                r: room,
+            });
             Ok(())
         })
     }
@@ -334,19 +426,29 @@ impl Hub {
         });
     }
 
-    /// `/rooms`: every room, its head count and (tagged) how many messages
-    /// it has had.
+    /// `/rooms`: every room with someone in it, anywhere in the cluster,
+    /// its head count and (tagged) how many messages it has had here.
     pub fn rooms(&self, id: ClientId) {
         self.update(|st, fan| {
-            let people: Vec<String> = st
+            let mut counts: BTreeMap<&str, (usize, u64)> = st
                 .rooms
                 .iter()
-                .map(|(name, r)| format!("#{name} ({})", r.members.len()))
+                .filter(|(name, r)| {
+                    !r.members.is_empty() || *name == LOBBY || self.uplink.is_none()
+                })
+                .map(|(name, r)| (name.as_str(), (r.members.len(), r.posted)))
                 .collect();
-            let tags: Vec<String> = st
-                .rooms
+            for (room, n) in st.presence.rooms() {
+                let posted = st.rooms.get(room).map_or(0, |r| r.posted);
+                counts.entry(room).or_insert((0, posted)).0 += n;
+            }
+            let people: Vec<String> = counts
                 .iter()
-                .map(|(name, r)| format!("{name}:{}:{}", r.members.len(), r.posted))
+                .map(|(name, (n, _))| format!("#{name} ({n})"))
+                .collect();
+            let tags: Vec<String> = counts
+                .iter()
+                .map(|(name, (n, posted))| format!("{name}:{n}:{posted}"))
                 .collect();
             let line = Line::new(
                 "rooms",
@@ -357,7 +459,7 @@ impl Hub {
         });
     }
 
-    /// `/who`: who is in the client's room.
+    /// `/who`: who is in the client's room, on every node.
     pub fn who(&self, id: ClientId) {
         self.update(|st, fan| {
             let Some(room) = st.clients.get(&id).map(|c| c.room.clone()) else {
@@ -367,6 +469,7 @@ impl Hub {
                 .members
                 .keys()
                 .filter_map(|m| st.clients.get(m).map(|c| c.nick.as_str()))
+                .chain(st.presence.in_room(&room))
                 .collect();
             nicks.sort_unstable();
             let line = Line::new(
@@ -378,26 +481,188 @@ impl Hub {
         });
     }
 
-    /// `/msg`: a private line to one nick, with a copy to the sender.
+    /// `/msg`: a private line to one nick, here or on another node, with a
+    /// copy to the sender.
     pub fn private(&self, id: ClientId, to: &str, text: &str) -> Result<(), ProtoError> {
         self.update(|st, fan| {
-            let Some(&target) = st.nicks.get(to) else {
+            let target = st.nicks.get(to).copied();
+            let remote =
+                self.uplink.as_ref().is_some_and(|up| up.linked()) && st.presence.has_nick(to);
+            if target.is_none() && !remote {
                 return Err(ProtoError(format!("no such nick: {to}")));
-            };
+            }
             let Some(from) = st.clients.get(&id).map(|c| c.nick.clone()) else {
                 return Ok(());
             };
-            let now = chrono::Local::now();
-            let stamp = now.format("%H:%M:%S");
-            let tags = format!("from={from};to={to};t={}", now.timestamp_millis());
-            let prefix = format!("[{stamp}] -{from}- ");
-            send(st, target, Line::message("pm", &tags, &prefix, text), fan);
-            if target != id {
-                let prefix = format!("[{stamp}] -> {to}: ");
+            let millis = chrono::Utc::now().timestamp_millis();
+            match target {
+                Some(target) => deliver_private(st, target, &from, to, text, millis, fan),
+                None => self.tell(Event::Private {
+                    f: from.clone(),
+                    u: to.to_string(),
+                    x: text.to_string(),
+                    t: millis,
+                }),
+            }
+            if target != Some(id) {
+                let tags = format!("from={from};to={to};t={millis}");
+                let prefix = format!("[{}] -> {to}: ", clock(millis));
                 send(st, id, Line::message("pm", &tags, &prefix, text), fan);
             }
             Ok(())
         })
+    }
+
+    /// Everyone on this node, nick to room: the roster the cluster is told.
+    pub fn local_people(&self) -> HashMap<String, String> {
+        let st = self.lock();
+        st.clients
+            .values()
+            .map(|c| (c.nick.clone(), c.room.clone()))
+            .collect()
+    }
+
+    /// The newest stream entry of `room` this node has.
+    pub fn watermark(&self, room: &str) -> Option<StreamId> {
+        self.lock().rooms.get(room).and_then(|r| r.stream_seen)
+    }
+
+    /// This node's own messages came back from Redis as entry `id`.
+    pub fn seen_own(&self, room: &str, id: StreamId) {
+        if let Some(r) = self.lock().rooms.get_mut(room) {
+            r.stream_seen = r.stream_seen.max(Some(id));
+        }
+    }
+
+    /// What another node said or did.
+    pub fn remote(&self, node: &str, ids: &[StreamId], ev: Event) {
+        self.update(|st, fan| match ev {
+            Event::Said { r, f, t, l } => {
+                let entries = l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (action, text))| (ids.get(i).copied(), *action, text.as_str()));
+                self.post_remote(st, &r, &f, t, entries, Some(fan));
+            }
+            Event::Join { u, r } => {
+                let was = st.presence.place(node, &u, &r);
+                if let Some(old) = was.filter(|old| *old != r) {
+                    announce(st, &old, None, left(&u, &old, ""), fan);
+                }
+                let line = joined(&u, &r);
+                announce(st, &r, None, line, fan);
+            }
+            Event::Leave { u, r, w } => {
+                st.presence.remove(node, &u);
+                announce(st, &r, None, left(&u, &r, &w), fan);
+            }
+            Event::Nick { o, u, r } => {
+                st.presence.remove(node, &o);
+                st.presence.place(node, &u, &r);
+                broadcast(st, &r, renamed(&o, &u, &r), fan);
+            }
+            Event::Private { f, u, x, t } => {
+                if let Some(&target) = st.nicks.get(&u) {
+                    deliver_private(st, target, &f, &u, &x, t, fan);
+                }
+            }
+            Event::Roster { p } => st.presence.replace(node, p),
+            Event::Beat => st.presence.beat(node),
+            Event::Quit => forget_node(st, node, " (server stopped)", fan),
+        });
+    }
+
+    /// Another node's messages: each new one (by stream id) into history
+    /// and, given a `fan`, to everyone here.
+    fn post_remote<'a>(
+        &self,
+        st: &mut State,
+        room: &str,
+        from: &str,
+        millis: i64,
+        entries: impl Iterator<Item = (Option<StreamId>, bool, &'a str)>,
+        fan: Option<&mut Fanout>,
+    ) {
+        if !st.rooms.contains_key(room) {
+            if st.rooms.len() >= MIRRORED_ROOMS {
+                return;
+            }
+            st.rooms.insert(room.to_string(), Room::default());
+        }
+        let Some(r) = st.rooms.get_mut(room) else {
+            return;
+        };
+        let seen = r.stream_seen;
+        let mut fresh = Vec::new();
+        for (id, action, text) in entries {
+            if id.is_some() && id <= seen {
+                continue;
+            }
+            r.stream_seen = r.stream_seen.max(id);
+            fresh.push((action, text));
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        if let Some(entry) = self.post(st, room, from, millis, fresh.into_iter())
+            && let Some(fan) = fan
+        {
+            broadcast_entry(st, room, None, &entry, fan);
+        }
+    }
+
+    /// A room's stream as read after linking up: what this node lacks goes
+    /// into history and, if `deliver`, to everyone here, in stream order.
+    pub fn caught_up(&self, room: &str, me: &str, stored: &[Stored], deliver: bool) {
+        self.update(|st, fan| {
+            for s in stored {
+                if s.node == me {
+                    if let Some(r) = st.rooms.get_mut(room) {
+                        r.stream_seen = r.stream_seen.max(Some(s.id));
+                    }
+                    continue;
+                }
+                let entry = std::iter::once((Some(s.id), s.action, s.text.as_str()));
+                // Without `deliver`, into history only: these were said
+                // before this node joined the cluster.
+                let to = deliver.then_some(&mut *fan);
+                self.post_remote(st, room, &s.from, s.t, entry, to);
+            }
+        });
+    }
+
+    /// The link went down or came back: every client is told, once each
+    /// way.
+    pub fn link_changed(&self, up: bool) {
+        self.update(|st, fan| {
+            if up != st.told_lost {
+                return;
+            }
+            st.told_lost = !up;
+            let line = if up {
+                Line::new("cluster", "link=up", "* cluster link back")
+            } else {
+                Line::new(
+                    "cluster",
+                    "link=down",
+                    "* cluster link lost, messages stay on this server",
+                )
+            };
+            let all: Vec<ClientId> = st.clients.keys().copied().collect();
+            for id in all {
+                send(st, id, line.clone(), fan);
+            }
+        });
+    }
+
+    /// Nodes silent for `ttl` are taken for dead: their people leave.
+    pub fn expire_nodes(&self, ttl: std::time::Duration) {
+        self.update(|st, fan| {
+            for node in st.presence.silent(ttl) {
+                tracing::warn!(%node, "cluster node silent, its clients are gone");
+                forget_node(st, &node, " (server lost)", fan);
+            }
+        });
     }
 
     /// Runs one hub operation under the lock, then `finish`es what it
@@ -417,6 +682,10 @@ impl Hub {
         leave_room(st, id, &old);
         announce(st, &old, None, left(&nick, &old, ""), fan);
         self.enter_room(st, id, room, since, fan);
+        self.tell(Event::Join {
+            u: nick,
+            r: room.to_string(),
+        });
     }
 
     fn enter_room(&self, st: &mut State, id: ClientId, room: &str, since: Since, fan: &mut Fanout) {
@@ -437,12 +706,7 @@ impl Hub {
             r.members.insert(id, out);
         }
         replay(st, id, room, since, fan);
-        let line = Line::new(
-            "join",
-            &format!("room={room};nick={nick}"),
-            format!("* {nick} joined #{room}"),
-        );
-        announce(st, room, Some(id), line, fan);
+        announce(st, room, Some(id), joined(&nick, room), fan);
     }
 
     /// Disconnects clients whose queues overflowed, telling their rooms
@@ -459,13 +723,7 @@ impl Hub {
             tracing::warn!(parent: None, nick = %c.nick, peer = %c.peer,
                 "client fell behind its outbound queue, disconnecting");
             c.kick.cancel();
-            announce(
-                &mut st,
-                &c.room,
-                None,
-                left(&c.nick, &c.room, " (too slow)"),
-                &mut fan,
-            );
+            self.gone(&mut st, c, " (too slow)", &mut fan);
         }
         drop(st);
         flush_all(fan.flush);
@@ -474,6 +732,56 @@ impl Hub {
 
 fn in_room(st: &State, id: ClientId, room: &str) -> bool {
     st.clients.get(&id).is_some_and(|c| c.room == room)
+}
+
+fn taken(nick: &str) -> ProtoError {
+    ProtoError(format!("nick {nick} is taken"))
+}
+
+fn joined(nick: &str, room: &str) -> Line {
+    Line::new(
+        "join",
+        &format!("room={room};nick={nick}"),
+        format!("* {nick} joined #{room}"),
+    )
+}
+
+fn renamed(old: &str, new: &str, room: &str) -> Line {
+    Line::new(
+        "nick",
+        &format!("room={room};old={old};new={new}"),
+        format!("* {old} is now known as {new}"),
+    )
+}
+
+/// `HH:MM:SS` here, of a time in milliseconds since the epoch.
+fn clock(millis: i64) -> String {
+    chrono::TimeZone::timestamp_millis_opt(&chrono::Local, millis)
+        .single()
+        .unwrap_or_else(chrono::Local::now)
+        .format("%H:%M:%S")
+        .to_string()
+}
+
+fn deliver_private(
+    st: &mut State,
+    target: ClientId,
+    from: &str,
+    to: &str,
+    text: &str,
+    millis: i64,
+    fan: &mut Fanout,
+) {
+    let tags = format!("from={from};to={to};t={millis}");
+    let prefix = format!("[{}] -{from}- ", clock(millis));
+    send(st, target, Line::message("pm", &tags, &prefix, text), fan);
+}
+
+/// Everyone on `node` leaves, each room here told.
+fn forget_node(st: &mut State, node: &str, why: &str, fan: &mut Fanout) {
+    for (nick, room) in st.presence.forget(node) {
+        announce(st, &room, None, left(&nick, &room, why), fan);
+    }
 }
 
 fn left(nick: &str, room: &str, why: &str) -> Line {
@@ -525,8 +833,10 @@ fn leave_room(st: &mut State, id: ClientId, room: &str) {
     };
     r.members.remove(&id);
     // The lobby always exists; other empty rooms go, history and all, and
-    // only what their last message was is kept.
-    if r.members.is_empty() && room != LOBBY {
+    // only what their last message was is kept. A cluster node keeps the
+    // history of rooms that still have some, which the cluster shares.
+    let mirrored = st.mirror && !r.history.is_empty();
+    if r.members.is_empty() && room != LOBBY && !mirrored {
         let last = r.history.back().map_or(r.forgotten, |(seq, _)| *seq);
         st.rooms.remove(room);
         if st.gone.len() >= GONE_ROOMS {
@@ -738,5 +1048,71 @@ mod tests {
             .map(|l| &l[11..])
             .collect();
         assert_eq!(said, ["<guest-1> two", "<guest-1> three"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_nodes_messages_arrive_once_and_its_people_expire() {
+        let hub = Hub::linked(5, 10, Some(crate::chat::cluster::detached()));
+        let (id, mut peer) = client(&hub).await;
+        drain(&mut peer).await;
+        let said = |text: &str| Event::Said {
+            r: LOBBY.into(),
+            f: "bob".into(),
+            t: 0,
+            l: vec![(false, text.into())],
+        };
+        hub.remote(
+            "n2",
+            &[],
+            Event::Join {
+                u: "bob".into(),
+                r: LOBBY.into(),
+            },
+        );
+        hub.remote("n2", &[StreamId(5, 0)], said("first"));
+        // The same entry again, as a catch-up after a break would read it.
+        hub.remote("n2", &[StreamId(5, 0)], said("first"));
+        let stored = |seq, text: &str| Stored {
+            id: StreamId(5, seq),
+            node: "n2".into(),
+            from: "bob".into(),
+            action: false,
+            text: text.into(),
+            t: 0,
+        };
+        hub.caught_up(
+            LOBBY,
+            "me",
+            &[stored(0, "first"), stored(1, "second")],
+            true,
+        );
+        hub.who(id);
+        let lines = drain(&mut peer).await;
+        let said: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.split_once("<bob> ").map(|(_, t)| t))
+            .collect();
+        assert_eq!(said, ["first", "second"], "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("* bob joined #lobby")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with(", bob") || l.contains(": bob,")),
+            "{lines:?}"
+        );
+        assert!(
+            hub.rename(id, "bob").is_err(),
+            "bob is taken on the other node"
+        );
+        tokio::time::advance(std::time::Duration::from_secs(11)).await;
+        hub.expire_nodes(std::time::Duration::from_secs(10));
+        let lines = drain(&mut peer).await;
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("* bob left #lobby (server lost)")),
+            "{lines:?}"
+        );
+        assert!(hub.rename(id, "bob").is_ok(), "bob's nick is free again");
     }
 }

@@ -302,10 +302,15 @@ pub fn run(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
 /// Runs `python3 -c SCRIPT ARGS…` and returns its stdout; fails the test if
 /// the script fails.
 pub fn python(script: &str, args: &[&str]) -> String {
+    python_within(script, args, STEP)
+}
+
+/// [`python`] for a script that takes up to `limit`.
+pub fn python_within(script: &str, args: &[&str], limit: Duration) -> String {
     let out = run(
         Command::new("python3").arg("-c").arg(script).args(args),
         b"",
-        STEP,
+        limit,
     );
     assert!(
         out.status.success(),
@@ -577,4 +582,107 @@ pub fn self_signed(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
     );
     assert!(made.status.success(), "openssl: {}", stderr_of(&made));
     (cert, key)
+}
+
+/// A redis-server of the test's own on a free loopback port, with its
+/// data in a directory of its own so that a restart keeps it; killed on
+/// drop.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl Redis {
+    /// Starts one with `extra` arguments (`--requirepass x`).
+    pub fn start(extra: &[&str]) -> Redis {
+        let port = free_port();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: tempdir(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// A port nothing listens on, for a Redis that starts later.
+    pub fn later(extra: &[&str]) -> Redis {
+        Redis {
+            child: None,
+            port: free_port(),
+            dir: tempdir(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port and waits until it takes connections.
+    pub fn restart(&mut self) {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/test.sh installs it)");
+        let lines = lines_of(child.stdout.take().unwrap());
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains("Ready to accept connections") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("redis-server never became ready on port {}", self.port);
+                }
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// Stops it as `systemctl stop` would (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            wait_within(&mut child, STEP);
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP port free on loopback just now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
 }
