@@ -610,3 +610,32 @@ print("ok")
     let warned = a.wait_for_log("queue toward redis full");
     assert!(warned.contains("dropped="), "{warned}");
 }
+
+#[test]
+fn bench_fanout_publishes_on_one_node_to_subscribers_on_another() {
+    let redis = Redis::start(&[]);
+    let a = node(&redis.url(), &["--rate", "0"]);
+    let b = node(&redis.url(), &["--rate", "0"]);
+    linked(&a);
+    linked(&b);
+    let out = crate::support::run(
+        sockit().args([
+            "bench",
+            "fanout",
+            &a.hostport(),
+            "--subscribe",
+            &b.hostport(),
+            "-n",
+            "20",
+            "-m",
+            "50",
+            "--json",
+        ]),
+        b"",
+        STEP * 2,
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["delivered"], 1000, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+}

@@ -52,6 +52,10 @@ pub struct Options {
     /// Subscriber connections.
     #[arg(short = 'n', long, default_value_t = 100)]
     pub subscribers: usize,
+    /// Where subscribers connect instead, taking turns if repeated (the
+    /// nodes of a chat cluster); the publisher stays on ENDPOINT.
+    #[arg(long, value_name = "EP")]
+    pub subscribe: Vec<Endpoint>,
     /// Messages the publisher sends.
     #[arg(short, long, default_value_t = 100)]
     pub messages: usize,
@@ -78,23 +82,31 @@ impl Options {
                 format!("must be a number above 0, not {rate}"),
             ));
         }
-        if self.redis && self.endpoint.websocket().is_some() {
-            return Err(OptionError::new("redis", "speaks RESP, not WebSocket"));
-        }
-        if self.endpoint.is_tls() {
-            return Err(OptionError::new(
-                "endpoint",
-                "bench fanout speaks plaintext",
-            ));
-        }
-        if self.endpoint.transport() == Transport::Udp {
-            return Err(OptionError::new(
-                "endpoint",
-                "bench fanout needs a tcp or unix endpoint",
-            ));
+        let subscribe = if self.subscribe.is_empty() {
+            vec![self.endpoint.clone()]
+        } else {
+            self.subscribe.clone()
+        };
+        for ep in std::iter::once(&self.endpoint).chain(&subscribe) {
+            if self.redis && ep.websocket().is_some() {
+                return Err(OptionError::new("redis", "speaks RESP, not WebSocket"));
+            }
+            if ep.is_tls() {
+                return Err(OptionError::new(
+                    "endpoint",
+                    "bench fanout speaks plaintext",
+                ));
+            }
+            if ep.transport() == Transport::Udp {
+                return Err(OptionError::new(
+                    "endpoint",
+                    "bench fanout needs a tcp or unix endpoint",
+                ));
+            }
         }
         Ok(Config {
             endpoint: self.endpoint.clone(),
+            subscribe,
             subscribers: self.subscribers,
             messages: self.messages,
             rate: self.rate,
@@ -106,8 +118,10 @@ impl Options {
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The server.
+    /// The server the publisher speaks to.
     pub endpoint: Endpoint,
+    /// Where subscribers connect, in turn.
+    pub subscribe: Vec<Endpoint>,
     /// Subscriber connections.
     pub subscribers: usize,
     /// Messages the publisher sends.
@@ -183,10 +197,11 @@ async fn measure(cfg: Config) -> io::Result<Report> {
     let hist = Arc::new(Mutex::new(stats::new_histogram()));
     let mut subs = JoinSet::new();
     let ws = cfg.endpoint.websocket().is_some();
-    for _ in 0..cfg.subscribers {
-        let mut s = net::connect(&cfg.endpoint, Some(CONNECT_TIMEOUT)).await?;
+    for ep in cfg.subscribe.iter().cycle().take(cfg.subscribers) {
+        let ws = ep.websocket().is_some();
+        let mut s = net::connect(ep, Some(CONNECT_TIMEOUT)).await?;
         let early = if ws {
-            open_websocket(&mut s, &cfg.endpoint).await?
+            open_websocket(&mut s, ep).await?
         } else {
             Vec::new()
         };
