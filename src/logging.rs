@@ -64,17 +64,26 @@ struct Buffer {
 struct State {
     pending: Vec<u8>,
     closing: bool,
+    /// The request lines' clock, kept under the same lock.
+    stamp: Stamp,
 }
 
 impl Buffer {
     fn append(&self, line: &[u8]) {
+        self.append_with(line.len(), |pending, _| pending.extend_from_slice(line));
+    }
+
+    /// Adds a line of about `len` bytes that `write` puts straight into the
+    /// buffer, with the buffer's stamp for its time; or counts it dropped.
+    fn append_with(&self, len: usize, write: impl FnOnce(&mut Vec<u8>, &mut Stamp)) {
         let mut st = lock(&self.state);
-        if st.pending.len() + line.len() > BUFFER_CAP {
+        let before = st.pending.len();
+        if before + len > BUFFER_CAP {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let before = st.pending.len();
-        st.pending.extend_from_slice(line);
+        let State { pending, stamp, .. } = &mut *st;
+        write(pending, stamp);
         // Once, as it crosses: each notify is a syscall, and the writer
         // takes everything when it runs.
         if before < FLUSH_AT && st.pending.len() >= FLUSH_AT {
@@ -201,77 +210,103 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) -> Guard {
     Guard { writer }
 }
 
-/// One HTTP request's line, built by hand: `… INFO http: 127.0.0.1:50122
-/// "GET /a.txt" 200 1234 0.412 ms` (as JSON, with `service` and `peer`
-/// fields as tracing would give them). Call only when INFO is enabled.
-pub fn access(
-    peer: &str,
-    method: &str,
-    path: &str,
-    status: u16,
-    bytes: Option<u64>,
-    started: Instant,
-) {
-    // One clock read serves both the time taken and the stamp.
-    let now = Instant::now();
-    let took = now.duration_since(started);
-    let Some(buffer) = BUFFER.get() else { return };
-    thread_local! {
-        static LINE: std::cell::RefCell<(Vec<u8>, Stamp)> =
-            std::cell::RefCell::new((Vec::with_capacity(256), Stamp::default()));
-    }
-    LINE.with_borrow_mut(|(line, stamp)| {
-        line.clear();
-        let (mut num, mut ms) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let micros = took.as_micros();
-        let millis = ms.format(micros / 1000);
-        let frac = micros % 1000;
-        let frac = [
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
+/// The parts of a connection's request lines that stay the same from one
+/// request to the next, made once per connection.
+pub struct AccessLine {
+    /// From after the stamp to the method: `  INFO http: PEER "`.
+    lead: Vec<u8>,
+    /// After the time taken: a newline, or the rest of the JSON object.
+    tail: Vec<u8>,
+    json: bool,
+}
+
+impl AccessLine {
+    /// For requests from `peer`.
+    pub fn new(peer: &str) -> AccessLine {
         let json = json();
+        let (mut lead, mut tail) = (Vec::new(), Vec::new());
         if json {
-            line.extend_from_slice(b"{\"timestamp\":\"");
-            stamp.write(line, now);
-            line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"");
+            lead.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"");
+            let at = lead.len();
+            lead.extend_from_slice(peer.as_bytes());
+            escape_json_from(&mut lead, at);
+            lead.extend_from_slice(b" \\\"");
+            tail.extend_from_slice(b"\",\"service\":\"http\",\"peer\":\"");
+            let at = tail.len();
+            tail.extend_from_slice(peer.as_bytes());
+            escape_json_from(&mut tail, at);
+            tail.extend_from_slice(b"\"}\n");
         } else {
+            // The peer leads the line already; a busy server writes a line
+            // per request, so every byte counts.
+            lead.extend_from_slice(b"  INFO http: ");
+            lead.extend_from_slice(peer.as_bytes());
+            lead.extend_from_slice(b" \"");
+            tail.push(b'\n');
+        }
+        AccessLine { lead, tail, json }
+    }
+
+    /// One request's line, built by hand: `… INFO http: 127.0.0.1:50122
+    /// "GET /a.txt" 200 1234 0.412 ms` (as JSON, with `service` and `peer`
+    /// fields as tracing would give them). Call only when INFO is enabled.
+    pub fn write(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        bytes: Option<u64>,
+        started: Instant,
+    ) {
+        // One clock read serves both the time taken and the stamp.
+        let now = Instant::now();
+        let took = now.duration_since(started);
+        let Some(buffer) = BUFFER.get() else { return };
+        let (mut num, mut ms) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let micros = took.as_micros() as u64;
+        let millis = ms.format(micros / 1000);
+        let frac = (micros % 1000) as u32;
+        let [tens, ones] = pair(frac % 100);
+        let frac = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            tens,
+            ones,
+            b' ',
+            b'm',
+            b's',
+        ];
+        let [hundreds, tens] = pair(u32::from(status / 10 % 100));
+        let status = [hundreds, tens, b'0' + (status % 10) as u8];
+        let len = 100 + self.lead.len() + self.tail.len() + method.len() + path.len();
+        // Written straight into the shared buffer: a copy through a line
+        // of its own would cost a busy server a tenth of its logging.
+        buffer.append_with(len, |line, stamp| {
+            if self.json {
+                line.extend_from_slice(b"{\"timestamp\":\"");
+            }
             stamp.write(line, now);
-            line.extend_from_slice(b"  INFO http: ");
-        }
-        let text_start = line.len();
-        line.extend_from_slice(peer.as_bytes());
-        line.extend_from_slice(b" \"");
-        line.extend_from_slice(method.as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(path.as_bytes());
-        line.extend_from_slice(b"\" ");
-        line.extend_from_slice(num.format(status).as_bytes());
-        line.push(b' ');
-        match bytes {
-            Some(n) => line.extend_from_slice(num.format(n).as_bytes()),
-            None => line.push(b'-'),
-        }
-        line.push(b' ');
-        line.extend_from_slice(millis.as_bytes());
-        line.push(b'.');
-        line.extend_from_slice(&frac);
-        line.extend_from_slice(b" ms");
-        if json {
-            escape_json_from(line, text_start);
-            line.extend_from_slice(b"\",\"service\":\"http\",\"peer\":\"");
-            let at = line.len();
-            line.extend_from_slice(peer.as_bytes());
-            escape_json_from(line, at);
-            line.extend_from_slice(b"\"}\n");
-        } else {
-            // The peer leads the line already; a busy server writes a
-            // line per request, so every byte counts.
-            line.push(b'\n');
-        }
-        buffer.append(line);
-    });
+            line.extend_from_slice(&self.lead);
+            let text_start = line.len();
+            line.extend_from_slice(method.as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(path.as_bytes());
+            line.extend_from_slice(b"\" ");
+            line.extend_from_slice(&status);
+            line.push(b' ');
+            match bytes {
+                Some(n) => line.extend_from_slice(num.format(n).as_bytes()),
+                None => line.push(b'-'),
+            }
+            line.push(b' ');
+            line.extend_from_slice(millis.as_bytes());
+            line.extend_from_slice(&frac);
+            if self.json {
+                escape_json_from(line, text_start);
+            }
+            line.extend_from_slice(&self.tail);
+        });
+    }
 }
 
 /// Escapes `line[from..]` for a JSON string, in place.
@@ -294,48 +329,51 @@ fn escape_json_from(line: &mut Vec<u8>, from: usize) {
 }
 
 /// The UTC timestamp tracing prints, `2026-12-01T22:38:59.901293Z`. The
-/// wall clock is read again only every [`RESYNC`]; in between it is the
-/// monotonic reading the caller already has, and the part up to the second
-/// is kept from the last call, as requests come many to the second.
+/// wall clock is read once a second; within it the time is the monotonic
+/// reading the caller already has, and the part up to the second is kept,
+/// as requests come many to the second.
 #[derive(Default)]
 struct Stamp {
-    base: Option<(Instant, Duration)>,
-    second: u64,
-    prefix: Vec<u8>,
+    /// When, on the monotonic clock, the cached second began.
+    second_began: Option<Instant>,
+    /// `YYYY-MM-DDTHH:MM:SS.` of that second.
+    prefix: [u8; 20],
 }
-
-/// How long the wall clock is carried forward on the monotonic one.
-const RESYNC: Duration = Duration::from_secs(5);
 
 impl Stamp {
     fn write(&mut self, out: &mut Vec<u8>, at: Instant) {
-        let (base, wall) = match self.base {
-            Some((base, wall)) if at >= base && at - base < RESYNC => (base, wall),
-            _ => {
-                let wall = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                self.base = Some((at, wall));
-                (at, wall)
-            }
-        };
-        let now = wall + (at - base);
-        let second = now.as_secs();
-        if second != self.second || self.prefix.is_empty() {
-            self.second = second;
-            self.prefix = civil(second).into_bytes();
-        }
+        let into = self
+            .second_began
+            .and_then(|began| at.checked_duration_since(began))
+            .filter(|d| d.as_secs() == 0);
+        let into = into.unwrap_or_else(|| self.next_second(at));
         out.extend_from_slice(&self.prefix);
-        let micros = now.subsec_micros();
-        let mut digits = [b'0'; 6];
-        let mut n = micros;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        out.extend_from_slice(&digits);
+        let micros = into.subsec_micros();
+        let (hi, lo) = (micros / 10_000, micros % 10_000);
+        let digits = [pair(hi), pair(lo / 100), pair(lo % 100)];
+        out.extend_from_slice(digits.as_flattened());
         out.push(b'Z');
     }
+
+    /// Reads the wall clock for the second `at` is in; returns how far
+    /// into it `at` is.
+    fn next_second(&mut self, at: Instant) -> Duration {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let into = Duration::from_nanos(u64::from(wall.subsec_nanos()));
+        self.second_began = at.checked_sub(into);
+        let civil = civil(wall.as_secs());
+        if let Ok(prefix) = civil.as_bytes().try_into() {
+            self.prefix = prefix;
+        }
+        into
+    }
+}
+
+/// Two decimal digits of `n` (below 100).
+fn pair(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` for seconds since the Unix epoch, UTC.

@@ -132,3 +132,52 @@ fn a_quiet_servers_line_is_out_within_a_second() {
     stop(&mut child);
     assert!(wait_child(&mut child).success());
 }
+
+#[test]
+fn json_request_lines_carry_the_message_service_and_peer() {
+    let port = crate::support::free_port();
+    let mut child = sockit()
+        .args(["--log-format", "json", "http", "serve", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = crate::support::lines_of(child.stderr.take().unwrap());
+    let first = lines.recv_timeout(STEP).expect("announced");
+    assert!(first.starts_with("listening on "), "{first}");
+    let out = python(
+        r#"
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /some/where?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+while s.recv(65536):
+    pass
+print(s.getsockname()[1])
+"#,
+        &[&port.to_string()],
+    );
+    let client = out.trim();
+    let line = loop {
+        let line = lines.recv_timeout(STEP).expect("a request line");
+        if line.contains("/some/where") {
+            break line;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    let peer = format!("127.0.0.1:{client}");
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["service"], "http", "{line}");
+    assert_eq!(v["peer"], peer.as_str(), "{line}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{peer} \"GET /some/where\" 200 12 "))
+            && message.ends_with(" ms"),
+        "{line}"
+    );
+    let stamp = v["timestamp"].as_str().unwrap();
+    assert!(stamp.len() == 27 && stamp.ends_with('Z'), "{line}");
+    stop(&mut child);
+    assert!(wait_child(&mut child).success());
+}

@@ -244,11 +244,17 @@ where
         .pipeline_flush(matches!(content, Content::Hello(_)))
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
-    // Written once per connection, not once per request's log line.
-    let peer_text: Arc<str> = peer.to_string().into();
+    // Worked out once per connection, not once per request's log line.
+    let conn = Arc::new(PerConn {
+        content,
+        peer: peer.to_string(),
+        line: crate::logging::AccessLine::new(&peer.to_string()),
+        access: tracing::enabled!(Level::INFO),
+        headers: tracing::enabled!(Level::DEBUG),
+    });
     let service = hyper::service::service_fn(move |req| {
-        let (content, peer) = (content.clone(), peer_text.clone());
-        async move { Ok::<_, Infallible>(respond(req, &peer, &content).await) }
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(respond(req, &conn).await) }
     });
     let Some(limit) = cfg.idle_timeout else {
         return drive(
@@ -292,34 +298,73 @@ where
     Ok(())
 }
 
+/// What every request on one connection shares.
+struct PerConn {
+    content: Content,
+    /// The peer as the log shows it.
+    peer: String,
+    /// Its request lines' fixed parts.
+    line: crate::logging::AccessLine,
+    /// Whether each request gets a log line (not with `-q`).
+    access: bool,
+    /// Whether request headers are logged (`-v`).
+    headers: bool,
+}
+
 /// Answers one request and logs it.
-async fn respond(req: Request<Incoming>, peer: &str, content: &Content) -> Response<Body> {
-    // Timed only for a line that will be written (not with `-q`).
-    let started = tracing::enabled!(Level::INFO).then(Instant::now);
-    if tracing::enabled!(Level::DEBUG) {
+async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
+    let started = conn.access.then(Instant::now);
+    if conn.headers {
         for (name, value) in req.headers() {
             tracing::debug!(
-                "{peer} > {name}: {}",
+                "{} > {name}: {}",
+                conn.peer,
                 String::from_utf8_lossy(value.as_bytes())
             );
         }
     }
-    // Kept for the log line: serving may consume the request (an upload).
-    // A Uri's clone shares its bytes, so this costs no copy of the path.
-    let said = started.map(|_| (req.method().clone(), req.uri().clone()));
-    let resp = match content {
-        Content::Files(root) => files::serve(root, req).await,
-        Content::Hello(body) => hello(req.method(), body),
-    };
-    if let (Some(started), Some((method, path))) = (started, said) {
-        let bytes = match resp.headers().get(header::CONTENT_LENGTH) {
-            Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()),
-            None => hyper::body::Body::size_hint(resp.body()).exact(),
-        };
-        let status = resp.status().as_u16();
-        crate::logging::access(peer, method.as_str(), path.path(), status, bytes, started);
+    match &conn.content {
+        Content::Hello(body) => {
+            let resp = hello(req.method(), body);
+            if let Some(started) = started {
+                log_request(&conn.line, req.method(), req.uri().path(), &resp, started);
+            }
+            resp
+        }
+        Content::Files(root) => {
+            // Kept for the log line: serving may consume the request (an
+            // upload). A Uri's clone shares its bytes, so this costs no
+            // copy of the path.
+            let said = started.map(|_| (req.method().clone(), req.uri().clone()));
+            let resp = files::serve(root, req).await;
+            if let (Some(started), Some((method, uri))) = (started, said) {
+                log_request(&conn.line, &method, uri.path(), &resp, started);
+            }
+            resp
+        }
     }
-    resp
+}
+
+fn log_request(
+    line: &crate::logging::AccessLine,
+    method: &Method,
+    path: &str,
+    resp: &Response<Body>,
+    started: Instant,
+) {
+    // The body's own size when it knows it: looking up Content-Length
+    // costs more. A HEAD answer's empty body falls back to the header.
+    let bytes = match hyper::body::Body::size_hint(resp.body()).exact() {
+        Some(n) if n > 0 => Some(n),
+        hint => resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or(hint),
+    };
+    let status = resp.status().as_u16();
+    line.write(method.as_str(), path, status, bytes, started);
 }
 
 fn hello(method: &Method, body: &Bytes) -> Response<Body> {
