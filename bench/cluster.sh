@@ -115,13 +115,4 @@ print(f"cross-node p99 {p99:.2f} ms vs one node {one:.2f} ms + 2 ms "
       f"(target: {'met' if p99 <= one + 2 else 'MISSED'})")
 PY
 echo
-echo "## core busy, median % (server core $SERVER_CPU, load core $LOAD_CPU)"
-python3 - "$BUSY" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    case, name, sb, lb = line.rstrip("\n").split("\t")
-    rows.setdefault((case, name), []).append((float(sb), float(lb)))
-for (case, name), v in rows.items():
-    print(f"{case:<30}{name:<10} server {statistics.median(x for x, _ in v):5.0f}%  load {statistics.median(y for _, y in v):5.0f}%")
-PY
+busy_table "$BUSY"

@@ -135,3 +135,18 @@ a, b = list(map(int, sys.argv[1].split())), list(map(int, sys.argv[2].split()))
 pct = lambda i: 100 * (b[i] - a[i]) / max(1, b[i + 1] - a[i + 1])
 print(f"{pct(0):.0f} {pct(2):.0f}")' "$1" "$2"
 }
+
+# busy_table FILE: the median busy share of both cores per (case, server),
+# from lines "case<TAB>server<TAB>server%<TAB>load%".
+busy_table() {
+    echo "## core busy, median % (server core $SERVER_CPU, load core $LOAD_CPU)"
+    python3 - "$1" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    case, name, sb, lb = line.rstrip("\n").split("\t")
+    rows.setdefault((case, name), []).append((float(sb), float(lb)))
+for (case, name), v in rows.items():
+    print(f"{case:<30}{name:<10} server {statistics.median(x for x, _ in v):5.0f}%  load {statistics.median(y for _, y in v):5.0f}%")
+PY
+}

@@ -97,13 +97,4 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 medians "$OUT"
 echo
-echo "## core busy, median % (server core $SERVER_CPU, load core $LOAD_CPU)"
-python3 - "$BUSY" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    case, name, sb, lb = line.rstrip("\n").split("\t")
-    rows.setdefault((case, name), []).append((float(sb), float(lb)))
-for (case, name), v in rows.items():
-    print(f"{case:<30}{name:<8} server {statistics.median(x for x, _ in v):5.0f}%  load {statistics.median(y for _, y in v):5.0f}%")
-PY
+busy_table "$BUSY"

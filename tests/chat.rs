@@ -2,52 +2,16 @@
 
 use crate::support::{STEP, Server, python, run};
 
-/// A tiny line client shared by the scenarios: `c = C(nick)`, `c.send(line)`,
-/// `c.expect(text)` waits (bounded) for a line containing `text`. It turns
-/// `/echo on` unless told `echo=False`.
-const CLIENT: &str = r##"
-import socket, sys, time
+/// The shared chat client (`crate::chat_client!`) on the server's port:
+/// `c = C(nick)`, `c.send(line)`, `c.expect(text)`.
+const CLIENT: &str = concat!(
+    crate::chat_client!(),
+    r##"
 PORT = int(sys.argv[1])
-class C:
-    def __init__(self, nick=None, echo=True):
-        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-        self.buf = b""
-        self.lines = []
-        self.seen = []
-        self.expect("welcome")
-        if echo:
-            # The scenarios check what the room saw, the sender's line too.
-            self.send("/echo on")
-            self.expect("* echo on")
-        if nick:
-            self.send("/nick " + nick)
-            self.expect("is now known as " + nick)
-    def send(self, line):
-        self.s.sendall(line.encode() + b"\n")
-    def send_raw(self, data):
-        self.s.sendall(data)
-    def expect(self, text, timeout=10):
-        end = time.time() + timeout
-        while True:
-            for i, l in enumerate(self.lines):
-                if text in l:
-                    del self.lines[: i + 1]
-                    return l
-            if time.time() > end:
-                raise AssertionError(f"never saw {text!r}; have {self.lines!r}")
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise AssertionError(f"closed before {text!r}; have {self.lines!r}")
-            self.buf += chunk
-            *done, self.buf = self.buf.split(b"\n")
-            new = [d.decode("utf-8", "replace") for d in done]
-            self.lines += new
-            self.seen += new
-    def closed(self):
-        while True:
-            if not self.s.recv(65536):
-                return True
-"##;
+def C(nick=None, echo=True):
+    return Chat(PORT, nick, echo)
+"##
+);
 
 fn scenario(args: &[&str], script: &str) {
     let srv = Server::spawn(&[&["chat", "serve", ":0"], args].concat());

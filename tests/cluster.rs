@@ -6,75 +6,15 @@ use std::time::Duration;
 
 use crate::support::{Redis, STEP, Server, python_within, sockit};
 
-/// Python helpers: `C(port, nick)` is a line client that turns `/echo on`
-/// and takes `nick`; `c.expect(text)` waits (bounded) for a line containing
-/// `text`; `c.said(nick)` lists what `nick` said as this client saw it.
-const CLIENT: &str = r##"
-import socket, subprocess, sys, threading, time
+/// The shared chat client (`crate::chat_client!`) as `C(port, nick)`, and
+/// the nodes' ports as `PORTS`.
+const CLIENT: &str = concat!(
+    crate::chat_client!(),
+    r##"
 PORTS = [int(p) for p in sys.argv[1].split(",")]
-class C:
-    def __init__(self, port, nick=None, echo=True):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.buf = b""
-        self.lines = []
-        self.seen = []
-        self.expect("welcome")
-        if echo:
-            self.send("/echo on")
-            self.expect("* echo on")
-        if nick:
-            self.send("/nick " + nick)
-            self.expect("is now known as " + nick)
-    def send(self, line):
-        self.s.sendall(line.encode() + b"\n")
-    def pump(self, timeout):
-        self.s.settimeout(timeout)
-        try:
-            chunk = self.s.recv(65536)
-        except socket.timeout:
-            return
-        finally:
-            self.s.settimeout(20)
-        if not chunk:
-            raise AssertionError(f"closed; have {self.lines[-5:]!r}")
-        self.buf += chunk
-        *done, self.buf = self.buf.split(b"\n")
-        new = [d.decode("utf-8", "replace") for d in done]
-        self.lines += new
-        self.seen += new
-    def expect(self, text, timeout=10):
-        end = time.time() + timeout
-        while True:
-            for i, l in enumerate(self.lines):
-                if text in l:
-                    del self.lines[: i + 1]
-                    return l
-            if time.time() > end:
-                raise AssertionError(f"never saw {text!r}; have {self.lines[-5:]!r}")
-            self.pump(max(0.01, end - time.time()))
-    def count(self, text, n, timeout=10):
-        # Until `n` lines containing `text` have come, over the whole session.
-        end = time.time() + timeout
-        while sum(text in l for l in self.seen) < n:
-            if time.time() > end:
-                raise AssertionError(f"saw {text!r} fewer than {n} times")
-            self.pump(max(0.01, end - time.time()))
-    def quiet(self, text, seconds):
-        # Nothing containing `text` arrives for `seconds`.
-        end = time.time() + seconds
-        while time.time() < end:
-            self.pump(max(0.01, end - time.time()))
-        assert not any(text in l for l in self.lines), [l for l in self.lines if text in l]
-    def said(self, nick):
-        return [l.split("> ", 1)[1] for l in self.seen if f"<{nick}> " in l]
-def numbered(texts, tag):
-    return [int(t.split()[1]) for t in texts if t.startswith(tag + " ")]
-def once_in_order(got, want, what):
-    assert len(got) == len(set(got)), f"{what}: duplicates {sorted(x for x in set(got) if got.count(x) > 1)[:5]}"
-    assert got == sorted(got), f"{what}: out of order"
-    missing = sorted(set(want) - set(got))
-    assert not missing, f"{what}: missing {missing[:10]} of {len(want)}"
-"##;
+C = Chat
+"##
+);
 
 /// A chat node on a free port in the cluster on `redis`.
 fn node(url: &str, extra: &[&str]) -> Server {
@@ -90,6 +30,52 @@ fn clients(nodes: &[&Server], script: &str, limit: Duration) {
         limit,
     );
     assert_eq!(out.trim().lines().last(), Some("ok"), "{out}");
+}
+
+/// A script that stops at each step it prints until the test, having
+/// done that step, writes a line back.
+struct Steps {
+    py: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Steps {
+    fn start(script: &str, nodes: &[&Server]) -> Steps {
+        let ports: Vec<String> = nodes.iter().map(|n| n.port().to_string()).collect();
+        let mut py = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(ports.join(","))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = py.stdin.take().unwrap();
+        let stdout = crate::support::lines_of(py.stdout.take().unwrap());
+        Steps { py, stdin, stdout }
+    }
+
+    fn at(&self, step: &str) {
+        let line = self
+            .stdout
+            .recv_timeout(STEP * 2)
+            .unwrap_or_else(|_| panic!("the script never reached {step}"));
+        assert_eq!(line, step);
+    }
+
+    fn go(&mut self) {
+        use std::io::Write;
+        writeln!(self.stdin).unwrap();
+    }
+
+    fn finish(mut self) {
+        let status = crate::support::wait_within(&mut self.py, STEP * 3);
+        let err = crate::support::read_all(self.py.stderr.take().unwrap());
+        assert!(status.success(), "{}", String::from_utf8_lossy(&err));
+        assert_eq!(self.stdout.recv_timeout(STEP).as_deref(), Ok("ok"));
+    }
 }
 
 fn linked(node: &Server) {
@@ -243,12 +229,9 @@ fn a_redis_outage_keeps_local_rooms_and_loses_or_doubles_nothing() {
     );
     linked(&a);
     linked(&b);
-    let ports = format!("{},{}", a.port(), b.port());
-    // The script stops Redis by writing to its stdout and waiting for a
-    // line back: the test does the stopping.
-    let mut py = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    // The script stops at each step it prints until the test has done it.
+    let mut steps = Steps::start(
+        &format!(
             r##"{CLIENT}
 x, y = C(PORTS[0], "x"), C(PORTS[1], "y")
 x2 = C(PORTS[0], "x2")
@@ -279,36 +262,20 @@ for c in (x, y, x2):
     assert sum("cluster link back" in l for l in c.seen) == 1, c.seen
 print('ok')
 "##
-        ))
-        .arg(&ports)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = py.stdin.take().unwrap();
-    let stdout = crate::support::lines_of(py.stdout.take().unwrap());
-    let next = |what: &str| {
-        let line = stdout
-            .recv_timeout(STEP * 2)
-            .unwrap_or_else(|_| panic!("script never said {what}"));
-        assert_eq!(line, what);
-    };
-    use std::io::Write;
-    next("stop");
+        ),
+        &[&a, &b],
+    );
+    steps.at("stop");
     redis.stop();
-    writeln!(stdin).unwrap();
-    next("start");
+    steps.go();
+    steps.at("start");
     let stopped = std::time::Instant::now();
     while stopped.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(100));
     }
     redis.restart();
-    writeln!(stdin).unwrap();
-    let status = crate::support::wait_within(&mut py, STEP * 3);
-    let err = crate::support::read_all(py.stderr.take().unwrap());
-    assert!(status.success(), "{}", String::from_utf8_lossy(&err));
-    assert_eq!(stdout.recv_timeout(STEP).as_deref(), Ok("ok"));
+    steps.go();
+    steps.finish();
 }
 
 #[test]
@@ -331,10 +298,8 @@ fn a_node_cut_off_from_redis_catches_up_from_the_streams() {
     let b = node(&redis.url(), &["--history", "500", "--rate", "0"]);
     linked(&a);
     linked(&b);
-    let ports = format!("{},{}", a.port(), b.port());
-    let mut py = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!(
+    let mut steps = Steps::start(
+        &format!(
             r##"{CLIENT}
 x, y = C(PORTS[0], "x"), C(PORTS[1], "y")
 for i in range(20):
@@ -354,32 +319,16 @@ x.expect("<y> m 139")
 once_in_order(numbered(x.said("y"), "m"), range(140), "y as seen across the break")
 print('ok')
 "##
-        ))
-        .arg(&ports)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = py.stdin.take().unwrap();
-    let stdout = crate::support::lines_of(py.stdout.take().unwrap());
-    let next = |what: &str| {
-        let line = stdout
-            .recv_timeout(STEP * 2)
-            .unwrap_or_else(|_| panic!("script never said {what}"));
-        assert_eq!(line, what);
-    };
-    use std::io::Write;
-    next("cut");
+        ),
+        &[&a, &b],
+    );
+    steps.at("cut");
     cut.kill();
-    writeln!(stdin).unwrap();
-    next("mend");
+    steps.go();
+    steps.at("mend");
     cut = relay(relay_port);
-    writeln!(stdin).unwrap();
-    let status = crate::support::wait_within(&mut py, STEP * 3);
-    let err = crate::support::read_all(py.stderr.take().unwrap());
-    assert!(status.success(), "{}", String::from_utf8_lossy(&err));
-    assert_eq!(stdout.recv_timeout(STEP).as_deref(), Ok("ok"));
+    steps.go();
+    steps.finish();
     drop(cut);
 }
 

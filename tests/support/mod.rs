@@ -11,6 +11,89 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Python's chat line client, shared by the chat and cluster scripts:
+/// `Chat(port, nick)` turns `/echo on` unless told `echo=False` and takes
+/// `nick`; `expect(text)` waits (bounded) for a line containing `text` and
+/// forgets the lines up to it; `count(text, n)` waits until `n` such lines
+/// came in all; `quiet(text, s)` checks none comes for `s` seconds;
+/// `said(nick)` is what `nick` said as this client saw it.
+/// `once_in_order(got, want, what)` checks numbered lines.
+#[macro_export]
+macro_rules! chat_client {
+    () => {
+        r##"
+import socket, subprocess, sys, threading, time
+class Chat:
+    def __init__(self, port, nick=None, echo=True):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buf = b""
+        self.lines = []
+        self.seen = []
+        self.expect("welcome")
+        if echo:
+            # Scripts check what the room saw, the sender's line too.
+            self.send("/echo on")
+            self.expect("* echo on")
+        if nick:
+            self.send("/nick " + nick)
+            self.expect("is now known as " + nick)
+    def send(self, line):
+        self.s.sendall(line.encode() + b"\n")
+    def send_raw(self, data):
+        self.s.sendall(data)
+    def pump(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            chunk = self.s.recv(65536)
+        except socket.timeout:
+            return
+        finally:
+            self.s.settimeout(20)
+        if not chunk:
+            raise AssertionError(f"closed; have {self.lines[-5:]!r}")
+        self.buf += chunk
+        *done, self.buf = self.buf.split(b"\n")
+        new = [d.decode("utf-8", "replace") for d in done]
+        self.lines += new
+        self.seen += new
+    def expect(self, text, timeout=10):
+        end = time.time() + timeout
+        while True:
+            for i, l in enumerate(self.lines):
+                if text in l:
+                    del self.lines[: i + 1]
+                    return l
+            if time.time() > end:
+                raise AssertionError(f"never saw {text!r}; have {self.lines[-5:]!r}")
+            self.pump(max(0.01, end - time.time()))
+    def count(self, text, n, timeout=10):
+        end = time.time() + timeout
+        while sum(text in l for l in self.seen) < n:
+            if time.time() > end:
+                raise AssertionError(f"saw {text!r} fewer than {n} times")
+            self.pump(max(0.01, end - time.time()))
+    def quiet(self, text, seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            self.pump(max(0.01, end - time.time()))
+        assert not any(text in l for l in self.lines), [l for l in self.lines if text in l]
+    def closed(self):
+        while True:
+            if not self.s.recv(65536):
+                return True
+    def said(self, nick):
+        return [l.split("> ", 1)[1] for l in self.seen if f"<{nick}> " in l]
+def numbered(texts, tag):
+    return [int(t.split()[1]) for t in texts if t.startswith(tag + " ")]
+def once_in_order(got, want, what):
+    assert len(got) == len(set(got)), f"{what}: duplicates {sorted(x for x in set(got) if got.count(x) > 1)[:5]}"
+    assert got == sorted(got), f"{what}: out of order"
+    missing = sorted(set(want) - set(got))
+    assert not missing, f"{what}: missing {missing[:10]} of {len(want)}"
+"##
+    };
+}
+
 /// Longest any single step of a test may take.
 pub const STEP: Duration = Duration::from_secs(10);
 
