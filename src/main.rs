@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use sockit::cli::{self, Cli};
-use sockit::{commands, error, logging, net};
+use sockit::{commands, error, logging, memory, net};
 
 fn main() -> ExitCode {
+    memory::tune();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
