@@ -160,9 +160,13 @@ impl Hub {
         self.uplink.clone()
     }
 
-    fn tell(&self, ev: Event) {
-        if let Some(up) = &self.uplink {
-            up.send(ev);
+    /// Hands the cluster an event, made only if a link will take it: a
+    /// lone server, or one whose link is down, pays nothing per message.
+    fn tell(&self, ev: impl FnOnce() -> Event) {
+        if let Some(up) = &self.uplink
+            && up.linked()
+        {
+            up.send(ev());
         }
     }
 
@@ -207,7 +211,7 @@ impl Hub {
             );
             send(st, id, Line::new("welcome", &format!("nick={nick}"), welcome), fan);
             self.enter_room(st, id, LOBBY, Since::Start, fan);
-            self.tell(Event::Join {
+            self.tell(|| Event::Join {
                 u: nick.clone(),
                 r: LOBBY.to_string(),
             });
@@ -227,7 +231,7 @@ impl Hub {
     /// Tells the room here, and the cluster, that `c` left.
     fn gone(&self, st: &mut State, c: Client, why: &str, fan: &mut Fanout) {
         announce(st, &c.room, None, left(&c.nick, &c.room, why), fan);
-        self.tell(Event::Leave {
+        self.tell(move || Event::Leave {
             u: c.nick,
             r: c.room,
             w: why.to_string(),
@@ -257,7 +261,7 @@ impl Hub {
                 let except = (!echo).then_some(id);
                 broadcast_entry(st, &room, except, &entry, fan);
             }
-            self.tell(Event::Said {
+            self.tell(move || Event::Said {
                 r: room,
                 f: nick,
                 t: millis,
@@ -374,7 +378,7 @@ impl Hub {
             st.nicks.remove(&old);
             st.nicks.insert(new.to_string(), id);
             broadcast(st, &room, renamed(&old, new, &room), fan);
-            self.tell(Event::Nick {
+            self.tell(move || Event::Nick {
                 o: old,
                 u: new.to_string(),
                 r: room,
@@ -497,7 +501,7 @@ impl Hub {
             let millis = chrono::Utc::now().timestamp_millis();
             match target {
                 Some(target) => deliver_private(st, target, &from, to, text, millis, fan),
-                None => self.tell(Event::Private {
+                None => self.tell(|| Event::Private {
                     f: from.clone(),
                     u: to.to_string(),
                     x: text.to_string(),
@@ -682,7 +686,7 @@ impl Hub {
         leave_room(st, id, &old);
         announce(st, &old, None, left(&nick, &old, ""), fan);
         self.enter_room(st, id, room, since, fan);
-        self.tell(Event::Join {
+        self.tell(move || Event::Join {
             u: nick,
             r: room.to_string(),
         });

@@ -97,13 +97,10 @@ impl Uplink {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Hands `ev` to the link, never waiting. Without a link it is not
-    /// kept: the link, once back, sends the whole roster afresh, and
-    /// messages said meanwhile stay on this node.
+    /// Hands `ev` to the link, never waiting. The hub sends nothing while
+    /// there is no link: the link, once back, sends the whole roster
+    /// afresh, and messages said meanwhile stay on this node.
     pub fn send(&self, ev: Event) {
-        if !self.linked() {
-            return;
-        }
         if self.tx.try_send(ev).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // A log line per power of two: a long stall is told, not
