@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, RedisResult};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::wire::{self, ALIVE_FIELD, Event, Stored};
 use super::{BEAT, NODE_TTL, STREAM_TTL, Uplink};
@@ -30,6 +31,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 const BATCH_EVENTS: usize = 256;
 /// Rooms whose streams are read when linking up.
 const ROOMS_LOADED: usize = 10_000;
+/// How far behind the channel this node may fall, told by how long its
+/// own heartbeats take to come back. The Redis client reads the channel
+/// into a queue without bound, so a node that cannot keep up must let go
+/// of the link, and catch up from the streams, before the queue grows:
+/// what Redis's own limit for slow subscribers would do.
+const BEHIND_LIMIT: Duration = Duration::from_secs(10);
 
 /// Keeps the node in its cluster until shutdown. Fails only if the very
 /// first attempt is refused for a reason retrying cannot mend (a wrong
@@ -153,16 +160,28 @@ async fn session(
     chat.hub.link_changed(true);
     tracing::info!(redis = %up.shown, node = %up.node, cluster = up.keys.prefix(), "linked to redis");
 
+    // When each heartbeat still on its way back was sent.
+    let beats = std::sync::Mutex::new(std::collections::VecDeque::new());
+    let behind = || {
+        let beats = crate::sync::lock(&beats);
+        beats
+            .front()
+            .is_some_and(|sent: &Instant| sent.elapsed() > BEHIND_LIMIT)
+    };
     let reader = async {
         while let Some(msg) = heard.next().await {
             match wire::decode(msg.get_payload_bytes()) {
-                Some(h) if h.node == up.node => {
-                    if let Event::Said { r, .. } = &h.ev
-                        && let Some(last) = h.ids.last()
-                    {
-                        chat.hub.seen_own(r, *last);
+                Some(h) if h.node == up.node => match &h.ev {
+                    Event::Said { r, .. } => {
+                        if let Some(last) = h.ids.last() {
+                            chat.hub.seen_own(r, *last);
+                        }
                     }
-                }
+                    Event::Beat => {
+                        crate::sync::lock(&beats).pop_front();
+                    }
+                    _ => {}
+                },
                 Some(h) => chat.hub.remote(&h.node, &h.ids, h.ev),
                 None => tracing::debug!("ignored a message on the cluster channel"),
             }
@@ -193,6 +212,12 @@ async fn session(
                     }
                 }
                 _ = beat.tick() => {
+                    if behind() {
+                        return RedisError::from(io::Error::other(
+                            "fell behind the cluster channel",
+                        ));
+                    }
+                    crate::sync::lock(&beats).push_back(Instant::now());
                     let mut pipe = redis::pipe();
                     alive(&mut pipe, up);
                     pipe.publish(up.keys.channel(), wire::encode(&up.node, &Event::Beat)).ignore();
@@ -250,7 +275,7 @@ fn write_event(pipe: &mut redis::Pipeline, chat: &Chat, up: &Uplink, say: &str, 
                 .arg(&up.node)
                 .arg(f)
                 .arg(t)
-                .arg(wire::encode(&up.node, ev).trim_start_matches('\n'));
+                .arg(wire::json(&up.node, ev));
             for (action, text) in l {
                 call.arg(if *action { "1" } else { "0" }).arg(text);
             }

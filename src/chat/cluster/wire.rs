@@ -116,8 +116,12 @@ struct Incoming {
 /// An event as published by `node`: the stream ids of its messages (none
 /// for other events), a newline, the event as JSON.
 pub fn encode(node: &str, ev: &Event) -> String {
-    let json = serde_json::to_string(&Outgoing { n: node, ev }).expect("events serialise");
-    format!("\n{json}")
+    format!("\n{}", json(node, ev))
+}
+
+/// The event as JSON alone, for the say script, which puts the ids first.
+pub fn json(node: &str, ev: &Event) -> String {
+    serde_json::to_string(&Outgoing { n: node, ev }).expect("events serialise")
 }
 
 /// A published event: who sent it, the stream ids the publishing script
@@ -153,21 +157,10 @@ pub fn decode(payload: &[u8]) -> Option<Heard> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamId(pub u64, pub u64);
 
-impl std::str::FromStr for StreamId {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (ms, seq) = s.split_once('-').ok_or(())?;
-        Ok(StreamId(
-            ms.parse().map_err(|_| ())?,
-            seq.parse().map_err(|_| ())?,
-        ))
-    }
-}
-
 impl StreamId {
     pub fn parse(s: &str) -> Option<StreamId> {
-        s.parse().ok()
+        let (ms, seq) = s.split_once('-')?;
+        Some(StreamId(ms.parse().ok()?, seq.parse().ok()?))
     }
 }
 
