@@ -245,10 +245,11 @@ where
         // hyper's floor for its read buffer is 8 KiB.
         .max_buf_size(cfg.max_header.max(8192));
     // Worked out once per connection, not once per request's log line.
+    let peer = peer.to_string();
     let conn = Arc::new(PerConn {
         content,
-        peer: peer.to_string(),
-        line: crate::logging::AccessLine::new(&peer.to_string()),
+        line: crate::logging::AccessLine::new(&peer),
+        peer,
         access: tracing::enabled!(Level::INFO),
         headers: tracing::enabled!(Level::DEBUG),
     });
