@@ -16,8 +16,15 @@ C = Chat
 "##
 );
 
-/// A chat node on a free port in the cluster on `redis`.
+/// A chat node on a free port in the cluster on `redis`, once linked.
 fn node(url: &str, extra: &[&str]) -> Server {
+    let node = unlinked(url, extra);
+    linked(&node);
+    node
+}
+
+/// A chat node that is not waited for.
+fn unlinked(url: &str, extra: &[&str]) -> Server {
     Server::spawn(&[&["chat", "serve", ":0", "--redis", url], extra].concat())
 }
 
@@ -41,11 +48,12 @@ struct Steps {
 }
 
 impl Steps {
+    /// Runs `script` after [`CLIENT`] with the nodes' ports.
     fn start(script: &str, nodes: &[&Server]) -> Steps {
         let ports: Vec<String> = nodes.iter().map(|n| n.port().to_string()).collect();
         let mut py = std::process::Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(format!("{CLIENT}\n{script}"))
             .arg(ports.join(","))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -86,7 +94,6 @@ fn linked(node: &Server) {
 fn three_nodes_share_a_room_nicks_who_and_private_lines() {
     let redis = Redis::start(&[]);
     let nodes: Vec<Server> = (0..3).map(|_| node(&redis.url(), &[])).collect();
-    nodes.iter().for_each(linked);
     clients(
         &nodes.iter().collect::<Vec<_>>(),
         r##"
@@ -154,8 +161,6 @@ fn each_senders_order_holds_across_nodes_under_load() {
         node(&redis.url(), &["--rate", "0"]),
         node(&redis.url(), &["--rate", "0"]),
     );
-    linked(&a);
-    linked(&b);
     clients(
         &[&a, &b],
         r##"
@@ -189,8 +194,6 @@ fn a_killed_nodes_people_leave_who_within_15_seconds() {
     let redis = Redis::start(&[]);
     let mut a = node(&redis.url(), &[]);
     let b = node(&redis.url(), &[]);
-    linked(&a);
-    linked(&b);
     let pid = a.pid();
     let ports = format!("{},{}", a.port(), b.port());
     // The client on the doomed node is held by a thread of ours, so the
@@ -227,17 +230,14 @@ fn a_redis_outage_keeps_local_rooms_and_loses_or_doubles_nothing() {
         node(&redis.url(), &["--history", "1000", "--rate", "0"]),
         node(&redis.url(), &["--history", "1000", "--rate", "0"]),
     );
-    linked(&a);
-    linked(&b);
     // The script stops at each step it prints until the test has done it.
     let mut steps = Steps::start(
-        &format!(
-            r##"{CLIENT}
+        r##"
 x, y = C(PORTS[0], "x"), C(PORTS[1], "y")
 x2 = C(PORTS[0], "x2")
 def phase(lo, hi):
     for i in range(lo, hi):
-        x.send(f"m {{i}}"); y.send(f"m {{i}}")
+        x.send(f"m {i}"); y.send(f"m {i}")
         time.sleep(0.01)
 phase(0, 50)
 y.expect("<x> m 49"); x.expect("<y> m 49")
@@ -254,15 +254,14 @@ y.expect("<x> m 149"); x.expect("<y> m 149")
 x2.expect("<y> m 149")
 for c, other in ((x, "y"), (y, "x"), (x2, "y")):
     got = numbered(c.said(other), "m")
-    once_in_order(got, list(range(50)) + list(range(100, 150)), f"{{other}} as seen")
-    assert not set(got) & set(range(50, 100)), f"outage lines crossed: {{sorted(set(got) & set(range(50, 100)))[:5]}}"
+    once_in_order(got, list(range(50)) + list(range(100, 150)), f"{other} as seen")
+    assert not set(got) & set(range(50, 100)), f"outage lines crossed: {sorted(set(got) & set(range(50, 100)))[:5]}"
 once_in_order(numbered(x2.said("x"), "m"), range(150), "local lines")
 for c in (x, y, x2):
     assert sum("cluster link lost" in l for l in c.seen) == 1, c.seen
     assert sum("cluster link back" in l for l in c.seen) == 1, c.seen
 print('ok')
-"##
-        ),
+"##,
         &[&a, &b],
     );
     steps.at("stop");
@@ -296,30 +295,26 @@ fn a_node_cut_off_from_redis_catches_up_from_the_streams() {
         &["--history", "500", "--rate", "0"],
     );
     let b = node(&redis.url(), &["--history", "500", "--rate", "0"]);
-    linked(&a);
-    linked(&b);
     let mut steps = Steps::start(
-        &format!(
-            r##"{CLIENT}
+        r##"
 x, y = C(PORTS[0], "x"), C(PORTS[1], "y")
 for i in range(20):
-    y.send(f"m {{i}}")
+    y.send(f"m {i}")
 x.expect("<y> m 19")
 print("cut", flush=True); sys.stdin.readline()
 x.expect("* cluster link lost", timeout=15)
 for i in range(20, 120):
-    y.send(f"m {{i}}")
+    y.send(f"m {i}")
     time.sleep(0.005)
 y.expect("<y> m 119")
 print("mend", flush=True); sys.stdin.readline()
 x.expect("* cluster link back", timeout=15)
 for i in range(120, 140):
-    y.send(f"m {{i}}")
+    y.send(f"m {i}")
 x.expect("<y> m 139")
 once_in_order(numbered(x.said("y"), "m"), range(140), "y as seen across the break")
 print('ok')
-"##
-        ),
+"##,
         &[&a, &b],
     );
     steps.at("cut");
@@ -335,8 +330,8 @@ print('ok')
 #[test]
 fn the_urls_password_opens_a_requirepass_redis_and_a_wrong_one_says_so() {
     let redis = Redis::start(&["--requirepass", "s3cret"]);
-    let good = node(&format!("redis://:s3cret@127.0.0.1:{}", redis.port), &[]);
-    linked(&good);
+    // node() waits until it has linked: the password in the URL works.
+    let _linked = node(&format!("redis://:s3cret@127.0.0.1:{}", redis.port), &[]);
     for url in [
         format!("redis://:wrong@127.0.0.1:{}", redis.port),
         redis.url(),
@@ -360,7 +355,7 @@ fn the_urls_password_opens_a_requirepass_redis_and_a_wrong_one_says_so() {
 #[test]
 fn a_node_starts_without_redis_and_joins_when_it_appears() {
     let mut redis = Redis::later(&[]);
-    let a = node(&redis.url(), &[]);
+    let a = unlinked(&redis.url(), &[]);
     a.wait_for_log("redis unavailable, rooms stay on this server");
     clients(
         &[&a],
@@ -374,7 +369,6 @@ y.expect("<x> alone but fine")
     redis.restart();
     linked(&a);
     let b = node(&redis.url(), &[]);
-    linked(&b);
     clients(
         &[&a, &b],
         r##"
@@ -389,12 +383,11 @@ y.expect("<x> now across")
 #[test]
 fn web_and_line_clients_on_different_nodes_share_a_room() {
     let redis = Redis::start(&[]);
-    let a = node(&redis.url(), &["--web", "127.0.0.1:0"]);
+    let a = unlinked(&redis.url(), &["--web", "127.0.0.1:0"]);
     let web = a.wait_for_log("listening on http://");
     let web = web.trim().rsplit_once("http://").unwrap().1.to_string();
     linked(&a);
     let b = node(&redis.url(), &[]);
-    linked(&b);
     clients(
         &[&b],
         &format!(
@@ -431,8 +424,6 @@ fn a_newcomer_on_any_node_gets_the_same_replay() {
     let redis = Redis::start(&[]);
     let a = node(&redis.url(), &["--history", "5"]);
     let b = node(&redis.url(), &["--history", "5"]);
-    linked(&a);
-    linked(&b);
     clients(
         &[&a, &b],
         r##"
@@ -448,7 +439,6 @@ x.expect("<y> after")
     );
     // A node that was not there when it was said reads it from the stream.
     let c = node(&redis.url(), &["--history", "5"]);
-    linked(&c);
     clients(
         &[&a, &b, &c],
         r##"
@@ -478,8 +468,6 @@ fn a_config_section_joins_its_named_cluster_and_no_other() {
     linked(&suite);
     let blue = node(&redis.url(), &["--cluster", "blue"]);
     let green = node(&redis.url(), &["--cluster", "green"]);
-    linked(&blue);
-    linked(&green);
     let port = rows[0].1.rsplit_once(':').unwrap().1.to_string();
     let script = format!(
         r##"{CLIENT}
@@ -516,8 +504,6 @@ fn a_stalled_redis_never_holds_up_the_room_here_and_drops_are_counted() {
     let redis = Redis::start(&["--enable-debug-command", "local"]);
     let a = node(&redis.url(), &["--rate", "0"]);
     let b = node(&redis.url(), &["--rate", "0"]);
-    linked(&a);
-    linked(&b);
     let script = format!(
         r##"{CLIENT}
 x, x2, y = C(PORTS[0], "x"), C(PORTS[0], "x2"), C(PORTS[1], "y")
@@ -565,8 +551,6 @@ fn bench_fanout_publishes_on_one_node_to_subscribers_on_another() {
     let redis = Redis::start(&[]);
     let a = node(&redis.url(), &["--rate", "0"]);
     let b = node(&redis.url(), &["--rate", "0"]);
-    linked(&a);
-    linked(&b);
     let out = crate::support::run(
         sockit().args([
             "bench",
