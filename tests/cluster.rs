@@ -110,9 +110,9 @@ def read_nc(i):
         outs[i] += chunk
 for i in range(3):
     threading.Thread(target=read_nc, args=(i,), daemon=True).start()
-# Everyone is in before anyone speaks: carol has seen her own arrival as a
-# guest and then the three nc clients'.
-c.count("guest-", 4)
+# Everyone is in before anyone speaks: carol has seen her own arrival
+# and then the three nc clients'. ("guest-" would also match her rename.)
+c.count(" joined #lobby", 4)
 c.send("/nick alice")
 c.expect("! nick alice is taken")
 a.send("hello from node one")
