@@ -129,3 +129,27 @@ fn unix_bind_never_deletes_a_regular_file() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
+
+#[test]
+fn abstract_unix_names_serve_python_and_sockit_with_no_file() {
+    let name = format!("sockit-test-{}", std::process::id());
+    let ep = format!("unix:@{name}");
+    let srv = Server::spawn(&["echo", &ep]);
+    assert_eq!(srv.endpoint, ep);
+    let got = crate::support::python(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("\0" + sys.argv[1])
+s.sendall(b"abstract")
+print(s.recv(100).decode())
+"#,
+        &[&name],
+    );
+    assert_eq!(got.trim(), "abstract");
+    let out = sockit_run(&["connect", &ep], b"from sockit\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"from sockit\n");
+    // Nothing was made in the working directory under that name.
+    assert!(!std::path::Path::new(&format!("@{name}")).exists());
+}

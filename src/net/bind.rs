@@ -74,7 +74,35 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The name of a Linux abstract socket, written `unix:@name`: it lives in
+/// no file system, so there is no file to clean up or to find stale.
+pub(crate) fn abstract_name(path: &Path) -> Option<&[u8]> {
+    path.as_os_str().as_encoded_bytes().strip_prefix(b"@")
+}
+
+/// The address of an abstract socket.
+pub(crate) fn abstract_addr(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = name;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "abstract unix socket names (unix:@name) are Linux only",
+        ))
+    }
+}
+
 async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    if let Some(name) = abstract_name(path) {
+        let std = std::os::unix::net::UnixListener::bind_addr(&abstract_addr(name)?)?;
+        std.set_nonblocking(true)?;
+        return UnixListener::from_std(std);
+    }
     match UnixListener::bind(path) {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             // A socket file nobody answers on was left by a dead server:
@@ -111,7 +139,9 @@ pub struct UnixPathGuard(PathBuf);
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if abstract_name(&self.0).is_none() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
