@@ -11,7 +11,7 @@ use crate::logging::LogFormat;
 use crate::options::Listen;
 use crate::timeclient::Protocol;
 use crate::units::Secs;
-use crate::{bench, chat, classic, connect, echo, forward, http, listen, time, timeclient};
+use crate::{bench, chat, classic, connect, echo, forward, http, listen, socks, time, timeclient};
 
 /// sockit: a socket toolkit — netcat client and server, echo, and a service suite.
 #[derive(Debug, Parser)]
@@ -59,6 +59,8 @@ pub enum Command {
     Forward(ForwardArgs),
     /// HTTP: a hello-world or static-file server (`http serve`).
     Http(HttpArgs),
+    /// Run a SOCKS5 proxy server (CONNECT, username/password, allow/deny).
+    Socks(SocksArgs),
     /// Run a discard server (RFC 863): reads and throws away.
     Discard(ClassicArgs),
     /// Run a character generator (RFC 864): endless rotating lines.
@@ -78,7 +80,10 @@ const CONNECT_EXAMPLES: &str = "Examples:\n  \
     sockit connect :9999                        interactive: prompt, send a line, print the reply\n  \
     sockit connect --udp :7007                  one datagram per stdin line\n  \
     sockit connect unix:/tmp/app.sock\n  \
-    sockit connect -C example.org:80            send CRLF line endings\n\n\
+    sockit connect -C example.org:80            send CRLF line endings\n  \
+    sockit connect example.org 80               nc's HOST PORT form\n  \
+    sockit connect -z 127.0.0.1 20-25,80        port scan: the open ports\n  \
+    sockit connect --proxy socks5://127.0.0.1:1080 example.org 80\n\n\
     When stdin is a terminal (or with --lines) each line is sent as typed, like the\n\
     textbook client; add --crlf or --frame lines to end lines with a newline.";
 
@@ -251,6 +256,22 @@ pub struct ForwardArgs {
     /// Its flags, which are also a `[[forward]]` rule's keys.
     #[command(flatten)]
     pub options: forward::Options,
+}
+
+/// `sockit socks`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sockit socks :1080                                  no authentication, loopback only\n  \
+    sockit socks --user alice:s3cret 0.0.0.0:1080       username/password for everyone else\n  \
+    curl --socks5-hostname 127.0.0.1:1080 http://example.org/\n  \
+    sockit connect --proxy socks5://127.0.0.1:1080 example.org 80")]
+pub struct SocksArgs {
+    /// Where to listen: :PORT, HOST:PORT, [V6]:PORT, tcp://…, unix:PATH.
+    #[arg(value_name = "ENDPOINT")]
+    pub listen: Endpoint,
+    /// Its flags, which are also its config section's keys.
+    #[command(flatten)]
+    pub options: socks::Options,
 }
 
 /// `sockit http`.

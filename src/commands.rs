@@ -9,12 +9,24 @@ use crate::config::Doc;
 use crate::options::OptionError;
 use crate::runner::{self, Announce, Service};
 use crate::timeclient::Protocol;
-use crate::{bench, chat, connect, http, serve, timeclient};
+use crate::{bench, chat, connect, http, scan, serve, timeclient};
 
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Connect(a) => Ok(connect::run(&a.config()?).await?),
+        Command::Connect(a) => match a.job(cli.verbose > 0)? {
+            connect::Job::Connect(cfg) => Ok(connect::run(&cfg).await?),
+            connect::Job::Scan(cfg) => {
+                let report = scan::run(&cfg)
+                    .await
+                    .with_context(|| format!("scan {}", cfg.host))?;
+                if report.any_open() {
+                    Ok(())
+                } else {
+                    Err(NothingOpen(report.scanned).into())
+                }
+            }
+        },
         Command::Listen(a) => one(a.options.service(a.at.endpoint()?)).await,
         Command::Echo(a) => one(a.options.service(vec![a.at.endpoint()?])).await,
         Command::Discard(a) => {
@@ -72,22 +84,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Forward(a) => one(a.options.service(a.at.endpoint()?)).await,
+        Command::Socks(a) => one(a.options.service(vec![a.listen])).await,
         Command::Http(h) => match h.command {
             HttpCommand::Serve(a) => one(a.options.service(vec![a.listen])).await,
             HttpCommand::Get(a) => http::get::run(a.config()).await,
         },
         Command::Serve(a) => {
-            let text = match &a.config {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("read config {}", path.display()))?,
-                None => String::new(),
+            // Read again on each SIGHUP.
+            let load = move || -> anyhow::Result<Vec<runner::Service>> {
+                let text = match &a.config {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("read config {}", path.display()))?,
+                    None => String::new(),
+                };
+                let origin = a
+                    .config
+                    .as_ref()
+                    .map_or_else(|| "(defaults)".into(), |p| p.display().to_string());
+                let doc = Doc::parse(&text, &origin)?;
+                Ok(serve::services(&doc, a.drain_timeout)?)
             };
-            let origin = a
-                .config
-                .as_ref()
-                .map_or_else(|| "(defaults)".into(), |p| p.display().to_string());
-            let doc = Doc::parse(&text, &origin)?;
-            runner::run(serve::services(&doc, a.drain_timeout)?, Announce::Table).await
+            let services = load()?;
+            crate::reload::run(services, load).await
         }
         Command::Bench(b) => match b.command {
             BenchCommand::Echo(a) => {
@@ -122,6 +140,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Man => Ok(crate::manual::man(&mut std::io::stdout())?),
     }
 }
+
+/// A scan found no port that may be open: exit status 1, as for `nc -z`.
+#[derive(Debug, thiserror::Error)]
+#[error("no open port among the {0} scanned")]
+struct NothingOpen(usize);
 
 /// A server subcommand: a suite of one.
 async fn one(service: Result<Service, OptionError>) -> anyhow::Result<()> {

@@ -2,13 +2,14 @@
 
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 
 use crate::endpoint::{Endpoint, Transport};
 use crate::net;
-use crate::options::{FrameOptions, OptionError};
+use crate::options::{Addressing, FrameOptions, OptionError};
+use crate::proxy::{Proxy, ProxyFlags};
+use crate::scan;
 use crate::stdio;
 use crate::tls;
 use crate::units::Secs;
@@ -18,17 +19,42 @@ use crate::ws;
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     /// Where to connect: HOST:PORT, [V6]:PORT, :PORT, tcp://…, udp://…,
-    /// tls://…, ws://HOST:PORT/PATH, wss://…, unix:PATH.
-    pub endpoint: Endpoint,
+    /// tls://…, ws://HOST:PORT/PATH, wss://…, unix:PATH; or a HOST with
+    /// the port after it, as nc takes them.
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// The port, when ENDPOINT is a host alone; with -z, the ports to scan:
+    /// 22, 20-25, 80,443,8000-8100.
+    #[arg(value_name = "PORTS")]
+    pub ports: Option<String>,
+    /// Scan PORTS on the host rather than connect: print open ports (every
+    /// port with -v) and exit 0 if any is open.
+    #[arg(short = 'z', long)]
+    pub scan: bool,
+    /// With -z, ports probed at once.
+    #[arg(long, value_name = "N", default_value_t = scan::DEFAULT_CONCURRENCY, requires = "scan")]
+    pub concurrency: usize,
+    /// With -z, print the result as one JSON document.
+    #[arg(long, requires = "scan")]
+    pub json: bool,
     /// Use UDP (same as a udp:// endpoint).
     #[arg(short, long)]
     pub udp: bool,
-    /// Give up connecting after this long.
+    /// Give up connecting after this long (each of a scan's probes: 2 s).
     #[arg(short = 'w', long, value_name = "SECS", allow_negative_numbers = true)]
     pub connect_timeout: Option<Secs>,
     /// Quit after this long with no data in either direction (0 = never).
     #[arg(short = 'i', long, value_name = "SECS", allow_negative_numbers = true)]
     pub idle_timeout: Option<Secs>,
+    /// `-s`, `-p`, `-4`, `-6` and `-n`.
+    #[command(flatten)]
+    pub addressing: Addressing,
+    /// `-d`, `--send-only`, `-o` and `-x`.
+    #[command(flatten)]
+    pub io: stdio::Flags,
+    /// `--proxy` and `--proxy-dns`.
+    #[command(flatten)]
+    pub proxy: ProxyFlags,
     /// Send line endings as CRLF.
     #[arg(short = 'C', long)]
     pub crlf: bool,
@@ -50,14 +76,78 @@ pub struct Options {
     pub tls: tls::client::Tls,
 }
 
+/// What `sockit connect` was asked to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Bridge stdio to one connection.
+    Connect(Box<Config>),
+    /// `-z`: probe ports, connect to none for long.
+    Scan(scan::Config),
+}
+
 impl Options {
+    /// The job, once every value is checked; `verbose` is the global `-v`,
+    /// which also makes a scan show every port.
+    pub fn job(&self, verbose: bool) -> Result<Job, OptionError> {
+        if self.scan {
+            return self.scan(verbose).map(Job::Scan);
+        }
+        self.config().map(|c| Job::Connect(Box::new(c)))
+    }
+
+    fn scan(&self, verbose: bool) -> Result<scan::Config, OptionError> {
+        let Some(ports) = &self.ports else {
+            return Err(OptionError::new(
+                "ports",
+                "is needed with -z: sockit connect -z HOST 20-25",
+            ));
+        };
+        let ports: scan::Ports = ports
+            .parse()
+            .map_err(|e: String| OptionError::new("ports", e))?;
+        let host = self.endpoint.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains("://") || host.contains('/') {
+            return Err(OptionError::new(
+                "endpoint",
+                format!("with -z is a host name or address, not '{}'", self.endpoint),
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(OptionError::new("concurrency", "must be 1 or more"));
+        }
+        Ok(scan::Config {
+            host: host.to_string(),
+            ports,
+            udp: self.udp,
+            concurrency: self.concurrency,
+            timeout: self.connect_timeout.map_or(scan::DEFAULT_TIMEOUT, |s| s.0),
+            dial: self.addressing.dial(None)?,
+            verbose,
+            json: self.json,
+        })
+    }
+
+    /// ENDPOINT, with the port written after it if there is one.
+    fn endpoint(&self) -> Result<Endpoint, OptionError> {
+        let text = match &self.ports {
+            None => self.endpoint.clone(),
+            // A bare IPv6 address needs its brackets before a port.
+            Some(port) if self.endpoint.parse::<std::net::Ipv6Addr>().is_ok() => {
+                format!("[{}]:{port}", self.endpoint)
+            }
+            Some(port) => format!("{}:{port}", self.endpoint),
+        };
+        let endpoint: Endpoint = text.parse().map_err(|e: crate::endpoint::EndpointError| {
+            OptionError::new("endpoint", e.to_string())
+        })?;
+        endpoint
+            .with_udp_flag(self.udp)
+            .map_err(|e| OptionError::new("endpoint", e.to_string()))
+    }
+
     /// The client's config, once every value is checked.
     pub fn config(&self) -> Result<Config, OptionError> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .with_udp_flag(self.udp)
-            .map_err(|e| OptionError::new("endpoint", e.to_string()))?;
+        let endpoint = self.endpoint()?;
         let terminal = io::stdin().is_terminal();
         let mut stdio = stdio::Options::new(
             &self.frame,
@@ -68,6 +158,21 @@ impl Options {
             exit_word: self.exit_word.clone(),
             prompt: terminal,
         });
+        self.io.apply(&mut stdio);
+        if endpoint.transport() == Transport::Unix && self.addressing.any() {
+            return Err(OptionError::new(
+                "source",
+                "-s, -p, -4, -6 and -n are for network endpoints, not unix",
+            ));
+        }
+        let dial = self.addressing.dial(self.connect_timeout.map(|s| s.0))?;
+        let proxy = self.proxy.get();
+        if proxy.is_some() && endpoint.transport() != Transport::Tcp {
+            return Err(OptionError::new(
+                "proxy",
+                "reaches tcp targets, not udp or unix",
+            ));
+        }
         let tls = self.tls.client(endpoint.is_tls())?;
         if tls.is_some() {
             match endpoint.transport() {
@@ -94,7 +199,8 @@ impl Options {
         }
         Ok(Config {
             endpoint,
-            connect_timeout: self.connect_timeout.map(|s| s.0),
+            dial,
+            proxy,
             stdio,
             binary: self.binary,
             tls,
@@ -107,8 +213,10 @@ impl Options {
 pub struct Config {
     /// Where to connect.
     pub endpoint: Endpoint,
-    /// Give up connecting after this long.
-    pub connect_timeout: Option<Duration>,
+    /// How the socket is made, and the time it may take.
+    pub dial: net::Dial,
+    /// Reach the endpoint through this proxy.
+    pub proxy: Option<Proxy>,
     /// How stdio maps onto the connection.
     pub stdio: stdio::Options,
     /// Over a WebSocket: binary messages rather than a text one per line.
@@ -162,7 +270,7 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
     };
     match cfg.endpoint.transport() {
         Transport::Udp => {
-            let sock = net::connect_udp(&cfg.endpoint, cfg.connect_timeout)
+            let sock = net::dial_udp(&cfg.endpoint, &cfg.dial)
                 .await
                 .map_err(connect_err)?;
             let linger = cfg.stdio.idle_timeout.unwrap_or(stdio::UDP_LINGER);
@@ -171,9 +279,11 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
                 .map_err(session_err)
         }
         Transport::Tcp | Transport::Unix => {
-            let stream = net::connect(&cfg.endpoint, cfg.connect_timeout)
-                .await
-                .map_err(connect_err)?;
+            let stream = match &cfg.proxy {
+                Some(proxy) => proxy.connect(&cfg.endpoint, &cfg.dial).await,
+                None => net::dial(&cfg.endpoint, &cfg.dial).await,
+            }
+            .map_err(connect_err)?;
             tracing::debug!(endpoint = %cfg.endpoint, "connected");
             let Some(tls) = &cfg.tls else {
                 return session(cfg, stream).await;

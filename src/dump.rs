@@ -1,6 +1,6 @@
-//! `--hex-dump`: every relayed chunk as offset / hex / ASCII lines under a
-//! header naming the connection and direction, like `ncat --hex-dump` or
-//! `socat -x`. A chunk is formatted whole and written before it is
+//! `--hex-dump`: every relayed or bridged chunk as offset / hex / ASCII
+//! lines under a header naming the connection and direction, like
+//! `ncat --hex-dump` or `socat -x`. A chunk is formatted whole and written before it is
 //! forwarded, by one thread that takes chunks in order, so chunks never
 //! interleave and the dump's order is the relay's order. The writes block
 //! on a slow reader of stderr or a slow disk, which is why they happen on
@@ -10,19 +10,79 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use clap::Args;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 /// Chunks from different connections waiting for the writer thread.
 const QUEUED_CHUNKS: usize = 16;
 
+/// `-x` and `--dump-file`, for forward, connect and listen.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HexDump {
+    /// Hex-dump every chunk both ways (offset, hex, ASCII) to stderr.
+    #[arg(short = 'x', long)]
+    pub hex_dump: bool,
+    /// Write the hex dump to this file instead (implies --hex-dump).
+    #[arg(long, value_name = "FILE")]
+    pub dump_file: Option<PathBuf>,
+}
+
+impl HexDump {
+    /// Where the flags send the dump: a file wins, else stderr if asked.
+    pub fn to(&self) -> DumpTo {
+        match (&self.dump_file, self.hex_dump) {
+            (Some(path), _) => DumpTo::File(path.clone()),
+            (None, true) => DumpTo::Stderr,
+            (None, false) => DumpTo::Off,
+        }
+    }
+
+    /// The key to blame where no dump can be made.
+    pub fn key(&self) -> &'static str {
+        if self.dump_file.is_some() {
+            "dump_file"
+        } else {
+            "hex_dump"
+        }
+    }
+}
+
+/// Where `--hex-dump` output goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DumpTo {
+    /// No dump.
+    #[default]
+    Off,
+    /// To stderr, between the log lines.
+    Stderr,
+    /// To a file, created or truncated at start.
+    File(PathBuf),
+}
+
+impl DumpTo {
+    /// Starts the dump's writer, if there is a dump.
+    pub fn open(&self) -> io::Result<Option<Arc<Dumper>>> {
+        Ok(match self {
+            DumpTo::Off => None,
+            DumpTo::Stderr => Some(Arc::new(Dumper::stderr()?)),
+            DumpTo::File(path) => Some(Arc::new(Dumper::file(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("dump file {}: {e}", path.display()))
+            })?)),
+        })
+    }
+}
+
 /// Which way a chunk went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// Client to target.
+    /// Client to target; for connect and listen, stdin to the peer.
     Up,
-    /// Target to client.
+    /// Target to client; the peer to stdout.
     Down,
 }
 
@@ -39,6 +99,7 @@ impl Direction {
 type Job = (String, oneshot::Sender<()>);
 
 /// Where dumps go: stderr or a file, shared by all connections.
+#[derive(Debug)]
 pub struct Dumper {
     /// The writer thread ends when this goes.
     queue: mpsc::Sender<Job>,

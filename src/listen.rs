@@ -48,6 +48,9 @@ pub struct Options {
     /// Send line endings as CRLF.
     #[arg(short = 'C', long)]
     pub crlf: bool,
+    /// `-d`, `--send-only`, `-o` and `-x`, for one client on stdio.
+    #[command(flatten)]
+    pub io: stdio::Flags,
     /// `--frame` and `--max-frame`.
     #[command(flatten)]
     pub frame: FrameOptions,
@@ -77,6 +80,13 @@ impl Options {
                 "needs a stream endpoint (tcp or unix), not udp",
             ));
         }
+        if self.keep_open {
+            self.io.only_with_stdio("-k's many clients")?;
+        } else if self.exec.is_some() {
+            self.io.only_with_stdio("--exec")?;
+        } else if endpoint.transport() == Transport::Udp {
+            self.io.only_with_stdio("udp")?;
+        }
         let websocket = endpoint.websocket().is_some();
         if self.binary && !websocket {
             return Err(OptionError::new(
@@ -88,12 +98,14 @@ impl Options {
         // WebSocket is this service's own business; TLS below it is not.
         let plain = [endpoints[0].clone().without_websocket()];
         let tls = self.tls.server(&plain, &[])?;
+        let mut stdio = stdio::Options::new(&self.frame, self.crlf, self.limits.idle());
+        self.io.apply(&mut stdio);
         let cfg = Config {
             websocket: websocket.then_some(self.binary),
             keep_open: self.keep_open,
             exec: self.exec.clone(),
             max_conns: self.limits.max_conns()?,
-            stdio: stdio::Options::new(&self.frame, self.crlf, self.limits.idle()),
+            stdio,
             tls: tls.clone(),
         };
         let drain = self.limits.drain();

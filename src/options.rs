@@ -159,6 +159,69 @@ impl Default for FrameOptions {
     }
 }
 
+/// nc's client addressing: `-s`, `-p`, `-4`, `-6` and `-n`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Addressing {
+    /// Connect from this local address.
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+    /// Connect from this local port.
+    #[arg(short = 'p', long = "source-port", value_name = "PORT")]
+    pub source_port: Option<u16>,
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 addresses only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Take numeric addresses only: never ask DNS.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+}
+
+impl Addressing {
+    /// The socket settings these flags ask for, connecting within `timeout`.
+    pub fn dial(&self, timeout: Option<Duration>) -> Result<crate::net::Dial, OptionError> {
+        use crate::net::Family;
+        let family = match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        };
+        if let (Some(ip), Some(family)) = (self.source, family)
+            && ip.is_ipv4() != (family == Family::V4)
+        {
+            let flag = if family == Family::V4 { "-4" } else { "-6" };
+            return Err(OptionError::new(
+                "source",
+                format!("{ip} is not of the family {flag} asks for"),
+            ));
+        }
+        if self.source_port == Some(0) {
+            return Err(OptionError::new(
+                "source_port",
+                "must be 1-65535 (leave it out for any port)",
+            ));
+        }
+        Ok(crate::net::Dial {
+            timeout,
+            source: self.source,
+            source_port: self.source_port,
+            family,
+            numeric: self.numeric,
+        })
+    }
+
+    /// Whether any flag is given, for endpoints where none applies.
+    pub fn any(&self) -> bool {
+        self.source.is_some()
+            || self.source_port.is_some()
+            || self.ipv4
+            || self.ipv6
+            || self.numeric
+    }
+}
+
 /// An options type as a command line with none of its flags gives it, so a
 /// config section without a key takes exactly the flag's default: each
 /// default is written once, in its flag's attribute.

@@ -47,6 +47,11 @@ pub struct Service {
     pub extra: Vec<Extra>,
     /// Tasks it runs beside its sockets, started with them.
     pub beside: Vec<Beside>,
+    /// Which service it is across a reload: its config section, or a
+    /// forward rule's listener.
+    pub key: String,
+    /// Its settings as written; a reload that changes them swaps it.
+    pub fingerprint: String,
 }
 
 /// An endpoint of a service that speaks a protocol of its own, shown with
@@ -126,6 +131,8 @@ impl Service {
             tls: None,
             extra: Vec::new(),
             beside: Vec::new(),
+            key: name.to_string(),
+            fingerprint: String::new(),
         }
     }
 
@@ -160,15 +167,15 @@ pub enum Announce {
 /// A service bound to one endpoint, not yet started.
 pub struct Binding {
     /// Index of its service in the list given to [`bind_all`].
-    service: usize,
+    pub(crate) service: usize,
     /// Shown in the table.
     pub name: &'static str,
     /// The endpoint actually bound, with the real port.
     pub endpoint: Endpoint,
     /// How it is announced: the endpoint, or an extra one's URL.
     pub shown: String,
-    start: Starter,
-    bound: Bound,
+    pub(crate) start: Starter,
+    pub(crate) bound: Bound,
 }
 
 /// Binds every endpoint of every service, failing before anything starts if
@@ -350,7 +357,7 @@ where
 }
 
 /// Drains every service at once, each within its own timeout.
-async fn drain(services: &[Service], shutdowns: &[Shutdown]) {
+pub(crate) async fn drain(services: &[Service], shutdowns: &[Shutdown]) {
     let drains = services
         .iter()
         .zip(shutdowns)
@@ -368,7 +375,7 @@ async fn drain(services: &[Service], shutdowns: &[Shutdown]) {
 
 /// The one `listening on SCHEME://ADDR` line scripts wait for, straight to
 /// stderr so `-q` or JSON logs never hide or reshape it.
-fn announce_line(shown: &str) {
+pub(crate) fn announce_line(shown: &str) {
     eprintln!("listening on {shown}");
 }
 

@@ -16,10 +16,10 @@ use crate::error::UsageError;
 use crate::options::OptionError;
 use crate::runner::Service;
 use crate::units::Secs;
-use crate::{chat, classic, echo, forward, http, time};
+use crate::{chat, classic, echo, forward, http, socks, time};
 
 /// The keys a config file may have at its top level.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 11] = [
     "drain_timeout",
     "echo",
     "discard",
@@ -29,6 +29,7 @@ pub const SECTIONS: [&str; 10] = [
     "format_time",
     "chat",
     "http",
+    "socks",
     "forward",
 ];
 
@@ -111,14 +112,19 @@ pub fn services(doc: &Doc, drain: Option<Secs>) -> Result<Vec<Service>, UsageErr
     })?;
     let http = vec![http::default_listen()];
     suite.add("http", http, |o: &http::Options, ep| o.service(ep))?;
+    suite.add("socks", tcp(1080), |o: &socks::Options, ep| o.service(ep))?;
     for rule in doc.tables::<Rule>("forward")? {
         let listen = rule
             .value
             .listen
             .clone()
             .ok_or_else(|| OptionError::new("listen", "a [[forward]] rule needs one"));
+        let key = match &listen {
+            Ok(l) => format!("forward {l}"),
+            Err(_) => "forward".to_string(),
+        };
         let service = listen.and_then(|l| rule.value.options.service(l));
-        suite.push(&rule, service)?;
+        suite.push(key, &rule, service)?;
     }
     let mut services = suite.services;
     if let Some(d) = drain {
@@ -153,11 +159,12 @@ impl<'d> Suite<'d> {
         }
         let listen = section.value.listen.clone().unwrap_or(defaults);
         let service = build(&section.value.options, listen);
-        self.push(&section, service)
+        self.push(key.to_string(), &section, service)
     }
 
-    fn push<T>(
+    fn push<T: Serialize>(
         &mut self,
+        key: String,
         section: &Located<T>,
         service: Result<Service, OptionError>,
     ) -> Result<(), UsageError> {
@@ -167,6 +174,14 @@ impl<'d> Suite<'d> {
         {
             service.drain = d;
         }
+        service.key = key;
+        // What a reload compares: the section as read, and the drain
+        // timeout it ends up with.
+        service.fingerprint = format!(
+            "{} {:?}",
+            serde_json::to_string(&section.value).unwrap_or_default(),
+            service.drain
+        );
         self.services.push(service);
         Ok(())
     }
@@ -213,6 +228,7 @@ mod tests {
                 "chat tcp://127.0.0.1:12345",
                 "chat http://127.0.0.1:8088",
                 "http tcp://127.0.0.1:8080",
+                "socks tcp://127.0.0.1:1080",
             ]
         );
     }
@@ -279,7 +295,8 @@ mod tests {
                 "chargen",
                 "format-time",
                 "chat",
-                "http"
+                "http",
+                "socks"
             ]
         );
     }

@@ -3,6 +3,8 @@
 //! interactive line mode.
 
 use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,10 +14,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
+use crate::dump::{Direction, DumpTo, Dumper, HexDump};
 use crate::frame::{FrameCodec, Framing, Line, TolerantLines};
 use crate::idle::Activity;
 use crate::net::{MAX_DATAGRAM, MAX_DATAGRAM_V4};
-use crate::options::FrameOptions;
+use crate::options::{FrameOptions, OptionError};
 
 /// Read size for raw copies between stdio and a socket.
 const COPY_BUFFER: usize = 64 * 1024;
@@ -36,6 +39,69 @@ const QUIET_PERIOD: Duration = Duration::from_millis(250);
 /// unless `--idle-timeout` says otherwise.
 pub const UDP_LINGER: Duration = Duration::from_secs(2);
 
+/// What netcat does with each direction besides copying it, for connect
+/// and listen: `-d`, `--send-only`, `-o` and `-x`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// Never read stdin; only show what arrives (nc -d).
+    #[arg(short = 'd', long = "no-stdin", visible_alias = "recv-only")]
+    pub no_stdin: bool,
+    /// Only send stdin: what arrives is thrown away, and the session ends
+    /// when stdin does.
+    #[arg(long, conflicts_with_all = ["no_stdin", "output"])]
+    pub send_only: bool,
+    /// Also write what arrives to FILE, emptied first unless --append.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With -o, add to FILE rather than empty it.
+    #[arg(long, requires = "output")]
+    pub append: bool,
+    /// `-x` and `--dump-file`.
+    #[command(flatten)]
+    pub dump: HexDump,
+}
+
+impl Flags {
+    /// Sets these flags on `opts`.
+    pub fn apply(&self, opts: &mut Options) {
+        opts.read_input = !self.no_stdin;
+        opts.send_only = self.send_only;
+        opts.copy_to = self.output.clone().map(|path| CopyTo {
+            path,
+            append: self.append,
+        });
+        opts.dump = self.dump.to();
+    }
+
+    /// Refuses the flags a mode without stdio cannot honour (`-e`, `-k`).
+    pub fn only_with_stdio(&self, mode: &str) -> Result<(), OptionError> {
+        let key = if self.no_stdin {
+            "no_stdin"
+        } else if self.send_only {
+            "send_only"
+        } else if self.output.is_some() {
+            "output"
+        } else if self.dump.to() != DumpTo::Off {
+            self.dump.key()
+        } else {
+            return Ok(());
+        };
+        Err(OptionError::new(
+            key,
+            format!("is for one session on stdio, not {mode}"),
+        ))
+    }
+}
+
+/// Where `-o` copies what arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTo {
+    /// The file, created if missing.
+    pub path: PathBuf,
+    /// Add to the file rather than empty it first.
+    pub append: bool,
+}
+
 /// How stdin and stdout map onto the socket.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -55,6 +121,103 @@ pub struct Options {
     /// input arrives whole at a peer that only half-closed. A terminal
     /// session ends when the peer closes.
     pub send_all_input: bool,
+    /// Read stdin and send it; off, the session only receives.
+    pub read_input: bool,
+    /// Throw away what arrives and end when stdin does.
+    pub send_only: bool,
+    /// A copy of what is written to stdout.
+    pub copy_to: Option<CopyTo>,
+    /// A hex dump of both directions.
+    pub dump: DumpTo,
+}
+
+/// The copies one session makes: what arrives to `-o`'s file, and both
+/// directions to the hex dump.
+struct Taps {
+    copy: Option<tokio::fs::File>,
+    dump: Option<Arc<Dumper>>,
+    /// Bytes of the peer's dumped so far.
+    down: u64,
+}
+
+impl Taps {
+    async fn open(opts: &Options) -> io::Result<Taps> {
+        let copy = match &opts.copy_to {
+            None => None,
+            Some(to) => Some(
+                tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(to.append)
+                    .truncate(!to.append)
+                    .open(&to.path)
+                    .await
+                    .map_err(|e| copy_error(&to.path, e))?,
+            ),
+        };
+        Ok(Taps {
+            copy,
+            dump: opts.dump.open()?,
+            down: 0,
+        })
+    }
+
+    /// A share of the dump for the sending side, which runs beside the
+    /// receiving one.
+    fn sender(&self) -> SendTap {
+        SendTap {
+            dump: self.dump.clone(),
+            offset: 0,
+        }
+    }
+
+    /// Records a chunk that came in and goes to stdout as `shown`.
+    async fn received(&mut self, data: &[u8], newline: bool) -> io::Result<()> {
+        if let Some(dump) = &self.dump {
+            dump.chunk(1, Direction::Down, self.down, data).await;
+        }
+        self.down += data.len() as u64;
+        if let Some(file) = &mut self.copy {
+            file.write_all(data).await?;
+            if newline {
+                file.write_all(b"\n").await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match &mut self.copy {
+            Some(file) => file.flush().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The hex dump of what is sent.
+struct SendTap {
+    dump: Option<Arc<Dumper>>,
+    offset: u64,
+}
+
+impl SendTap {
+    async fn sent(&mut self, data: &[u8]) {
+        if let Some(dump) = &self.dump {
+            dump.chunk(1, Direction::Up, self.offset, data).await;
+        }
+        self.offset += data.len() as u64;
+    }
+}
+
+fn copy_error(path: &std::path::Path, err: io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        format!(
+            "output file {}: {}",
+            path.display(),
+            crate::error::describe_io(&err)
+        ),
+    )
 }
 
 /// The classic tutorial client: read a line, send it, print the reply.
@@ -117,6 +280,10 @@ impl Options {
             interactive: None,
             half_close: true,
             send_all_input: !std::io::stdin().is_terminal(),
+            read_input: true,
+            send_only: false,
+            copy_to: None,
+            dump: DumpTo::Off,
         }
     }
 
@@ -168,9 +335,15 @@ where
     let (sock_rd, mut sock_wr) = tokio::io::split(stream);
     let activity = Activity::new();
     let replied = watch::Sender::new(0u64);
+    let mut taps = Taps::open(opts).await?;
+    let mut sent = taps.sender();
 
     let outbound = async {
-        let res = send_input(input, &mut sock_wr, opts, &activity, &replied).await;
+        if !opts.read_input {
+            // Neither read nor ended: the peer decides when it is over.
+            return std::future::pending().await;
+        }
+        let res = send_input(input, &mut sock_wr, opts, &activity, &replied, &mut sent).await;
         let close = match &res {
             Ok(InputEnd::Eof) => opts.half_close,
             Ok(InputEnd::ExitWord) => true,
@@ -181,7 +354,7 @@ where
         }
         res
     };
-    let inbound = print_incoming(sock_rd, output, opts, &activity, &replied);
+    let inbound = print_incoming(sock_rd, output, opts, &activity, &replied, &mut taps);
     let idle = async { Err::<(), _>(activity.expired(opts.idle_timeout).await) };
     tokio::pin!(outbound, inbound, idle);
 
@@ -225,6 +398,7 @@ where
                 };
                 tokio::time::timeout(REPLY_WAIT, settle).await.unwrap_or(Ok(()))
             }
+            InputEnd::Eof if opts.send_only => Ok(()),
             InputEnd::Eof => tokio::select! {
                 res = &mut inbound => res,
                 res = &mut idle => res,
@@ -277,6 +451,7 @@ async fn send_input<I, W>(
     opts: &Options,
     activity: &Activity,
     replied: &watch::Sender<u64>,
+    tap: &mut SendTap,
 ) -> io::Result<InputEnd>
 where
     I: AsyncRead + Unpin,
@@ -290,8 +465,11 @@ where
                 return Ok(InputEnd::Eof);
             }
             if opts.crlf {
-                sock.write_all(&to_crlf(&buf[..n])).await?;
+                let data = to_crlf(&buf[..n]);
+                tap.sent(&data).await;
+                sock.write_all(&data).await?;
             } else {
+                tap.sent(&buf[..n]).await;
                 sock.write_all(&buf[..n]).await?;
             }
             // A no-op on a socket; TLS and WebSocket hold bytes until it.
@@ -316,8 +494,9 @@ where
             Typed::End(end) => return Ok(end),
         };
         let mut reply = replied.subscribe();
-        sock.write_all(&opts.encode_line(&line, &mut codec)?)
-            .await?;
+        let data = opts.encode_line(&line, &mut codec)?;
+        tap.sent(&data).await;
+        sock.write_all(&data).await?;
         sock.flush().await?;
         activity.touch();
         if opts.interactive.is_some() {
@@ -346,33 +525,41 @@ async fn print_incoming<R, O>(
     opts: &Options,
     activity: &Activity,
     replied: &watch::Sender<u64>,
+    taps: &mut Taps,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     O: AsyncWrite + Unpin,
 {
+    let mut show = async |data: &[u8], newline: bool, flush: bool| {
+        if !opts.send_only {
+            taps.received(data, newline).await?;
+            emit(&mut output, data, newline, flush).await?;
+        }
+        activity.touch();
+        replied.send_modify(|n| *n += 1);
+        io::Result::Ok(())
+    };
     if opts.framing == Framing::Raw {
         let mut buf = vec![0u8; COPY_BUFFER];
         loop {
             let n = sock.read(&mut buf).await?;
             if n == 0 {
-                return output.flush().await.map_err(stdout_error);
+                break;
             }
             // The textbook client prints each reply on its own line.
             let newline = opts.interactive.is_some() && buf[n - 1] != b'\n';
-            emit(&mut output, &buf[..n], newline, true).await?;
-            activity.touch();
-            replied.send_modify(|n| *n += 1);
+            show(&buf[..n], newline, true).await?;
+        }
+    } else {
+        let mut frames = FramedRead::new(sock, opts.framing.codec(opts.max_frame));
+        while let Some(frame) = frames.next().await {
+            let frame = frame?;
+            let flush = frames.read_buffer().is_empty();
+            show(&frame, true, flush).await?;
         }
     }
-    let mut frames = FramedRead::new(sock, opts.framing.codec(opts.max_frame));
-    while let Some(frame) = frames.next().await {
-        let frame = frame?;
-        let flush = frames.read_buffer().is_empty();
-        emit(&mut output, &frame, true, flush).await?;
-        activity.touch();
-        replied.send_modify(|n| *n += 1);
-    }
+    taps.flush().await?;
     output.flush().await.map_err(stdout_error)
 }
 
@@ -427,8 +614,13 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
     let sent = std::sync::atomic::AtomicU64::new(0);
     let received = std::sync::atomic::AtomicU64::new(0);
     use std::sync::atomic::Ordering::Relaxed;
+    let mut taps = Taps::open(opts).await?;
+    let mut tap = taps.sender();
 
     let outbound = async {
+        if !opts.read_input {
+            return std::future::pending().await;
+        }
         let most = socket
             .local_addr()
             .map_or(MAX_DATAGRAM_V4, crate::net::max_payload);
@@ -443,6 +635,7 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
                 payload.extend_from_slice(b"\r\n");
             }
             let mut reply = replied.subscribe();
+            tap.sent(&payload).await;
             socket.send(&payload).await?;
             sent.fetch_add(1, Relaxed);
             activity.touch();
@@ -457,7 +650,11 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         loop {
             let n = socket.recv(&mut buf).await?;
             let newline = n == 0 || buf[n - 1] != b'\n';
-            emit(&mut stdout, &buf[..n], newline, true).await?;
+            if !opts.send_only {
+                taps.received(&buf[..n], newline).await?;
+                taps.flush().await?;
+                emit(&mut stdout, &buf[..n], newline, true).await?;
+            }
             received.fetch_add(1, Relaxed);
             activity.touch();
             replied.send_modify(|n| *n += 1);
@@ -468,7 +665,7 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
     tokio::select! {
         res = &mut inbound => return res,
         res = &mut idle => return res,
-        res = &mut outbound => if res? == InputEnd::ExitWord { return Ok(()) },
+        res = &mut outbound => if res? == InputEnd::ExitWord || opts.send_only { return Ok(()) },
     }
     // stdin is done: wait for the replies still owed, within the linger time.
     let mut seen = replied.subscribe();
@@ -505,6 +702,10 @@ mod tests {
             interactive: None,
             half_close: true,
             send_all_input: true,
+            read_input: true,
+            send_only: false,
+            copy_to: None,
+            dump: DumpTo::Off,
         }
     }
 

@@ -315,3 +315,154 @@ fn an_overlong_stdin_line_is_skipped_and_the_session_goes_on() {
     assert_eq!(out.stdout, b"ok\n");
     assert!(stderr_of(&out).contains("input line longer than 8 bytes skipped"));
 }
+
+#[test]
+fn source_address_and_port_are_what_the_server_sees() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let source_port = crate::support::free_port();
+    let server = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        let peer = s.peer_addr().unwrap();
+        s.write_all(b"seen\n").unwrap();
+        peer
+    });
+    let out = sockit_run(
+        &[
+            "connect",
+            "-s",
+            "127.0.0.2",
+            "-p",
+            &source_port.to_string(),
+            "127.0.0.1",
+            &port,
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let peer = server.join().unwrap();
+    assert_eq!(peer, format!("127.0.0.2:{source_port}").parse().unwrap());
+    assert_eq!(out.stdout, b"seen\n");
+}
+
+#[test]
+fn families_and_numeric_only_hold_the_client_to_what_was_asked() {
+    let srv = Server::spawn(&["echo", "[::1]:0"]);
+    let port = srv.port().to_string();
+    // nc's two-argument form, with a bare IPv6 address.
+    let out = sockit_run(&["connect", "-6", "-n", "::1", &port], b"six\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"six\n");
+    for (args, want) in [
+        (
+            &["connect", "-4", "::1", &port][..],
+            "'::1' has no IPv4 address",
+        ),
+        (
+            &["connect", "-n", "localhost", &port][..],
+            "'localhost' is not a numeric address, and -n asks for no DNS",
+        ),
+    ] {
+        let out = sockit_run(args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr_of(&out).contains(want), "{}", stderr_of(&out));
+    }
+    let err = crate::support::usage_error(&["connect", "-4", "-s", "::1", "::1", &port]);
+    assert!(
+        err.contains("--source: ::1 is not of the family -4 asks for"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_stdin_only_receives_and_never_half_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        s.write_all(b"news\n").unwrap();
+        // Neither data nor EOF comes from a client that does not read stdin.
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        s.read(&mut buf).unwrap_err().kind()
+    });
+    let out = sockit_run(&["connect", "-d", &format!(":{port}")], b"secret\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"news\n");
+    assert_eq!(server.join().unwrap(), std::io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn send_only_discards_replies_and_ends_with_stdin() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        s.write_all(b"ignored reply\n").unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        let _ = tx.send(got);
+        // Held open: the client must not wait for the server to close.
+        std::thread::sleep(STEP * 2);
+    });
+    let started = Instant::now();
+    let out = sockit_run(
+        &["connect", "--send-only", &format!(":{port}")],
+        b"payload\n",
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(started.elapsed() < STEP);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    assert_eq!(rx.recv_timeout(STEP).unwrap(), b"payload\n");
+}
+
+#[test]
+fn output_file_copies_what_arrives_and_append_adds_to_it() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let dir = tempdir();
+    let file = dir.path().join("copy.txt");
+    let path = file.to_str().unwrap();
+    let ep = srv.hostport();
+    for (input, extra, want) in [
+        (&b"one\n"[..], &[][..], "one\n"),
+        (b"two\n", &["--append"][..], "one\ntwo\n"),
+        (b"three\n", &[][..], "three\n"),
+    ] {
+        let args = [&["connect", "-o", path, &ep][..], extra].concat();
+        let out = sockit_run(&args, input);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(out.stdout, input);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
+    }
+    let out = sockit_run(&["connect", "-o", "/nonexistent/dir/f", &ep], b"x\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("output file /nonexistent/dir/f: no such file or directory"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn hex_dump_shows_both_directions_in_connect_and_listen() {
+    let srv = Server::spawn(&["echo", ":0"]);
+    let out = sockit_run(&["connect", "-x", &srv.hostport()], b"hi\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"hi\n");
+    let err = stderr_of(&out);
+    for want in ["conn 1 > 3 bytes", "conn 1 < 3 bytes", "68 69 0a", "|hi.|"] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let listen = Server::spawn_piped(&["listen", "-x", "127.0.0.1:0"]);
+    let mut c = crate::support::tcp(listen.addr());
+    c.write_all(b"ping\n").unwrap();
+    listen.wait_for_log("conn 1 < 5 bytes");
+    listen.wait_for_log("|ping.|");
+    let err = crate::support::usage_error(&["listen", "-k", "-o", "/tmp/x", ":0"]);
+    assert!(
+        err.contains("--output: is for one session on stdio, not -k's many clients"),
+        "{err}"
+    );
+}

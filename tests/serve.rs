@@ -30,7 +30,7 @@ fn defaults_serve_the_suite_on_the_design_ports() {
     let Some(mut cmd) = in_netns(env!("CARGO_BIN_EXE_sockit"), &["serve"]) else {
         return;
     };
-    let (server, rows) = Server::start_suite(&mut cmd, 14);
+    let (server, rows) = Server::start_suite(&mut cmd, 15);
     let rows: Vec<String> = rows.iter().map(|(s, e)| format!("{s} {e}")).collect();
     assert_eq!(
         rows,
@@ -49,6 +49,7 @@ fn defaults_serve_the_suite_on_the_design_ports() {
             "chat tcp://127.0.0.1:12345",
             "chat http://127.0.0.1:8088",
             "http tcp://127.0.0.1:8080",
+            "socks tcp://127.0.0.1:1080",
         ]
     );
     let inside =
@@ -203,4 +204,100 @@ fn http_serves_hello_world_or_a_root_directory() {
     c.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
     assert!(resp.ends_with("\r\n\r\nfrom the root"), "{resp}");
+}
+
+/// A config of only the services given, on fixed free ports.
+fn reload_config(body: &str) -> String {
+    format!("{ONLY_ECHO}{body}")
+}
+
+#[test]
+fn sighup_adds_removes_and_swaps_while_iperf3_runs_through_a_rule_that_stays() {
+    use crate::support::{free_port, lines_of};
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let cfg = dir.path().join("s.toml");
+    let iperf_port = free_port();
+    let mut iperf = std::process::Command::new("iperf3")
+        .args(["-s", "-1", "--forceflush", "-B", "127.0.0.1", "-p"])
+        .arg(iperf_port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 is installed");
+    let said = lines_of(iperf.stdout.take().unwrap());
+    while !said
+        .recv_timeout(STEP)
+        .expect("iperf3 listens")
+        .contains("Server listening")
+    {}
+    let (echo, stays, goes, comes) = (free_port(), free_port(), free_port(), free_port());
+    let rule = |listen: u16, target: u16| {
+        format!(
+            "[[forward]]\nlisten = \"127.0.0.1:{listen}\"\ntargets = [\"127.0.0.1:{target}\"]\n"
+        )
+    };
+    let echo_section =
+        |extra: &str| format!("[echo]\nlisten = [\"tcp://127.0.0.1:{echo}\"]\n{extra}");
+    let first = format!(
+        "{}{}{}",
+        echo_section(""),
+        rule(stays, iperf_port),
+        rule(goes, echo)
+    );
+    std::fs::write(&cfg, reload_config(&first)).unwrap();
+    let (srv, rows) = Server::spawn_suite(&["--config", cfg.to_str().unwrap()], 3);
+    assert_eq!(rows.len(), 3);
+    // Open before the reload: an echo client, and a client through the
+    // rule that is about to go.
+    let mut old_echo = tcp(format!("127.0.0.1:{echo}").parse().unwrap());
+    expect_reply(&mut old_echo, b"before\n", b"before\n");
+    let mut through_goes = tcp(format!("127.0.0.1:{goes}").parse().unwrap());
+    expect_reply(&mut through_goes, b"relayed\n", b"relayed\n");
+    let mut client = std::process::Command::new("iperf3")
+        .args(["-c", "127.0.0.1", "-p", &stays.to_string(), "-t", "3", "-J"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    srv.wait_for_log(&format!("-> 127.0.0.1:{iperf_port}"));
+    // A bad file first: one line, nothing changes.
+    std::fs::write(&cfg, "[echo\n").unwrap();
+    srv.signal("HUP");
+    let bad = srv.wait_for_log("reload:");
+    assert!(bad.contains("the old config stays"), "{bad}");
+    let second = format!(
+        "{}{}{}",
+        echo_section("greeting = \"v2\"\n"),
+        rule(stays, iperf_port),
+        rule(comes, echo)
+    );
+    std::fs::write(&cfg, reload_config(&second)).unwrap();
+    srv.signal("HUP");
+    srv.wait_for_log("reload: done, 3 services running");
+    // The changed echo answers new clients with the new greeting; the old
+    // client is still served as before.
+    let mut new_echo = tcp(format!("127.0.0.1:{echo}").parse().unwrap());
+    // Raw echo sends the greeting as written.
+    let mut greeting = [0u8; 2];
+    new_echo.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"v2");
+    expect_reply(&mut old_echo, b"after\n", b"after\n");
+    // The removed rule takes no one new, and its live connection goes on.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", goes)).is_err());
+    expect_reply(&mut through_goes, b"still\n", b"still\n");
+    let mut through_comes = tcp(format!("127.0.0.1:{comes}").parse().unwrap());
+    through_comes.write_all(b"new rule\n").unwrap();
+    // It reaches the new echo, greeting first.
+    let mut got = [0u8; 11];
+    through_comes.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"v2new rule\n");
+    let status = crate::support::wait_within(&mut client, STEP * 2);
+    let out = crate::support::read_all(client.stdout.take().unwrap());
+    let _ = iperf.kill();
+    let _ = iperf.wait();
+    assert!(status.success(), "iperf3 through the kept rule failed");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["error"].is_null(), "{v}");
+    assert!(v["end"]["sum_received"]["bytes"].as_u64().unwrap() > 1_000_000);
 }

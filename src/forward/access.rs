@@ -4,13 +4,24 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Client address rules: any matching deny refuses; with allow rules, only
-/// a matching one admits.
-#[derive(Debug, Clone, Default)]
+/// Client address rules, `--allow` and `--deny` for forward and socks: any
+/// matching deny refuses; with allow rules, only a matching one admits.
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Access {
-    /// Networks admitted (empty: everyone not denied).
+    /// Admit only clients in this network (repeatable): 10.0.0.0/8, ::1, …
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    #[serde(
+        deserialize_with = "deserialize_nets",
+        serialize_with = "serialize_nets"
+    )]
     pub allow: Vec<IpNet>,
-    /// Networks refused, whatever the allow rules say.
+    /// Refuse clients in this network (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    #[serde(
+        deserialize_with = "deserialize_nets",
+        serialize_with = "serialize_nets"
+    )]
     pub deny: Vec<IpNet>,
 }
 

@@ -5,8 +5,7 @@
 
 pub mod access;
 pub mod congestion;
-pub mod dump;
-mod log;
+pub(crate) mod log;
 pub mod relay;
 #[cfg(target_os = "linux")]
 mod splice;
@@ -15,7 +14,6 @@ pub mod udp;
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,47 +24,28 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptOptions};
+use crate::dump::{DumpTo, Dumper, HexDump};
 use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
+use crate::proxy::{Proxy, ProxyFlags};
+use crate::proxy_header;
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
 use crate::tls;
 use crate::units::Secs;
 use access::Access;
 use congestion::Congestion;
-use dump::Dumper;
 use targets::{Balance, Targets};
 
 /// Default time allowed to connect to a target.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default time a client of `--accept-proxy` has to send its header.
+pub const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Default lifetime of a quiet UDP session.
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where `--hex-dump` output goes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DumpTo {
-    /// No dump.
-    #[default]
-    Off,
-    /// To stderr, between the log lines.
-    Stderr,
-    /// To a file, created or truncated at start.
-    File(PathBuf),
-}
-
-impl DumpTo {
-    /// From `--dump-file` and `--hex-dump` (or their config keys): a file
-    /// wins, else stderr if asked.
-    pub fn from_flags(file: Option<PathBuf>, hex_dump: bool) -> Self {
-        match (file, hex_dump) {
-            (Some(path), _) => DumpTo::File(path),
-            (None, true) => DumpTo::Stderr,
-            (None, false) => DumpTo::Off,
-        }
-    }
-}
 
 /// A relay's options: the flags of `sockit forward` and the keys of a
 /// `[[forward]]` rule, which adds only `listen`.
@@ -86,26 +65,37 @@ pub struct Options {
     /// End a UDP session after this long without datagrams (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_UDP_TIMEOUT), allow_negative_numbers = true)]
     pub udp_timeout: Secs,
-    /// Admit only clients in this network (repeatable): 10.0.0.0/8, ::1, …
+    /// `--allow` and `--deny`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub access: Access,
+    /// `-x` and `--dump-file`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub dump: HexDump,
+    /// Put a PROXY protocol header (v1 text or v2 binary) before each
+    /// connection's bytes, so the target sees the real client.
+    #[arg(long, value_name = "v1|v2")]
+    pub send_proxy: Option<proxy_header::Version>,
+    /// Take a PROXY protocol header (either version) off each connection
+    /// first, and treat the client it names as the real one.
+    #[arg(long)]
+    pub accept_proxy: bool,
+    /// With --accept-proxy, take headers only from this network
+    /// (repeatable); a connection from elsewhere is refused.
     #[arg(long, value_name = "CIDR", value_parser = access::parse_cidr)]
     #[serde(
         deserialize_with = "access::deserialize_nets",
         serialize_with = "access::serialize_nets"
     )]
-    pub allow: Vec<ipnet::IpNet>,
-    /// Refuse clients in this network (repeatable; wins over --allow).
-    #[arg(long, value_name = "CIDR", value_parser = access::parse_cidr)]
-    #[serde(
-        deserialize_with = "access::deserialize_nets",
-        serialize_with = "access::serialize_nets"
-    )]
-    pub deny: Vec<ipnet::IpNet>,
-    /// Hex-dump every chunk both ways (offset, hex, ASCII) to stderr.
-    #[arg(short = 'x', long)]
-    pub hex_dump: bool,
-    /// Write the hex dump to this file instead (implies --hex-dump).
-    #[arg(long, value_name = "FILE")]
-    pub dump_file: Option<PathBuf>,
+    pub proxy_from: Vec<ipnet::IpNet>,
+    /// With --accept-proxy, how long a connection has to send its header.
+    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_PROXY_TIMEOUT), allow_negative_numbers = true)]
+    pub proxy_timeout: Secs,
+    /// `--proxy` and `--proxy-dns`: reach the targets through a proxy.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub proxy: ProxyFlags,
     /// Relay with splice(2) where possible; --no-splice copies through user
     /// space instead.
     #[arg(long = "no-splice", action = clap::ArgAction::SetFalse)]
@@ -159,14 +149,31 @@ impl Options {
                 format!("target {t} and listener {listen} must both be udp or both stream"),
             ));
         }
-        let dump = DumpTo::from_flags(self.dump_file.clone(), self.hex_dump);
-        if udp && dump != DumpTo::Off {
-            let key = if self.dump_file.is_some() {
-                "dump_file"
+        let proxy_protocol = udp && (self.send_proxy.is_some() || self.accept_proxy);
+        if proxy_protocol || (self.accept_proxy && listen.transport() == Transport::Unix) {
+            let key = if self.accept_proxy {
+                "accept_proxy"
             } else {
-                "hex_dump"
+                "send_proxy"
             };
-            return Err(OptionError::new(key, "is for stream relays, not udp"));
+            return Err(OptionError::new(key, "is for tcp relays"));
+        }
+        if !self.proxy_from.is_empty() && !self.accept_proxy {
+            return Err(OptionError::new("proxy_from", "needs --accept-proxy"));
+        }
+        let proxy = self.proxy.get();
+        if proxy.is_some() && targets.iter().any(|t| t.transport() != Transport::Tcp) {
+            return Err(OptionError::new(
+                "proxy",
+                "reaches tcp targets, not udp or unix",
+            ));
+        }
+        let dump = self.dump.to();
+        if udp && dump != DumpTo::Off {
+            return Err(OptionError::new(
+                self.dump.key(),
+                "is for stream relays, not udp",
+            ));
         }
         let tcp_legs = listen.transport() == Transport::Tcp
             || targets.iter().any(|t| t.transport() == Transport::Tcp);
@@ -182,11 +189,11 @@ impl Options {
         self.congestion
             .check()
             .map_err(|e| OptionError::new("congestion", e))?;
-        let has_rules = !self.allow.is_empty() || !self.deny.is_empty();
+        let has_rules = !self.access.allow.is_empty() || !self.access.deny.is_empty();
         if has_rules && listen.transport() == Transport::Unix {
             // Unix clients have no address to match, so the rules would be
             // silently ignored.
-            let key = if self.allow.is_empty() {
+            let key = if self.access.allow.is_empty() {
                 "deny"
             } else {
                 "allow"
@@ -222,11 +229,17 @@ impl Options {
             connect_timeout: self.connect_timeout.nonzero(),
             idle_timeout: self.limits.idle(),
             max_conns: self.limits.max_conns()?,
-            access: Access {
-                allow: self.allow.clone(),
-                deny: self.deny.clone(),
-            },
+            access: self.access.clone(),
             dump,
+            proxy,
+            send_proxy: self.send_proxy,
+            accept_proxy: self.accept_proxy.then(|| AcceptProxy {
+                from: Access {
+                    allow: self.proxy_from.clone(),
+                    deny: Vec::new(),
+                },
+                timeout: self.proxy_timeout.0,
+            }),
             splice: self.splice,
             udp_timeout: self.udp_timeout.nonzero(),
             congestion: self.congestion.clone(),
@@ -259,6 +272,12 @@ pub struct Config {
     pub access: Access,
     /// Hex dump of all traffic.
     pub dump: DumpTo,
+    /// Reach the targets through this proxy.
+    pub proxy: Option<Proxy>,
+    /// Tell the target who the client is.
+    pub send_proxy: Option<proxy_header::Version>,
+    /// Learn who the client is from a header.
+    pub accept_proxy: Option<AcceptProxy>,
     /// Relay TCP with splice(2) where available.
     pub splice: bool,
     /// A UDP session with no traffic for this long ends (`None`: never).
@@ -271,6 +290,15 @@ pub struct Config {
     pub tls_connect: Option<Arc<tls::client::Client>>,
 }
 
+/// `--accept-proxy`: who may send headers, and how long they have.
+#[derive(Debug, Clone)]
+pub struct AcceptProxy {
+    /// Peers whose headers are believed (`--proxy-from`; empty: any).
+    pub from: Access,
+    /// How long a connection has to send its header.
+    pub timeout: Duration,
+}
+
 /// A running relay's shared state.
 pub struct Relay {
     cfg: Config,
@@ -281,13 +309,7 @@ pub struct Relay {
 
 impl Relay {
     fn new(cfg: &Config) -> io::Result<Relay> {
-        let dump = match &cfg.dump {
-            DumpTo::Off => None,
-            DumpTo::Stderr => Some(Arc::new(Dumper::stderr()?)),
-            DumpTo::File(path) => Some(Arc::new(Dumper::file(path).map_err(|e| {
-                io::Error::new(e.kind(), format!("dump file {}: {e}", path.display()))
-            })?)),
-        };
+        let dump = cfg.dump.open()?;
         Ok(Relay {
             targets: Targets::new(cfg.targets.clone(), cfg.balance),
             cfg: cfg.clone(),
@@ -324,7 +346,68 @@ async fn run(relay: Arc<Relay>, listener: Listener, shutdown: Shutdown) -> io::R
     .await
 }
 
-async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
+/// Who a connection is from: its peer, or the client a PROXY header names
+/// (`via` is then the peer that sent it), and the address it reached.
+struct Origin {
+    client: PeerAddr,
+    via: Option<PeerAddr>,
+    reached: Option<std::net::SocketAddr>,
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match &self.via {
+            Some(via) => format!("{} (via {via})", self.client),
+            None => self.client.to_string(),
+        }
+    }
+}
+
+/// Takes the PROXY header off `client`, if the relay wants one; `None`
+/// when the connection is refused, which is logged.
+async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Origin> {
+    let mut origin = Origin {
+        client: peer,
+        via: None,
+        reached: client.local_addr(),
+    };
+    let Some(accept) = &cfg.accept_proxy else {
+        return Some(origin);
+    };
+    if let PeerAddr::Inet(addr) = peer
+        && !accept.from.allows(addr.ip())
+    {
+        tracing::warn!("client {peer} is outside --proxy-from, closed");
+        return None;
+    }
+    match tokio::time::timeout(accept.timeout, proxy_header::read(client)).await {
+        Ok(Ok(Some((from, to)))) => {
+            origin.via = Some(peer);
+            origin.client = PeerAddr::Inet(from);
+            origin.reached = Some(to);
+        }
+        // LOCAL or UNKNOWN: the connection's own ends stand.
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!("client {peer}: {e}, closed");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "client {peer}: no PROXY header within {}, closed",
+                humantime::format_duration(accept.timeout)
+            );
+            return None;
+        }
+    }
+    Some(origin)
+}
+
+async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
+    let Some(origin) = origin(&relay.cfg, &mut client, peer).await else {
+        return;
+    };
+    let peer = origin.client;
     if let PeerAddr::Inet(addr) = peer
         && !relay.cfg.access.allows(addr.ip())
     {
@@ -332,9 +415,15 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         return;
     }
     let conn = relay.next_id();
-    let timeout = relay.cfg.connect_timeout;
+    let dial = net::Dial::within(relay.cfg.connect_timeout);
+    let proxy = relay.cfg.proxy.as_ref();
     let Some((target, i)) = relay
-        .first_reachable(|ep| async move { net::connect(&ep, timeout).await })
+        .first_reachable(|ep| async move {
+            match proxy {
+                Some(p) => p.connect(&ep, &dial).await,
+                None => net::dial(&ep, &dial).await,
+            }
+        })
         .await
     else {
         tracing::warn!("conn {conn} {peer}: no target reachable, client reset");
@@ -343,6 +432,19 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         return;
     };
     relay.targets.succeeded(i);
+    let mut target = target;
+    if let Some(version) = relay.cfg.send_proxy {
+        let addrs = match (peer, origin.reached) {
+            (PeerAddr::Inet(c), Some(s)) => Some((c, s)),
+            _ => None,
+        };
+        let header = proxy_header::encode(version, addrs);
+        if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut target, &header).await {
+            tracing::warn!("conn {conn} {peer}: PROXY header to target: {e}");
+            return;
+        }
+    }
+    let from = origin.describe();
     for leg in [&client, &target] {
         prepare_leg(leg, &relay.cfg);
     }
@@ -363,7 +465,7 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
     };
     let (accept, connect) = (&relay.cfg.tls_accept, &relay.cfg.tls_connect);
     if accept.is_none() && connect.is_none() {
-        log::open(conn, &peer.to_string(), &to, "");
+        log::open(conn, &from, &to, "");
         let summary = relay::run(client, target, &opts).await;
         log::close(conn, &summary);
         return;
@@ -398,7 +500,7 @@ async fn handle(relay: &Relay, client: Stream, peer: PeerAddr) {
         client.describe("from client"),
         target.describe("to target")
     );
-    log::open(conn, &peer.to_string(), &to, &about);
+    log::open(conn, &from, &to, &about);
     let summary = match (client, target) {
         (Leg::Tls(c), Leg::Plain(t)) => relay::run_io(c, t, &opts).await,
         (Leg::Plain(c), Leg::Tls(t)) => relay::run_io(c, t, &opts).await,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio_util::sync::CancellationToken;
 
-use super::dump::{Direction, Dumper};
+use crate::dump::{Direction, Dumper};
 use crate::idle::Activity;
 use crate::net::Stream;
 

@@ -7,7 +7,8 @@ mod connect;
 mod stream;
 
 pub use bind::{Bound, LISTEN_BACKLOG, Listener, PeerAddr, UnixPathGuard, bind, raise_fd_limit};
-pub use connect::{connect, connect_udp};
+pub(crate) use connect::with_timeout;
+pub use connect::{Dial, Family, connect, connect_udp, dial, dial_udp};
 pub use stream::Stream;
 
 /// The largest UDP payload there is: 65,535 bytes less the 8-byte UDP

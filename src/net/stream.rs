@@ -20,6 +20,14 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// This end's address, for a TCP stream.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Waits until data or EOF arrives, without consuming it, so a server can
     /// put off allocating buffers for idle clients. It peeks, because tokio
     /// reports a freshly accepted socket readable before anything arrived.

@@ -582,6 +582,8 @@ enabled = false
 enabled = false
 [http]
 enabled = false
+[socks]
+enabled = false
 ";
 
 /// `section` (a config's text for one service) with every other suite
@@ -596,6 +598,7 @@ pub fn only(section: &str) -> String {
         "format_time",
         "chat",
         "http",
+        "socks",
     ]
     .iter()
     .filter(|s| !section.starts_with(&format!("[{s}]")))
@@ -768,4 +771,45 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
+}
+
+/// A real peer (microsocks, ncat -l, haproxy…) running for a test, killed
+/// and reaped on drop.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Starts `cmd`, which is to listen on 127.0.0.1:`port`, and waits until
+    /// it accepts: these peers print no readiness line, and a connect is
+    /// refused at once until they listen. Bounded by `STEP`.
+    pub fn start(cmd: &mut Command, port: u16) -> Daemon {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?} (scripts/test.sh installs it): {e}"));
+        let mut daemon = Daemon { child, port };
+        let deadline = Instant::now() + STEP;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("{cmd:?} exited with {status} before listening");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} never listened on {port}"
+            );
+            thread::yield_now();
+        }
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
