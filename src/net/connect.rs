@@ -93,7 +93,7 @@ impl Dial {
     }
 
     /// The local address for a socket toward `to`, if one is asked for.
-    fn local(&self, to: &SocketAddr) -> Option<SocketAddr> {
+    pub(crate) fn local(&self, to: &SocketAddr) -> Option<SocketAddr> {
         if self.source.is_none() && self.source_port.is_none() {
             return None;
         }
