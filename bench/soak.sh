@@ -20,7 +20,7 @@ echo "nested" >"$work/www/sub/file.txt"
 
 # Fixed free ports so the forward rule can name the echo port.
 declare -A P
-for name in echo discard daytime chargen time ftime chat http fwd; do P[$name]=$(free_port); done
+for name in echo discard daytime chargen time ftime chat http fwd socks; do P[$name]=$(free_port); done
 udp_echo=$(free_udp_port)
 udp_time=$(free_udp_port)
 cat >"$work/soak.toml" <<EOF
@@ -43,6 +43,8 @@ history = 50
 [http]
 listen = ["tcp://127.0.0.1:${P[http]}"]
 root = "$work/www"
+[socks]
+listen = ["tcp://127.0.0.1:${P[socks]}"]
 [[forward]]
 listen = "127.0.0.1:${P[fwd]}"
 targets = ["127.0.0.1:${P[echo]}"]
@@ -58,11 +60,11 @@ status=0
 before=$(cpu_ticks)
 taskset -c "$LOAD_CPU" python3 - "$SERVER_PID" "$MINUTES" "$ROOT/target/soak.csv" \
     "${P[echo]}" "${P[discard]}" "${P[daytime]}" "${P[chargen]}" "${P[time]}" "${P[ftime]}" \
-    "${P[chat]}" "${P[http]}" "${P[fwd]}" "$udp_echo" "$udp_time" <<'PY' || status=$?
+    "${P[chat]}" "${P[http]}" "${P[fwd]}" "$udp_echo" "$udp_time" "${P[socks]}" <<'PY' || status=$?
 import asyncio, os, random, socket, statistics, struct, sys, time
 
 pid, minutes, csv = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-(echo, discard, daytime, chargen, tport, ftime, chat, http, fwd, uecho, utime) = map(int, sys.argv[4:15])
+(echo, discard, daytime, chargen, tport, ftime, chat, http, fwd, uecho, utime, socks) = map(int, sys.argv[4:16])
 HOST = "127.0.0.1"
 deadline = time.monotonic() + minutes * 60
 counts, errors = {}, {}
@@ -224,6 +226,25 @@ async def http_abuse():
     await w.drain()
     w.transport.abort()
 
+async def socks_echo():
+    # CONNECT to the echo service through the SOCKS server, then talk.
+    r, w = await conn(socks)
+    w.write(b"\x05\x01\x00")
+    assert await r.readexactly(2) == b"\x05\x00"
+    w.write(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + echo.to_bytes(2, "big"))
+    assert (await r.readexactly(10))[:2] == b"\x05\x00"
+    for i in range(random.randint(1, 20)):
+        line = f"via socks {i} {'s' * random.randint(0, 1000)}\n".encode()
+        w.write(line)
+        assert await r.readexactly(len(line)) == line
+    await close(w)
+
+async def socks_abuse():
+    r, w = await conn(socks)
+    w.write(random.choice([os.urandom(64), b"\x05\xff" + os.urandom(255), b"\x05\x01\x00\x05\x01\x00\x03\x00\x00\x00"]))
+    await w.drain()
+    w.transport.abort()
+
 async def silent(port, secs):
     # A peer that connects and says nothing for a while.
     r, w = await conn(port)
@@ -250,7 +271,9 @@ def mix(n):
     yield "http listing", http_get("/sub/", b"200")
     yield "http 404", http_get("/missing", b"404")
     yield "http abuse", http_abuse()
-    yield "silent", silent(random.choice([echo, chat, http, fwd]), random.random() * 3)
+    yield "socks", socks_echo()
+    yield "socks abuse", socks_abuse()
+    yield "silent", silent(random.choice([echo, chat, http, fwd, socks]), random.random() * 3)
 
 async def worker(n):
     i = 0
