@@ -281,8 +281,11 @@ mod tests {
     #[test]
     fn defaults_come_from_the_flags() {
         let f = crate::forward::Options::default();
-        assert!(f.splice && f.targets.is_empty());
-        assert_eq!(f.connect_timeout.0, crate::forward::DEFAULT_CONNECT_TIMEOUT);
+        assert!(f.onward.splice && f.targets.is_empty());
+        assert_eq!(
+            f.onward.connect_timeout.0,
+            crate::forward::DEFAULT_CONNECT_TIMEOUT
+        );
         assert_eq!(f.limits.idle(), None);
         let c = crate::chat::Options::default();
         assert_eq!(c.history.0, crate::chat::DEFAULT_HISTORY);

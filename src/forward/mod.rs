@@ -47,6 +47,25 @@ pub const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default lifetime of a quiet UDP session.
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How a relay reaches and feeds its targets, for forward and socks.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Onward {
+    /// Give up connecting to a target after this long (0 = the system's own).
+    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_CONNECT_TIMEOUT), allow_negative_numbers = true)]
+    pub connect_timeout: Secs,
+    /// Relay with splice(2) where possible; --no-splice copies through user
+    /// space instead.
+    #[arg(long = "no-splice", action = clap::ArgAction::SetFalse)]
+    pub splice: bool,
+}
+
+impl Default for Onward {
+    fn default() -> Self {
+        clap_defaults()
+    }
+}
+
 /// A relay's options: the flags of `sockit forward` and the keys of a
 /// `[[forward]]` rule, which adds only `listen`.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
@@ -59,9 +78,10 @@ pub struct Options {
     /// How connections pick among several targets.
     #[arg(long, value_enum, default_value_t = Balance::RoundRobin)]
     pub balance: Balance,
-    /// Give up connecting to a target after this long (0 = the system's own).
-    #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_CONNECT_TIMEOUT), allow_negative_numbers = true)]
-    pub connect_timeout: Secs,
+    /// `--connect-timeout` and `--no-splice`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub onward: Onward,
     /// End a UDP session after this long without datagrams (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_UDP_TIMEOUT), allow_negative_numbers = true)]
     pub udp_timeout: Secs,
@@ -96,10 +116,6 @@ pub struct Options {
     #[command(flatten)]
     #[serde(flatten)]
     pub proxy: ProxyFlags,
-    /// Relay with splice(2) where possible; --no-splice copies through user
-    /// space instead.
-    #[arg(long = "no-splice", action = clap::ArgAction::SetFalse)]
-    pub splice: bool,
     /// TCP congestion control for the relay's sending: auto (cubic toward
     /// loopback peers, the host default elsewhere), system, or a name.
     #[arg(long, value_name = "ALGO", default_value_t = Congestion::Auto)]
@@ -226,7 +242,7 @@ impl Options {
             tls_connect,
             targets,
             balance: self.balance,
-            connect_timeout: self.connect_timeout.nonzero(),
+            connect_timeout: self.onward.connect_timeout.nonzero(),
             idle_timeout: self.limits.idle(),
             max_conns: self.limits.max_conns()?,
             access: self.access.clone(),
@@ -240,7 +256,7 @@ impl Options {
                 },
                 timeout: self.proxy_timeout.0,
             }),
-            splice: self.splice,
+            splice: self.onward.splice,
             udp_timeout: self.udp_timeout.nonzero(),
             congestion: self.congestion.clone(),
         })
@@ -369,7 +385,8 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
     let mut origin = Origin {
         client: peer,
         via: None,
-        reached: client.local_addr(),
+        // A syscall per connection, needed only to tell the target.
+        reached: cfg.send_proxy.and_then(|_| client.local_addr()),
     };
     let Some(accept) = &cfg.accept_proxy else {
         return Some(origin);
@@ -451,12 +468,9 @@ async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
     let ep = relay.targets.endpoint(i);
     // The address actually reached says more than a name that resolves
     // to several.
-    let to = match &target {
-        Stream::Tcp(s) => s
-            .peer_addr()
-            .map_or_else(|_| ep.to_string(), |a| a.to_string()),
-        Stream::Unix(_) => ep.to_string(),
-    };
+    let to = target
+        .peer_addr()
+        .map_or_else(|| ep.to_string(), |a| a.to_string());
     let opts = relay::Options {
         conn,
         dump: relay.dump.clone(),

@@ -28,6 +28,14 @@ impl Stream {
         }
     }
 
+    /// The far end's address, for a TCP stream.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Waits until data or EOF arrives, without consuming it, so a server can
     /// put off allocating buffers for idle clients. It peeks, because tokio
     /// reports a freshly accepted socket readable before anything arrived.

@@ -5,7 +5,6 @@
 pub mod proto;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +12,6 @@ use std::time::Duration;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
@@ -24,7 +22,6 @@ use crate::net::{Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
-use crate::units::Secs;
 use proto::{ProtoError, Reply, Target};
 
 /// Time a client has for its greeting, authentication and request: a
@@ -47,13 +44,10 @@ pub struct Options {
     #[command(flatten)]
     #[serde(flatten)]
     pub access: Access,
-    /// Give up connecting to a client's target after this long.
-    #[arg(long, value_name = "SECS", default_value_t = Secs(crate::forward::DEFAULT_CONNECT_TIMEOUT), allow_negative_numbers = true)]
-    pub connect_timeout: Secs,
-    /// Relay with splice(2) where possible; --no-splice copies through user
-    /// space instead.
-    #[arg(long = "no-splice", action = clap::ArgAction::SetFalse)]
-    pub splice: bool,
+    /// `--connect-timeout` to a client's target, and `--no-splice`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub onward: crate::forward::Onward,
     /// Server limits; `idle_timeout` closes a connection with no byte
     /// either way for that long.
     #[command(flatten)]
@@ -102,10 +96,10 @@ impl Options {
         let cfg = Config {
             users: self.users.clone(),
             access: self.access.clone(),
-            connect_timeout: self.connect_timeout.nonzero(),
+            connect_timeout: self.onward.connect_timeout.nonzero(),
             idle_timeout: self.limits.idle(),
             max_conns: self.limits.max_conns()?,
-            splice: self.splice,
+            splice: self.onward.splice,
         };
         let drain = self.limits.drain();
         Ok(Service::new("socks", listen, drain, cfg, run_bound))
@@ -183,8 +177,8 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
             return;
         }
     };
-    let connected = crate::net::with_timeout(cfg.connect_timeout, connect(&target)).await;
-    let upstream = match connected {
+    let dial = crate::net::Dial::within(cfg.connect_timeout);
+    let upstream = match crate::net::dial(&endpoint(&target), &dial).await {
         Ok(s) => s,
         Err(e) => {
             let code = Reply::for_error(&e);
@@ -196,10 +190,10 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
             return;
         }
     };
-    let bound = upstream.local_addr().ok();
+    let bound = upstream.local_addr();
     let to = upstream
         .peer_addr()
-        .map_or_else(|_| target.to_string(), |a| a.to_string());
+        .map_or_else(|| target.to_string(), |a| a.to_string());
     if client
         .write_all(&proto::reply(Reply::Succeeded, bound))
         .await
@@ -207,8 +201,6 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
     {
         return;
     }
-    let _ = upstream.set_nodelay(true);
-    let upstream = Stream::Tcp(upstream);
     let opts = relay::Options {
         conn,
         dump: None,
@@ -281,21 +273,17 @@ async fn handshake(cfg: &Config, client: &mut Stream) -> Result<Option<Target>, 
     Ok(Some(target))
 }
 
-/// Connects to a request's target, every address of a name in turn.
-async fn connect(target: &Target) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = match target {
-        Target::Addr(a) => vec![*a],
-        Target::Name(host, port) => tokio::net::lookup_host((host.as_str(), *port))
-            .await
-            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("resolve {host}: {e}")))?
-            .collect(),
-    };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
+/// The endpoint a request names, for `net::dial` to resolve and try.
+fn endpoint(target: &Target) -> Endpoint {
+    match target {
+        Target::Addr(a) => Endpoint::tcp(*a),
+        Target::Name(host, port) => Endpoint::Inet {
+            udp: false,
+            host: host.clone(),
+            port: *port,
+            scheme: true,
+            tls: false,
+            ws: None,
+        },
     }
-    Err(last)
 }
