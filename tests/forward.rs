@@ -304,26 +304,7 @@ fn json_logs_carry_the_same_facts_as_fields() {
 #[test]
 fn iperf3_runs_through_the_relay() {
     let port = closed_port();
-    let mut iperf = std::process::Command::new("iperf3")
-        .args(["-s", "-1", "--forceflush", "-B", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 is installed");
-    // A client sent before iperf3 listens would be refused by the target
-    // and reset by the relay, so wait for iperf3 to say it is listening.
-    let said = lines_of(iperf.stdout.take().unwrap());
-    let deadline = std::time::Instant::now() + STEP;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = said
-            .recv_timeout(left)
-            .expect("iperf3 -s says it is listening");
-        if line.contains("Server listening") {
-            break;
-        }
-    }
+    let _iperf = crate::support::Iperf3::serve(port);
     let r = relay(&[format!("127.0.0.1:{port}")], &[]);
     let out = run(
         std::process::Command::new("iperf3").args([
@@ -338,8 +319,6 @@ fn iperf3_runs_through_the_relay() {
         b"",
         Duration::from_secs(20),
     );
-    let _ = iperf.kill();
-    let _ = iperf.wait();
     assert!(out.status.success(), "iperf3 client: {}", stderr_of(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let received = v["end"]["sum_received"]["bytes"].as_u64().unwrap();

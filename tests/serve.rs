@@ -213,24 +213,12 @@ fn reload_config(body: &str) -> String {
 
 #[test]
 fn sighup_adds_removes_and_swaps_while_iperf3_runs_through_a_rule_that_stays() {
-    use crate::support::{free_port, lines_of};
+    use crate::support::free_port;
     use std::io::{Read, Write};
     let dir = tempdir();
     let cfg = dir.path().join("s.toml");
     let iperf_port = free_port();
-    let mut iperf = std::process::Command::new("iperf3")
-        .args(["-s", "-1", "--forceflush", "-B", "127.0.0.1", "-p"])
-        .arg(iperf_port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 is installed");
-    let said = lines_of(iperf.stdout.take().unwrap());
-    while !said
-        .recv_timeout(STEP)
-        .expect("iperf3 listens")
-        .contains("Server listening")
-    {}
+    let _iperf = crate::support::Iperf3::serve(iperf_port);
     let (echo, stays, goes, comes) = (free_port(), free_port(), free_port(), free_port());
     let rule = |listen: u16, target: u16| {
         format!(
@@ -294,8 +282,6 @@ fn sighup_adds_removes_and_swaps_while_iperf3_runs_through_a_rule_that_stays() {
     assert_eq!(&got, b"v2new rule\n");
     let status = crate::support::wait_within(&mut client, STEP * 2);
     let out = crate::support::read_all(client.stdout.take().unwrap());
-    let _ = iperf.kill();
-    let _ = iperf.wait();
     assert!(status.success(), "iperf3 through the kept rule failed");
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert!(v["error"].is_null(), "{v}");

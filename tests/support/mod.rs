@@ -813,3 +813,39 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// `iperf3 -s -1` on 127.0.0.1:`port`, once it says it listens: a client
+/// sent earlier would be refused. Killed and reaped on drop.
+pub struct Iperf3(Child);
+
+impl Iperf3 {
+    pub fn serve(port: u16) -> Iperf3 {
+        let mut me = Iperf3(
+            Command::new("iperf3")
+                .args(["-s", "-1", "--forceflush", "-B", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("iperf3 is installed"),
+        );
+        let said = lines_of(me.0.stdout.take().unwrap());
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = said
+                .recv_timeout(left)
+                .expect("iperf3 -s says it is listening");
+            if line.contains("Server listening") {
+                return me;
+            }
+        }
+    }
+}
+
+impl Drop for Iperf3 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
