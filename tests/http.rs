@@ -723,6 +723,58 @@ fn the_listing_puts_directories_first_sorts_by_any_column_and_marks_kinds() {
     assert!(!page.contains("<form"));
 }
 
+/// A refusal sent before the body was read reaches a client that goes on
+/// sending it: the server reads the rest and throws it away, instead of
+/// closing on unread bytes, which would reset the connection under the
+/// client's feet (curl's "Send failure" instead of a 413 or 404).
+#[test]
+fn an_early_refusal_reaches_a_client_still_sending_its_body() {
+    let dir = listing_site();
+    let s = serve(&[
+        "--upload",
+        "--upload-max",
+        "1MiB",
+        dir.path().to_str().unwrap(),
+    ]);
+    let got = python(
+        r#"
+import socket, sys
+port = int(sys.argv[1])
+# 12 MB: more than loopback's socket buffers hold, so a server that closed
+# after answering would reset the connection while this is still sending.
+body = b"x" * (12 << 20)
+for path in ("/", "/missing/"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            # Declared over --upload-max for "/", chunked for "/missing/":
+            # both are refused before a byte of the body is read.
+            + (f"Content-Length: {len(body)}\r\n" if path == "/" else
+               "Transfer-Encoding: chunked\r\n") + "\r\n")
+    s.sendall(head.encode())
+    if path == "/":
+        s.sendall(body)
+    else:
+        s.sendall(b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    reply = b""
+    while chunk := s.recv(65536):
+        reply += chunk
+    print(reply.split(b"\r\n", 1)[0].decode())
+"#,
+        &[&s.port().to_string()],
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["HTTP/1.1 413 Payload Too Large", "HTTP/1.1 404 Not Found"],
+        "{got}"
+    );
+    // The server is still well.
+    assert_eq!(
+        curl(&[&format!("http://{}/notes.txt", s.hostport())]),
+        vec![b'x'; 10]
+    );
+}
+
 /// `curl ARGS`: the status and the body.
 fn curl_status(args: &[&str]) -> (String, String) {
     let out = text(curl(&[&["-w", "\n%{http_code}"], args].concat()));

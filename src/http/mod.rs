@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod get;
+mod linger;
 mod listing;
 pub mod upload;
 
@@ -233,6 +234,7 @@ async fn serve_io<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let stream = linger::Linger::new(stream);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
