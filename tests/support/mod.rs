@@ -70,7 +70,7 @@ class Chat:
         end = time.time() + timeout
         while sum(text in l for l in self.seen) < n:
             if time.time() > end:
-                raise AssertionError(f"saw {text!r} fewer than {n} times")
+                raise AssertionError(f"saw {text!r} fewer than {n} times; last {self.seen[-5:]!r}")
             self.pump(max(0.01, end - time.time()))
     def quiet(self, text, seconds):
         end = time.time() + seconds
