@@ -39,11 +39,14 @@ fi
 # The browser tests drive Chromium with playwright-core, pinned in
 # tests/browser/package-lock.json.
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
-# The WebSocket tests' peer is Python's websockets.
-if ! python3 -c 'import websockets' 2>/dev/null; then
-    python3 -m pip install --quiet websockets 2>/dev/null ||
-        python3 -m pip install --quiet --break-system-packages websockets
-fi
+# The WebSocket tests' peer is Python's websockets; the metrics tests'
+# reader is prometheus_client's parser.
+for module in websockets:websockets prometheus_client:prometheus-client; do
+    if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
+        python3 -m pip install --quiet "${module#*:}" 2>/dev/null ||
+            python3 -m pip install --quiet --break-system-packages "${module#*:}"
+    fi
+done
 if ! nc -h 2>&1 | grep -q -- '-N'; then
     echo "error: nc is not OpenBSD netcat even after installing netcat-openbsd" >&2
     exit 1

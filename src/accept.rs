@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::{Instrument, Level};
 
+use crate::metrics;
 use crate::net::{Listener, PeerAddr, Stream};
 use crate::shutdown::Shutdown;
 use crate::tls;
@@ -87,6 +88,7 @@ where
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(service = opts.service, %peer, max_conns = opts.max_conns,
                 "connection limit reached, closing new client");
+            metrics::refused(opts.service, "max_conns");
             drop(stream);
             continue;
         };
@@ -94,6 +96,7 @@ where
         let level = opts.level;
         let handler = handler.clone();
         let tls = opts.tls.clone();
+        let (service, open) = (opts.service, metrics::Open::new(opts.service));
         // The handler's future is created inside the task so it is stored
         // once, not also as a capture (see `Shutdown::spawn`).
         shutdown.spawn(move || {
@@ -115,9 +118,12 @@ where
                 };
                 match res {
                     Ok(()) => log_at(level, "connection closed"),
-                    Err(err) => log_conn_error(&err),
+                    Err(err) => {
+                        log_conn_error(&err);
+                        metrics::error(service, &err);
+                    }
                 }
-                drop(permit);
+                drop((open, permit));
             }
             .instrument(span)
         });

@@ -239,6 +239,9 @@ pub struct ChatServeArgs {
     /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: chat::Options,
+    /// Prometheus metrics for this process.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `sockit forward`.
@@ -256,6 +259,9 @@ pub struct ForwardArgs {
     /// Its flags, which are also a `[[forward]]` rule's keys.
     #[command(flatten)]
     pub options: forward::Options,
+    /// Prometheus metrics for this process.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `sockit socks`.
@@ -272,6 +278,9 @@ pub struct SocksArgs {
     /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: socks::Options,
+    /// Prometheus metrics for this process.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `sockit http`.
@@ -309,6 +318,9 @@ pub struct HttpServeArgs {
     /// Its flags, which are also its config section's keys.
     #[command(flatten)]
     pub options: http::Options,
+    /// Prometheus metrics for this process.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `sockit serve`.
@@ -330,6 +342,9 @@ pub struct ServeArgs {
     /// At shutdown, wait this long for clients to finish (overrides the config).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub drain_timeout: Option<Secs>,
+    /// Prometheus metrics for this process.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `sockit bench`.

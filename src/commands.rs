@@ -70,7 +70,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Chat(c) => match c.command {
-            Some(ChatCommand::Serve(a)) => one(a.options.service(vec![a.listen])).await,
+            Some(ChatCommand::Serve(a)) => {
+                with_metrics(a.options.service(vec![a.listen]), &a.metrics).await
+            }
             Some(ChatCommand::Udp(a)) => {
                 let (bind, cfg) = a.config().await?;
                 let socket = runner::bind_datagram(&bind).await?;
@@ -83,10 +85,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("chat on {}", cfg.endpoint))
             }
         },
-        Command::Forward(a) => one(a.options.service(a.at.endpoint()?)).await,
-        Command::Socks(a) => one(a.options.service(vec![a.listen])).await,
+        Command::Forward(a) => with_metrics(a.options.service(a.at.endpoint()?), &a.metrics).await,
+        Command::Socks(a) => with_metrics(a.options.service(vec![a.listen]), &a.metrics).await,
         Command::Http(h) => match h.command {
-            HttpCommand::Serve(a) => one(a.options.service(vec![a.listen])).await,
+            HttpCommand::Serve(a) => {
+                with_metrics(a.options.service(vec![a.listen]), &a.metrics).await
+            }
             HttpCommand::Get(a) => http::get::run(a.config()).await,
         },
         Command::Serve(a) => {
@@ -102,7 +106,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .as_ref()
                     .map_or_else(|| "(defaults)".into(), |p| p.display().to_string());
                 let doc = Doc::parse(&text, &origin)?;
-                Ok(serve::services(&doc, a.drain_timeout)?)
+                Ok(serve::services(
+                    &doc,
+                    a.drain_timeout,
+                    a.metrics.metrics.clone(),
+                )?)
             };
             let services = load()?;
             crate::reload::run(services, load).await
@@ -149,4 +157,15 @@ struct NothingOpen(usize);
 /// A server subcommand: a suite of one.
 async fn one(service: Result<Service, OptionError>) -> anyhow::Result<()> {
     runner::run(vec![service?], Announce::Lines).await
+}
+
+/// A server subcommand, and its metrics endpoint if asked for, announced
+/// after it.
+async fn with_metrics(
+    service: Result<Service, OptionError>,
+    metrics: &crate::metrics::MetricsArgs,
+) -> anyhow::Result<()> {
+    let mut services = vec![service?];
+    services.extend(metrics.service()?);
+    runner::run(services, Announce::Lines).await
 }

@@ -59,6 +59,7 @@ pub mod listen;
 pub mod logging;
 pub mod manual;
 pub mod memory;
+pub mod metrics;
 pub mod net;
 pub mod options;
 pub mod proxy;

@@ -19,8 +19,9 @@ use crate::units::Secs;
 use crate::{chat, classic, echo, forward, http, socks, time};
 
 /// The keys a config file may have at its top level.
-pub const SECTIONS: [&str; 11] = [
+pub const SECTIONS: [&str; 12] = [
     "drain_timeout",
+    "metrics",
     "echo",
     "discard",
     "daytime",
@@ -82,9 +83,14 @@ fn udp(port: u16) -> Vec<Endpoint> {
     vec![Endpoint::udp(SocketAddr::from(([127, 0, 0, 1], port)))]
 }
 
-/// Every enabled service the config describes, in the registry's order.
-/// `drain` (`serve --drain-timeout`) overrides every drain timeout.
-pub fn services(doc: &Doc, drain: Option<Secs>) -> Result<Vec<Service>, UsageError> {
+/// Every enabled service the config describes, in the registry's order,
+/// then the metrics endpoint. `drain` (`serve --drain-timeout`) overrides
+/// every drain timeout, and `metrics` (`serve --metrics`) the file's.
+pub fn services(
+    doc: &Doc,
+    drain: Option<Secs>,
+    metrics: Option<Endpoint>,
+) -> Result<Vec<Service>, UsageError> {
     doc.only(&SECTIONS)?;
     let mut suite = Suite {
         doc,
@@ -132,6 +138,10 @@ pub fn services(doc: &Doc, drain: Option<Secs>) -> Result<Vec<Service>, UsageErr
             s.drain = d.0;
         }
     }
+    let metrics = crate::metrics::MetricsArgs {
+        metrics: metrics.or(doc.value::<Endpoint>("metrics")?),
+    };
+    services.extend(metrics.service().map_err(|e| UsageError(e.to_string()))?);
     Ok(services)
 }
 
@@ -192,7 +202,7 @@ mod tests {
     use super::*;
 
     fn suite(text: &str) -> Result<Vec<Service>, UsageError> {
-        services(&Doc::parse(text, "t.toml")?, None)
+        services(&Doc::parse(text, "t.toml")?, None, None)
     }
 
     fn rows(services: &[Service]) -> Vec<String> {
@@ -333,7 +343,7 @@ mod tests {
     }
 
     fn services_with(doc: &Doc, drain: &str) -> Vec<Service> {
-        services(doc, Some(drain.parse().unwrap())).unwrap()
+        services(doc, Some(drain.parse().unwrap()), None).unwrap()
     }
 }
 
@@ -355,6 +365,11 @@ mod parity {
         ("forward", "udp"),
         ("time serve", "tcp"),
         ("time serve", "protocol"),
+        // One per process, so a top-level key of serve's file, not a
+        // section's.
+        ("chat serve", "metrics"),
+        ("http serve", "metrics"),
+        ("forward", "metrics"),
     ];
 
     /// Keys with no flag, on purpose: a subcommand always runs its service.

@@ -20,6 +20,7 @@ mod limits;
 mod listen;
 mod logging;
 mod lossy;
+mod metrics;
 mod options;
 mod proxy_protocol;
 mod scan;

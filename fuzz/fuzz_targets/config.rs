@@ -9,7 +9,7 @@ fuzz_target!(|text: &str| {
     let Ok(doc) = Doc::parse(text, "fuzz.toml") else {
         return;
     };
-    if let Err(err) = sockit::serve::services(&doc, None) {
+    if let Err(err) = sockit::serve::services(&doc, None, None) {
         assert!(
             err.to_string().starts_with("config fuzz.toml line "),
             "{err}"

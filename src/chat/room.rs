@@ -255,6 +255,7 @@ impl Hub {
         self.update(|st, fan| {
             let Some(c) = st.clients.get(&id) else { return };
             let (room, nick, echo) = (c.room.clone(), c.nick.clone(), c.echo);
+            crate::metrics::chat_said(said.len());
             let millis = chrono::Utc::now().timestamp_millis();
             let lines = said.iter().map(|s| (s.action, s.text.as_str()));
             if let Some(entry) = self.post(st, &room, &nick, millis, lines) {
@@ -726,6 +727,7 @@ impl Hub {
             // overflowed this one's queue.
             tracing::warn!(parent: None, nick = %c.nick, peer = %c.peer,
                 "client fell behind its outbound queue, disconnecting");
+            crate::metrics::chat_dropped("slow_client");
             c.kick.cancel();
             self.gone(&mut st, c, " (too slow)", &mut fan);
         }

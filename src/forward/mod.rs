@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Level;
 
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::accept::{self, AcceptOptions};
 use crate::dump::{DumpTo, Dumper, HexDump};
 use crate::endpoint::{Endpoint, Transport};
+use crate::metrics;
 use crate::net::{self, Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
 use crate::proxy::{Proxy, ProxyFlags};
@@ -395,6 +396,7 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
         && !accept.from.allows(addr.ip())
     {
         tracing::warn!("client {peer} is outside --proxy-from, closed");
+        metrics::refused("forward", "proxy_from");
         return None;
     }
     match tokio::time::timeout(accept.timeout, proxy_header::read(client)).await {
@@ -407,6 +409,7 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
         Ok(Ok(None)) => {}
         Ok(Err(e)) => {
             tracing::warn!("client {peer}: {e}, closed");
+            metrics::refused("forward", "proxy_header");
             return None;
         }
         Err(_) => {
@@ -414,6 +417,7 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
                 "client {peer}: no PROXY header within {}, closed",
                 humantime::format_duration(accept.timeout)
             );
+            metrics::refused("forward", "proxy_header");
             return None;
         }
     }
@@ -429,9 +433,11 @@ async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
         && !relay.cfg.access.allows(addr.ip())
     {
         tracing::warn!("client {peer} denied by the access rules, closed");
+        metrics::refused("forward", "denied");
         return;
     }
     let conn = relay.next_id();
+    let dialing = Instant::now();
     let dial = net::Dial::within(relay.cfg.connect_timeout);
     let proxy = relay.cfg.proxy.as_ref();
     let Some((target, i)) = relay
@@ -444,10 +450,12 @@ async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
         .await
     else {
         tracing::warn!("conn {conn} {peer}: no target reachable, client reset");
+        metrics::refused("forward", "no_target");
         // Like connecting straight to a closed port.
         client.reset_on_close();
         return;
     };
+    metrics::connected("forward", dialing.elapsed());
     relay.targets.succeeded(i);
     let mut target = target;
     if let Some(version) = relay.cfg.send_proxy {
@@ -482,6 +490,7 @@ async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
         log::open(conn, &from, &to, "");
         let summary = relay::run(client, target, &opts).await;
         log::close(conn, &summary);
+        metrics::relayed("forward", &summary);
         return;
     }
     // TLS legs copy through user space: the kernel cannot splice what it
@@ -522,6 +531,7 @@ async fn handle(relay: &Relay, mut client: Stream, peer: PeerAddr) {
         (Leg::Plain(c), Leg::Plain(t)) => relay::run_io(c, t, &opts).await,
     };
     log::close(conn, &summary);
+    metrics::relayed("forward", &summary);
 }
 
 /// One side of a relayed connection: plain, or TLS of either side's kind.

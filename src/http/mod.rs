@@ -254,6 +254,7 @@ where
         peer,
         access: tracing::enabled!(Level::INFO),
         headers: tracing::enabled!(Level::DEBUG),
+        metrics: crate::metrics::on(),
     });
     let service = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
@@ -297,6 +298,7 @@ where
     // A client that stalls or sends garbage costs only its connection.
     if let Err(e) = res {
         tracing::debug!(err = %e, "connection ended");
+        crate::metrics::http_error("http", &e);
     }
     Ok(())
 }
@@ -312,11 +314,13 @@ struct PerConn {
     access: bool,
     /// Whether request headers are logged (`-v`).
     headers: bool,
+    /// Where requests are counted, with `--metrics`.
+    metrics: Option<&'static crate::metrics::Metrics>,
 }
 
 /// Answers one request and logs it.
 async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
-    let started = conn.access.then(Instant::now);
+    let started = (conn.access || conn.metrics.is_some()).then(Instant::now);
     if conn.headers {
         for (name, value) in req.headers() {
             tracing::debug!(
@@ -330,7 +334,7 @@ async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
         Content::Hello(body) => {
             let resp = hello(req.method(), body);
             if let Some(started) = started {
-                log_request(&conn.line, req.method(), req.uri().path(), &resp, started);
+                finished(conn, req.method(), req.uri().path(), &resp, started);
             }
             resp
         }
@@ -341,20 +345,15 @@ async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
             let said = started.map(|_| (req.method().clone(), req.uri().clone()));
             let resp = files::serve(root, req).await;
             if let (Some(started), Some((method, uri))) = (started, said) {
-                log_request(&conn.line, &method, uri.path(), &resp, started);
+                finished(conn, &method, uri.path(), &resp, started);
             }
             resp
         }
     }
 }
 
-fn log_request(
-    line: &crate::logging::AccessLine,
-    method: &Method,
-    path: &str,
-    resp: &Response<Body>,
-    started: Instant,
-) {
+/// Logs and counts an answered request.
+fn finished(conn: &PerConn, method: &Method, path: &str, resp: &Response<Body>, started: Instant) {
     // The body's own size when it knows it: looking up Content-Length
     // costs more. A HEAD answer's empty body falls back to the header.
     let bytes = match hyper::body::Body::size_hint(resp.body()).exact() {
@@ -367,7 +366,13 @@ fn log_request(
             .or(hint),
     };
     let status = resp.status().as_u16();
-    line.write(method.as_str(), path, status, bytes, started);
+    if conn.access {
+        conn.line
+            .write(method.as_str(), path, status, bytes, started);
+    }
+    if let Some(m) = conn.metrics {
+        m.http_request("http", status, bytes.unwrap_or(0), started.elapsed());
+    }
 }
 
 fn hello(method: &Method, body: &Bytes) -> Response<Body> {

@@ -7,7 +7,7 @@ pub mod proto;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use crate::accept::{self, AcceptOptions};
 use crate::endpoint::Endpoint;
 use crate::forward::access::Access;
 use crate::forward::{log, relay};
+use crate::metrics;
 use crate::net::{Bound, Listener, PeerAddr, Stream};
 use crate::options::{KeepsIdle, Limits, OptionError, clap_defaults};
 use crate::runner::Service;
@@ -154,6 +155,7 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
         && !cfg.access.allows(addr.ip())
     {
         tracing::warn!("client {peer} denied by the access rules, closed");
+        metrics::refused("socks", "denied");
         return;
     }
     let asked = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(cfg, &mut client)).await;
@@ -167,6 +169,7 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
         }
         Ok(Err(e)) => {
             tracing::warn!("conn {conn} {peer}: bad SOCKS5 handshake: {e}");
+            metrics::refused("socks", "handshake");
             return;
         }
         Err(_) => {
@@ -174,13 +177,16 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
                 "conn {conn} {peer}: no SOCKS5 request within {}s, closed",
                 HANDSHAKE_TIMEOUT.as_secs()
             );
+            metrics::refused("socks", "handshake");
             return;
         }
     };
     let dial = crate::net::Dial::within(cfg.connect_timeout);
+    let dialing = Instant::now();
     let upstream = match crate::net::dial(&endpoint(&target), &dial).await {
         Ok(s) => s,
         Err(e) => {
+            metrics::refused("socks", "no_target");
             let code = Reply::for_error(&e);
             let _ = client.write_all(&proto::reply(code, None)).await;
             tracing::warn!(
@@ -190,6 +196,7 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
             return;
         }
     };
+    metrics::connected("socks", dialing.elapsed());
     let bound = upstream.local_addr();
     let to = upstream
         .peer_addr()
@@ -214,6 +221,7 @@ async fn handle(cfg: &Config, conn: u64, mut client: Stream, peer: PeerAddr) {
     log::open(conn, &peer.to_string(), &to, &named);
     let summary = relay::run(client, upstream, &opts).await;
     log::close(conn, &summary);
+    metrics::relayed("socks", &summary);
 }
 
 /// Greeting, authentication and request. `None` when the client was

@@ -103,6 +103,7 @@ impl Uplink {
     pub fn send(&self, ev: Event) {
         if self.tx.try_send(ev).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::metrics::chat_dropped("cluster_event");
             // A log line per power of two: a long stall is told, not
             // written out thousands of times.
             if n.is_power_of_two() {
