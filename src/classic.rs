@@ -153,6 +153,7 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
     match bound {
         Bound::Stream(l) => run_tcp(cfg, l, shutdown).await,
         Bound::Datagram(s) => run_udp(cfg, s, shutdown).await,
+        Bound::UnixDatagram(..) => Err(crate::net::no_unix_datagrams("the classic services")),
     }
 }
 
@@ -225,18 +226,23 @@ async fn chargen(stream: Stream, cycle: &[u8], idle: Option<Duration>) -> io::Re
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
     let cycle = chargen_cycle();
     let mut sent_lines: usize = 0;
-    datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |_, reply| {
-        match cfg.service {
-            Service::Discard => return false,
-            Service::Chargen => {
-                sent_lines = sent_lines.wrapping_add(1);
-                reply.extend(chargen_datagram(&cycle, sent_lines));
+    datagram::serve(
+        crate::net::Datagram::Udp(socket),
+        &shutdown,
+        MAX_DATAGRAM,
+        move |_, reply| {
+            match cfg.service {
+                Service::Discard => return false,
+                Service::Chargen => {
+                    sent_lines = sent_lines.wrapping_add(1);
+                    reply.extend(chargen_datagram(&cycle, sent_lines));
+                }
+                Service::Daytime => reply.extend_from_slice(daytime_line().as_bytes()),
+                Service::Time => reply.extend_from_slice(&rfc868_bytes(SystemTime::now())),
             }
-            Service::Daytime => reply.extend_from_slice(daytime_line().as_bytes()),
-            Service::Time => reply.extend_from_slice(&rfc868_bytes(SystemTime::now())),
-        }
-        true
-    })
+            true
+        },
+    )
     .await
 }
 

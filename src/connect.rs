@@ -159,7 +159,11 @@ impl Options {
             prompt: terminal,
         });
         self.io.apply(&mut stdio);
-        if endpoint.transport() == Transport::Unix && self.addressing.any() {
+        let unix = matches!(
+            endpoint.transport(),
+            Transport::Unix | Transport::UnixDatagram
+        );
+        if unix && self.addressing.any() {
             return Err(OptionError::new(
                 "source",
                 "-s, -p, -4, -6 and -n are for network endpoints, not unix",
@@ -176,11 +180,8 @@ impl Options {
         let tls = self.tls.client(endpoint.is_tls())?;
         if tls.is_some() {
             match endpoint.transport() {
-                Transport::Udp => {
-                    return Err(OptionError::new(
-                        "tls",
-                        "is for streams, not udp (see --udp)",
-                    ));
+                Transport::Udp | Transport::UnixDatagram => {
+                    return Err(OptionError::new("tls", "is for streams, not datagrams"));
                 }
                 Transport::Unix if self.tls.sni.is_none() => {
                     return Err(OptionError::new(
@@ -269,10 +270,14 @@ pub async fn run(cfg: &Config) -> Result<(), ClientError> {
         source,
     };
     match cfg.endpoint.transport() {
-        Transport::Udp => {
-            let sock = net::dial_udp(&cfg.endpoint, &cfg.dial)
-                .await
-                .map_err(connect_err)?;
+        Transport::Udp | Transport::UnixDatagram => {
+            let sock = match &cfg.endpoint {
+                Endpoint::UnixDatagram(path) => net::connect_unix_datagram(path),
+                _ => net::dial_udp(&cfg.endpoint, &cfg.dial)
+                    .await
+                    .map(net::Datagram::Udp),
+            }
+            .map_err(connect_err)?;
             let linger = cfg.stdio.idle_timeout.unwrap_or(stdio::UDP_LINGER);
             stdio::bridge_udp(&sock, &cfg.stdio, linger)
                 .await

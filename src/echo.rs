@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
 use tokio_util::codec::{Encoder, Framed};
 use tracing::Level;
 
@@ -20,7 +19,7 @@ use crate::datagram;
 use crate::endpoint::Endpoint;
 use crate::frame::{FrameError, Framing};
 use crate::idle::Activity;
-use crate::net::{Bound, Listener, MAX_DATAGRAM, Stream};
+use crate::net::{Bound, Datagram, Listener, MAX_DATAGRAM, Stream};
 use crate::options::{ClosesIdle, FrameOptions, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
@@ -122,7 +121,9 @@ impl Options {
             ..self.config()?
         };
         let drain = self.limits.drain();
-        Ok(Service::new("echo", endpoints, drain, cfg, run_bound).with_tls(tls))
+        Ok(Service::new("echo", endpoints, drain, cfg, run_bound)
+            .with_tls(tls)
+            .taking_unix_datagrams())
     }
 }
 
@@ -184,9 +185,9 @@ fn trim_newline(msg: &[u8]) -> &[u8] {
 
 /// Serves a bound socket of either kind until shutdown.
 pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
-    match bound {
-        Bound::Stream(l) => run(cfg, l, shutdown).await,
-        Bound::Datagram(s) => run_udp(cfg, s, shutdown).await,
+    match bound.into_datagram() {
+        Ok(socket) => run_udp(cfg, socket, shutdown).await,
+        Err(stream) => run(cfg, stream.into_stream("echo")?, shutdown).await,
     }
 }
 
@@ -276,7 +277,7 @@ async fn echo_frames(mut stream: Stream, cfg: &Config) -> io::Result<()> {
 
 /// Answers each datagram until shutdown. A datagram is one message; the
 /// greeting and exit word have no meaning without a connection.
-pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
+pub async fn run_udp(cfg: Arc<Config>, socket: Datagram, shutdown: Shutdown) -> io::Result<()> {
     datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |msg, reply| {
         if cfg.is_exit_word(msg) {
             return false;

@@ -25,6 +25,8 @@ pub enum Transport {
     Udp,
     /// A Unix-domain stream socket.
     Unix,
+    /// Unix-domain datagrams.
+    UnixDatagram,
 }
 
 impl Transport {
@@ -34,7 +36,13 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
             Transport::Unix => "unix",
+            Transport::UnixDatagram => "unixgram",
         }
+    }
+
+    /// UDP or Unix datagrams: no streams, so no TLS or WebSocket.
+    pub fn is_datagram(self) -> bool {
+        matches!(self, Transport::Udp | Transport::UnixDatagram)
     }
 }
 
@@ -71,6 +79,8 @@ pub enum Endpoint {
     },
     /// A Unix-domain stream socket at this path.
     Unix(PathBuf),
+    /// A Unix-domain datagram socket at this path (`unixgram:PATH`).
+    UnixDatagram(PathBuf),
 }
 
 /// What was wrong with an endpoint string.
@@ -152,6 +162,7 @@ impl PartialEq for Endpoint {
                 },
             ) => udp == u2 && host == h2 && port == p2 && tls == t2 && ws == w2,
             (Endpoint::Unix(a), Endpoint::Unix(b)) => a == b,
+            (Endpoint::UnixDatagram(a), Endpoint::UnixDatagram(b)) => a == b,
             _ => false,
         }
     }
@@ -171,6 +182,7 @@ impl std::hash::Hash for Endpoint {
                 ..
             } => (0u8, udp, host, port, tls, ws).hash(state),
             Endpoint::Unix(path) => (1u8, path).hash(state),
+            Endpoint::UnixDatagram(path) => (2u8, path).hash(state),
         }
     }
 }
@@ -206,6 +218,7 @@ impl Endpoint {
             Endpoint::Inet { udp: true, .. } => Transport::Udp,
             Endpoint::Inet { udp: false, .. } => Transport::Tcp,
             Endpoint::Unix(_) => Transport::Unix,
+            Endpoint::UnixDatagram(_) => Transport::UnixDatagram,
         }
     }
 
@@ -214,7 +227,7 @@ impl Endpoint {
         match self {
             Endpoint::Inet { host, port, .. } if host.contains(':') => format!("[{host}]:{port}"),
             Endpoint::Inet { host, port, .. } => format!("{host}:{port}"),
-            Endpoint::Unix(path) => path.display().to_string(),
+            Endpoint::Unix(path) | Endpoint::UnixDatagram(path) => path.display().to_string(),
         }
     }
 
@@ -222,7 +235,7 @@ impl Endpoint {
     pub fn host(&self) -> Option<&str> {
         match self {
             Endpoint::Inet { host, .. } => Some(host),
-            Endpoint::Unix(_) => None,
+            Endpoint::Unix(_) | Endpoint::UnixDatagram(_) => None,
         }
     }
 
@@ -257,7 +270,7 @@ impl Endpoint {
     pub fn websocket(&self) -> Option<&str> {
         match self {
             Endpoint::Inet { ws, .. } => ws.as_deref(),
-            Endpoint::Unix(_) => None,
+            Endpoint::Unix(_) | Endpoint::UnixDatagram(_) => None,
         }
     }
 
@@ -312,7 +325,7 @@ impl Endpoint {
     pub fn has_scheme(&self) -> bool {
         match self {
             Endpoint::Inet { scheme, .. } => *scheme,
-            Endpoint::Unix(_) => true,
+            Endpoint::Unix(_) | Endpoint::UnixDatagram(_) => true,
         }
     }
 
@@ -414,6 +427,12 @@ impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = input.strip_prefix("unixgram:") {
+            return match parse_unix(path, input)? {
+                Endpoint::Unix(path) => Ok(Endpoint::UnixDatagram(path)),
+                other => Ok(other),
+            };
+        }
         if let Some(path) = input
             .strip_prefix("unix://")
             .or_else(|| input.strip_prefix("unix:"))
@@ -576,6 +595,7 @@ impl fmt::Display for Endpoint {
                 write!(f, "unix://{}", path.display())
             }
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::UnixDatagram(path) => write!(f, "unixgram:{}", path.display()),
         }
     }
 }
@@ -620,6 +640,10 @@ mod tests {
             ("udp://:53", inet(true, "127.0.0.1", 53)),
             ("unix:/tmp/x.sock", Endpoint::Unix("/tmp/x.sock".into())),
             ("unix:///tmp/x.sock", Endpoint::Unix("/tmp/x.sock".into())),
+            (
+                "unixgram:/tmp/x.sock",
+                Endpoint::UnixDatagram("/tmp/x.sock".into()),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Endpoint>().unwrap(), want, "{text}");
@@ -740,6 +764,7 @@ mod properties {
                 }
             }),
             "/[a-zA-Z0-9._/-]{1,60}".prop_map(|p| Endpoint::Unix(PathBuf::from(p))),
+            "/[a-zA-Z0-9._/-]{1,60}".prop_map(|p| Endpoint::UnixDatagram(PathBuf::from(p))),
         ]
     }
 

@@ -4,13 +4,11 @@
 //! sender).
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::FramedRead;
 use tracing::Level;
@@ -18,10 +16,10 @@ use tracing::Level;
 use clap::Args;
 
 use crate::accept::{self, AcceptOptions};
-use crate::endpoint::{Endpoint, Transport};
+use crate::endpoint::Endpoint;
 use crate::exec;
 use crate::frame::Framing;
-use crate::net::{self, Bound, Listener, MAX_DATAGRAM};
+use crate::net::{Bound, Datagram, DatagramPeer, Listener, MAX_DATAGRAM};
 use crate::options::{FrameOptions, KeepsIdle, Limits, OptionError};
 use crate::runner::Service;
 use crate::shutdown::Shutdown;
@@ -74,18 +72,19 @@ pub struct Options {
 impl Options {
     /// Its one entry for the runner.
     pub fn service(&self, endpoint: Endpoint) -> Result<Service, OptionError> {
-        if self.exec.is_some() && endpoint.transport() == Transport::Udp {
+        let datagrams = endpoint.transport().is_datagram();
+        if self.exec.is_some() && datagrams {
             return Err(OptionError::new(
                 "exec",
-                "needs a stream endpoint (tcp or unix), not udp",
+                "needs a stream endpoint (tcp or unix), not datagrams",
             ));
         }
         if self.keep_open {
             self.io.only_with_stdio("-k's many clients")?;
         } else if self.exec.is_some() {
             self.io.only_with_stdio("--exec")?;
-        } else if endpoint.transport() == Transport::Udp {
-            self.io.only_with_stdio("udp")?;
+        } else if datagrams {
+            self.io.only_with_stdio("datagrams")?;
         }
         let websocket = endpoint.websocket().is_some();
         if self.binary && !websocket {
@@ -109,7 +108,9 @@ impl Options {
             tls: tls.clone(),
         };
         let drain = self.limits.drain();
-        Ok(Service::new("listen", endpoints, drain, cfg, run).with_tls(tls))
+        Ok(Service::new("listen", endpoints, drain, cfg, run)
+            .with_tls(tls)
+            .taking_unix_datagrams())
     }
 }
 
@@ -133,7 +134,10 @@ pub struct Config {
 /// Runs the server on a bound socket.
 pub async fn run(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
     match bound {
-        Bound::Datagram(sock) => run_udp(&cfg, sock, &shutdown).await,
+        Bound::Datagram(sock) => run_udp(&cfg, Datagram::Udp(sock), &shutdown).await,
+        Bound::UnixDatagram(sock, file) => {
+            run_udp(&cfg, Datagram::Unix(sock, Some(file)), &shutdown).await
+        }
         Bound::Stream(listener) if cfg.keep_open => run_many(&cfg, listener, shutdown).await,
         Bound::Stream(listener) => run_one(&cfg, listener, &shutdown).await,
     }
@@ -327,17 +331,17 @@ where
     }
 }
 
-async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Result<()> {
+async fn run_udp(cfg: &Config, sock: Datagram, shutdown: &Shutdown) -> io::Result<()> {
     if cfg.exec.is_some() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "--exec needs a stream endpoint (tcp or unix)",
         ));
     }
-    let mut last: Option<SocketAddr> = None;
+    let mut last: Option<DatagramPeer> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stdout = tokio::io::stdout();
-    let most = sock.local_addr().map_or(MAX_DATAGRAM, net::max_payload);
+    let most = sock.max_payload();
     let mut lines = stdio::InputLines::new(tokio::io::stdin(), most);
     let mut stdin_open = true;
     loop {
@@ -350,7 +354,7 @@ async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Resu
                         continue;
                     }
                 };
-                if last != Some(peer) {
+                if last.as_ref() != Some(&peer) {
                     tracing::info!(%peer, "datagram from new peer");
                     last = Some(peer);
                 }
@@ -358,7 +362,7 @@ async fn run_udp(cfg: &Config, sock: UdpSocket, shutdown: &Shutdown) -> io::Resu
             }
             line = lines.next(), if stdin_open => match line {
                 Some(Ok(line)) => {
-                    let Some(peer) = last else {
+                    let Some(peer) = &last else {
                         tracing::warn!("no peer has sent a datagram yet, input line dropped");
                         continue;
                     };

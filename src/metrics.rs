@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 use tracing::Level;
 
 use crate::accept::{self, AcceptOptions};
-use crate::endpoint::{Endpoint, Transport};
+use crate::endpoint::Endpoint;
 use crate::forward::relay::End;
 use crate::net::Bound;
 use crate::options::OptionError;
@@ -46,7 +46,7 @@ impl MetricsArgs {
         let Some(endpoint) = &self.metrics else {
             return Ok(None);
         };
-        if endpoint.transport() == Transport::Udp || endpoint.is_tls() {
+        if endpoint.transport().is_datagram() || endpoint.is_tls() {
             let why = "is plain HTTP over TCP or a Unix socket";
             return Err(OptionError::new("metrics", why));
         }

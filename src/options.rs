@@ -264,8 +264,7 @@ pub fn no_websocket(key: &'static str, endpoints: &[Endpoint]) -> Result<(), Opt
 
 /// `endpoints` if none is UDP, for services that only speak over streams.
 pub fn stream_only(service: &str, endpoints: Vec<Endpoint>) -> Result<Vec<Endpoint>, OptionError> {
-    use crate::endpoint::Transport;
-    match endpoints.iter().find(|e| e.transport() == Transport::Udp) {
+    match endpoints.iter().find(|e| e.transport().is_datagram()) {
         Some(udp) => Err(OptionError::new(
             "listen",
             format!("{service} needs a tcp or unix endpoint, not '{udp}'"),

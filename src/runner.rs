@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinSet;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Transport};
 use crate::net::{self, Bound};
 use crate::shutdown::{Shutdown, Signals};
 use crate::tls;
@@ -52,6 +52,9 @@ pub struct Service {
     pub key: String,
     /// Its settings as written; a reload that changes them swaps it.
     pub fingerprint: String,
+    /// Whether it serves `unixgram:` endpoints (echo, listen); others
+    /// refuse them before anything is bound.
+    pub unix_datagrams: bool,
 }
 
 /// An endpoint of a service that speaks a protocol of its own, shown with
@@ -133,6 +136,7 @@ impl Service {
             beside: Vec::new(),
             key: name.to_string(),
             fingerprint: String::new(),
+            unix_datagrams: false,
         }
     }
 
@@ -145,6 +149,12 @@ impl Service {
     /// The same service, also listening on `extra`.
     pub fn also(mut self, extra: Extra) -> Service {
         self.extra.push(extra);
+        self
+    }
+
+    /// The same service, also serving `unixgram:` endpoints.
+    pub fn taking_unix_datagrams(mut self) -> Service {
+        self.unix_datagrams = true;
         self
     }
 
@@ -193,6 +203,9 @@ pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Resul
             .iter()
             .map(|e| (&e.endpoint, Some(e.scheme), &e.start));
         for (ep, scheme, start) in main.chain(extra) {
+            if ep.transport() == Transport::UnixDatagram && !service.unix_datagrams {
+                return Err(net::no_unix_datagrams(service.name).into());
+            }
             let bound = net::bind(ep).await.with_context(|| match announce {
                 // A subcommand names one service already.
                 Announce::Lines => format!("bind {ep}"),
@@ -227,7 +240,7 @@ fn url(scheme: &str, tls: bool, endpoint: &Endpoint) -> String {
             let s = if tls { "s" } else { "" };
             format!("{scheme}{s}://{}", endpoint.authority())
         }
-        Endpoint::Unix(_) => endpoint.to_string(),
+        Endpoint::Unix(_) | Endpoint::UnixDatagram(_) => endpoint.to_string(),
     }
 }
 
@@ -387,6 +400,6 @@ pub async fn bind_datagram(ep: &Endpoint) -> anyhow::Result<tokio::net::UdpSocke
             announce_line(&Endpoint::udp(socket.local_addr()?).to_string());
             Ok(socket)
         }
-        Bound::Stream(_) => anyhow::bail!("{ep} is not a udp endpoint"),
+        Bound::Stream(_) | Bound::UnixDatagram(..) => anyhow::bail!("{ep} is not a udp endpoint"),
     }
 }

@@ -10,14 +10,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
 use crate::dump::{Direction, DumpTo, Dumper, HexDump};
 use crate::frame::{FrameCodec, Framing, Line, TolerantLines};
 use crate::idle::Activity;
-use crate::net::{MAX_DATAGRAM, MAX_DATAGRAM_V4};
+use crate::net::MAX_DATAGRAM;
 use crate::options::{FrameOptions, OptionError};
 
 /// Read size for raw copies between stdio and a socket.
@@ -608,7 +607,11 @@ async fn await_reply(reply: &mut watch::Receiver<u64>) {
 /// Sends stdin to a connected UDP socket, one datagram per line, and prints
 /// each reply on its own line. After stdin ends it waits until every datagram
 /// has been answered or the peer is quiet for `linger`.
-pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) -> io::Result<()> {
+pub async fn bridge_udp(
+    socket: &crate::net::Datagram,
+    opts: &Options,
+    linger: Duration,
+) -> io::Result<()> {
     let activity = Activity::new();
     let replied = watch::Sender::new(0u64);
     let sent = std::sync::atomic::AtomicU64::new(0);
@@ -621,9 +624,7 @@ pub async fn bridge_udp(socket: &UdpSocket, opts: &Options, linger: Duration) ->
         if !opts.read_input {
             return std::future::pending().await;
         }
-        let most = socket
-            .local_addr()
-            .map_or(MAX_DATAGRAM_V4, crate::net::max_payload);
+        let most = socket.max_payload();
         let mut lines = InputLines::new(tokio::io::stdin(), most);
         loop {
             let line = match read_line(&mut lines, opts).await? {

@@ -159,6 +159,7 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
     match bound {
         Bound::Stream(l) => run_tcp(cfg, l, shutdown).await,
         Bound::Datagram(s) => run_udp(cfg, s, shutdown).await,
+        Bound::UnixDatagram(..) => Err(crate::net::no_unix_datagrams("the time service")),
     }
 }
 
@@ -166,14 +167,19 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 pub async fn run_udp(cfg: Arc<Config>, socket: UdpSocket, shutdown: Shutdown) -> io::Result<()> {
     // The whole datagram is read so the length check sees its real size
     // (a line ending does not count toward the limit).
-    datagram::serve(socket, &shutdown, MAX_DATAGRAM, move |req, reply| {
-        let (request, eol) = strip_eol(req);
-        reply.extend_from_slice(cfg.reply(request).as_bytes());
-        if eol {
-            reply.push(b'\n');
-        }
-        true
-    })
+    datagram::serve(
+        crate::net::Datagram::Udp(socket),
+        &shutdown,
+        MAX_DATAGRAM,
+        move |req, reply| {
+            let (request, eol) = strip_eol(req);
+            reply.extend_from_slice(cfg.reply(request).as_bytes());
+            if eol {
+                reply.push(b'\n');
+            }
+            true
+        },
+    )
     .await
 }
 

@@ -129,6 +129,10 @@ impl std::fmt::Display for Answer {
 pub async fn query(cfg: &Config) -> io::Result<Answer> {
     match cfg.endpoint.transport() {
         Transport::Udp => query_udp(cfg).await,
+        Transport::UnixDatagram => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the time client speaks tcp, udp or unix, not unixgram",
+        )),
         Transport::Tcp | Transport::Unix => {
             tokio::time::timeout(cfg.timeout.saturating_mul(2), query_stream(cfg))
                 .await

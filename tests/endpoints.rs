@@ -153,3 +153,129 @@ print(s.recv(100).decode())
     // Nothing was made in the working directory under that name.
     assert!(!std::path::Path::new(&format!("@{name}")).exists());
 }
+
+#[test]
+fn unixgram_echo_answers_nc_and_python_and_ignores_an_unnamed_sender() {
+    let dir = tempdir();
+    let path = dir.path().join("echo.sock");
+    let ep = format!("unixgram:{}", path.display());
+    let srv = Server::spawn(&["echo", &ep]);
+    assert_eq!(srv.endpoint, ep);
+    // OpenBSD nc's Unix datagram client binds a path of its own to hear
+    // the reply.
+    let out = crate::support::run(
+        std::process::Command::new("nc").args(["-uU", "-w", "2", path.to_str().unwrap()]),
+        b"from nc\n",
+        crate::support::STEP,
+    );
+    assert_eq!(out.stdout, b"from nc\n", "{}", stderr_of(&out));
+    let got = crate::support::python(
+        r#"
+import os, socket, sys
+server, me = sys.argv[1], sys.argv[2]
+# No path: nothing can come back, and the server carries on.
+anon = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+anon.sendto(b"unheard", server)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(me)
+s.settimeout(10)
+s.sendto(b"\x00binary\xff" * 1000, server)
+print(s.recv(65536) == b"\x00binary\xff" * 1000)
+os.unlink(me)
+"#,
+        &[
+            path.to_str().unwrap(),
+            dir.path().join("me.sock").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(got.trim(), "True");
+    // A clean exit removes the socket file.
+    let mut srv = srv;
+    srv.signal("TERM");
+    assert!(srv.wait_exit(crate::support::STEP).success());
+    assert!(!path.exists());
+}
+
+#[test]
+fn unixgram_connect_and_listen_talk_to_python_both_ways() {
+    let dir = tempdir();
+    let path = dir.path().join("srv.sock");
+    // A Python server that answers in capitals, to the client's own path.
+    let mut server = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("bound", flush=True)
+while True:
+    data, peer = s.recvfrom(65536)
+    s.sendto(data.upper(), peer)
+"#,
+        )
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bound = [0u8; 6];
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut bound)
+        .unwrap();
+    assert_eq!(&bound, b"bound\n");
+    let ep = format!("unixgram:{}", path.display());
+    let out = sockit_run(&["connect", &ep], b"one\ntwo\n");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"ONE\nTWO\n");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // listen: prints what a peer sends, and answers the last peer with
+    // its stdin.
+    let lpath = dir.path().join("listen.sock");
+    let lep = format!("unixgram:{}", lpath.display());
+    let mut srv = Server::spawn_piped(&["listen", &lep]);
+    let mut py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[2])
+s.settimeout(10)
+s.sendto(b"hello listener\n", sys.argv[1])
+print(s.recv(100).decode().strip(), flush=True)
+"#,
+        )
+        .args([
+            lpath.to_str().unwrap(),
+            dir.path().join("py.sock").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    srv.read_stdout_until(b"hello listener\n");
+    srv.write_stdin(b"hello client\n");
+    let mut answer = String::new();
+    py.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert!(py.wait().unwrap().success());
+    assert_eq!(answer.trim(), "hello client");
+}
+
+#[test]
+fn services_without_unix_datagrams_refuse_them_in_one_line() {
+    let dir = tempdir();
+    let ep = format!("unixgram:{}", dir.path().join("f.sock").display());
+    let out = sockit_run(&["forward", &ep, "127.0.0.1:9"], b"");
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("does not take unixgram"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

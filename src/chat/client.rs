@@ -48,7 +48,7 @@ impl Options {
             .endpoint
             .clone()
             .ok_or_else(|| OptionError::new("endpoint", "is required"))?;
-        if endpoint.transport() == crate::endpoint::Transport::Udp {
+        if endpoint.transport().is_datagram() {
             return Err(OptionError::new(
                 "endpoint",
                 format!("chat needs a tcp or unix endpoint, not '{endpoint}' (see chat udp)"),

@@ -347,6 +347,7 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
     match bound {
         Bound::Stream(l) => run(relay, l, shutdown).await,
         Bound::Datagram(s) => udp::run(relay, s, shutdown).await,
+        Bound::UnixDatagram(..) => Err(net::no_unix_datagrams("forward")),
     }
 }
 

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use tokio::net::{TcpListener, TcpSocket, UdpSocket, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 use super::Stream;
 use crate::endpoint::Endpoint;
@@ -23,6 +23,8 @@ pub enum Bound {
     Stream(Listener),
     /// A bound UDP socket.
     Datagram(UdpSocket),
+    /// A bound Unix datagram socket, and its file.
+    UnixDatagram(UnixDatagram, UnixPathGuard),
 }
 
 impl Bound {
@@ -31,8 +33,26 @@ impl Bound {
         match self {
             Bound::Stream(l) => l.local_endpoint(),
             Bound::Datagram(s) => Ok(Endpoint::udp(s.local_addr()?)),
+            Bound::UnixDatagram(_, guard) => Ok(Endpoint::UnixDatagram(guard.0.clone())),
         }
     }
+
+    /// Either kind of datagram socket, for services that take both.
+    pub fn into_datagram(self) -> Result<super::Datagram, Bound> {
+        match self {
+            Bound::Datagram(s) => Ok(super::Datagram::Udp(s)),
+            Bound::UnixDatagram(s, guard) => Ok(super::Datagram::Unix(s, Some(guard))),
+            other => Err(other),
+        }
+    }
+}
+
+/// The error of a service given a `unixgram:` endpoint it does not take.
+pub fn no_unix_datagrams(service: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{service} does not take unixgram: endpoints (connect, listen and echo do)"),
+    )
 }
 
 /// Binds a server socket for `ep`: TCP and Unix give a listener, UDP a socket.
@@ -42,6 +62,10 @@ pub async fn bind(ep: &Endpoint) -> io::Result<Bound> {
             bind_unix(path).await?,
             UnixPathGuard(path.clone()),
         ))),
+        Endpoint::UnixDatagram(path) => Ok(Bound::UnixDatagram(
+            bind_unix_datagram(path)?,
+            UnixPathGuard(path.clone()),
+        )),
         Endpoint::Inet { udp, .. } => {
             let addrs = ep.resolve().await?;
             let mut last_err = None;
@@ -97,6 +121,40 @@ pub(crate) fn abstract_addr(name: &[u8]) -> io::Result<std::os::unix::net::Socke
     }
 }
 
+/// A Unix datagram socket at `path`. A stale file is replaced only when
+/// nothing is bound to it: sending to it is refused.
+pub(crate) fn bind_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {
+    if let Some(name) = abstract_name(path) {
+        let std = std::os::unix::net::UnixDatagram::bind_addr(&abstract_addr(name)?)?;
+        std.set_nonblocking(true)?;
+        return UnixDatagram::from_std(std);
+    }
+    match UnixDatagram::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            use std::os::unix::fs::FileTypeExt;
+            let probe = UnixDatagram::unbound()?;
+            match probe.connect(path) {
+                Ok(()) => Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "address in use by a running server",
+                )),
+                Err(p) if p.kind() == io::ErrorKind::ConnectionRefused => {
+                    if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "path exists and is not a socket",
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                    UnixDatagram::bind(path)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     if let Some(name) = abstract_name(path) {
         let std = std::os::unix::net::UnixListener::bind_addr(&abstract_addr(name)?)?;
@@ -135,7 +193,7 @@ async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
 /// Removes a Unix socket file when its listener goes away, so a clean exit
 /// leaves nothing stale behind.
 #[derive(Debug)]
-pub struct UnixPathGuard(PathBuf);
+pub struct UnixPathGuard(pub(crate) PathBuf);
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
@@ -150,7 +208,7 @@ impl Bound {
     pub fn into_stream(self, service: &str) -> io::Result<Listener> {
         match self {
             Bound::Stream(l) => Ok(l),
-            Bound::Datagram(_) => Err(io::Error::new(
+            Bound::Datagram(_) | Bound::UnixDatagram(..) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{service} needs a tcp or unix endpoint"),
             )),

@@ -164,6 +164,10 @@ pub async fn dial(ep: &Endpoint, how: &Dial) -> io::Result<Stream> {
                 }
                 None => UnixStream::connect(path).await.map(Stream::Unix),
             },
+            Endpoint::UnixDatagram(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{ep} is a datagram socket, not a stream"),
+            )),
             Endpoint::Inet { .. } => {
                 let mut last_err = None;
                 for addr in how.addresses(ep).await? {
@@ -217,4 +221,25 @@ pub(crate) async fn with_timeout<T>(
             .await
             .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
     }
+}
+
+/// A Unix datagram socket connected to `path`. It binds a temporary path
+/// of its own, removed when it goes away, so that replies can come back:
+/// what `nc -uU` does.
+pub fn connect_unix_datagram(path: &std::path::Path) -> io::Result<super::Datagram> {
+    use std::os::unix::net::UnixDatagram as StdDatagram;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let own = std::env::temp_dir().join(format!("sockit.{}.{n}.sock", std::process::id()));
+    let sock = StdDatagram::bind(&own)?;
+    let guard = super::UnixPathGuard(own);
+    match super::bind::abstract_name(path) {
+        Some(name) => sock.connect_addr(&super::bind::abstract_addr(name)?)?,
+        None => sock.connect(path)?,
+    }
+    sock.set_nonblocking(true)?;
+    Ok(super::Datagram::Unix(
+        tokio::net::UnixDatagram::from_std(sock)?,
+        Some(guard),
+    ))
 }

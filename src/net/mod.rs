@@ -4,11 +4,16 @@
 
 mod bind;
 mod connect;
+mod dgram;
 mod stream;
 
-pub use bind::{Bound, LISTEN_BACKLOG, Listener, PeerAddr, UnixPathGuard, bind, raise_fd_limit};
+pub use bind::{
+    Bound, LISTEN_BACKLOG, Listener, PeerAddr, UnixPathGuard, bind, no_unix_datagrams,
+    raise_fd_limit,
+};
 pub(crate) use connect::with_timeout;
-pub use connect::{Dial, Family, connect, connect_udp, dial, dial_udp};
+pub use connect::{Dial, Family, connect, connect_udp, connect_unix_datagram, dial, dial_udp};
+pub use dgram::{Datagram, DatagramPeer};
 pub use stream::Stream;
 
 /// The largest UDP payload there is: 65,535 bytes less the 8-byte UDP

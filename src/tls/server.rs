@@ -91,8 +91,7 @@ impl Tls {
         if !wanted {
             return Ok(None);
         }
-        use crate::endpoint::Transport;
-        if let Some(udp) = endpoints.iter().find(|e| e.transport() == Transport::Udp) {
+        if let Some(udp) = endpoints.iter().find(|e| e.transport().is_datagram()) {
             return Err(OptionError::new(
                 "tls",
                 format!("is for tcp and unix endpoints, not '{udp}'"),
