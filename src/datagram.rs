@@ -68,42 +68,34 @@ trait Blocking: Send {
     fn answer(&self, reply: &[u8]) -> io::Result<usize>;
 }
 
-impl Blocking for (UdpSocket, Option<std::net::SocketAddr>) {
-    fn prepare(&self) -> io::Result<()> {
-        self.0.set_nonblocking(false)?;
-        self.0.set_read_timeout(Some(SHUTDOWN_POLL))
-    }
-    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, peer) = self.0.recv_from(buf)?;
-        self.1 = Some(peer);
-        Ok(n)
-    }
-    fn answer(&self, reply: &[u8]) -> io::Result<usize> {
-        match self.1 {
-            Some(peer) => self.0.send_to(reply, peer),
-            None => Ok(0),
+/// `Blocking` for a socket type, its peers' address type, and the call
+/// that sends to one.
+macro_rules! blocking {
+    ($socket:ty, $peer:ty, $send:ident) => {
+        impl Blocking for ($socket, Option<$peer>) {
+            fn prepare(&self) -> io::Result<()> {
+                self.0.set_nonblocking(false)?;
+                self.0.set_read_timeout(Some(SHUTDOWN_POLL))
+            }
+            fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let (n, peer) = self.0.recv_from(buf)?;
+                self.1 = Some(peer);
+                Ok(n)
+            }
+            // A Unix peer that bound no path cannot be answered: the send
+            // fails and is logged.
+            fn answer(&self, reply: &[u8]) -> io::Result<usize> {
+                match &self.1 {
+                    Some(peer) => self.0.$send(reply, peer),
+                    None => Ok(0),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Blocking for (UnixDatagram, Option<SocketAddr>) {
-    fn prepare(&self) -> io::Result<()> {
-        self.0.set_nonblocking(false)?;
-        self.0.set_read_timeout(Some(SHUTDOWN_POLL))
-    }
-    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, peer) = self.0.recv_from(buf)?;
-        self.1 = Some(peer);
-        Ok(n)
-    }
-    // A peer that bound no path cannot be answered; the send says so.
-    fn answer(&self, reply: &[u8]) -> io::Result<usize> {
-        match &self.1 {
-            Some(peer) => self.0.send_to_addr(reply, peer),
-            None => Ok(0),
-        }
-    }
-}
+blocking!(UdpSocket, std::net::SocketAddr, send_to);
+blocking!(UnixDatagram, SocketAddr, send_to_addr);
 
 fn serve_blocking<F>(
     socket: &mut dyn Blocking,
