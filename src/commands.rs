@@ -156,7 +156,7 @@ struct NothingOpen(usize);
 
 /// A server subcommand: a suite of one.
 async fn one(service: Result<Service, OptionError>) -> anyhow::Result<()> {
-    runner::run(vec![service?], Announce::Lines).await
+    with_metrics(service, &crate::metrics::MetricsArgs::default()).await
 }
 
 /// A server subcommand, and its metrics endpoint if asked for, announced

@@ -54,7 +54,8 @@ impl MetricsArgs {
     }
 }
 
-/// The endpoint serving `/metrics`; it switches counting on.
+/// The endpoint serving `/metrics`. Counting is switched on here, before
+/// anything is bound, so that no service's first client goes uncounted.
 pub fn service(endpoint: Endpoint) -> Service {
     ENABLED.store(true, Ordering::Relaxed);
     let run = |_: Arc<()>, bound, sd| run_bound(bound, sd);
@@ -132,9 +133,8 @@ fn seconds() -> Histogram {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("sockit");
-        let m = Metrics {
-            registry: Registry::default(),
+        let mut m = Metrics {
+            registry: Registry::with_prefix("sockit"),
             open: Family::default(),
             accepted: Family::default(),
             refused: Family::default(),
@@ -147,7 +147,7 @@ impl Metrics {
             chat_messages: Counter::default(),
             chat_dropped: Family::default(),
         };
-        let r = &mut registry;
+        let r = &mut m.registry;
         r.register("connections_open", "Connections open now", m.open.clone());
         r.register("connections", "Connections accepted", m.accepted.clone());
         r.register(
@@ -195,7 +195,7 @@ impl Metrics {
             "Chat clients dropped for falling behind, and cluster events dropped toward a stalled Redis",
             m.chat_dropped.clone(),
         );
-        Metrics { registry, ..m }
+        m
     }
 
     /// An answered HTTP request: its status, body bytes and time taken.
@@ -325,6 +325,7 @@ async fn run_bound(bound: Bound, shutdown: Shutdown) -> io::Result<()> {
     let Bound::Stream(listener) = bound else {
         return Err(io::Error::other("metrics are served over a stream socket"));
     };
+
     let opts = AcceptOptions::new("metrics", 64, Level::DEBUG);
     accept::serve(listener, shutdown, opts, |stream, _| async move {
         let service =
