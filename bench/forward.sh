@@ -52,7 +52,7 @@ run_case() { # run_case RELAY STREAMS
     json=$(taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$port" -P "$streams" -t "$SECS" -J)
     [[ $name != direct ]] && stop_server
     local gbps
-    gbps=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)' <<<"$json")
+    gbps=$(iperf3_gbps "$json")
     printf '%s\t%s\t%s\n' "$streams" "$name" "$gbps" >>"$OUT"
     echo "round $r  $streams stream(s)  $name: $gbps Gbit/s" >&2
 }

@@ -118,6 +118,11 @@ for case, servers in rows.items():
 PY
 }
 
+# iperf3_gbps JSON: the received rate of an `iperf3 --json` run, Gbit/s.
+iperf3_gbps() {
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)' <<<"$1"
+}
+
 # cpu_ticks: "busy total" jiffies of SERVER_CPU and LOAD_CPU, for busy().
 cpu_ticks() {
     awk -v s="cpu$SERVER_CPU" -v l="cpu$LOAD_CPU" '

@@ -56,7 +56,7 @@ EOF
     after=$(cpu_ticks)
     stop_server
     local gbps
-    gbps=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)' <<<"$json")
+    gbps=$(iperf3_gbps "$json")
     printf '%s\t%s\t%s\n' "$streams" "$name" "$gbps" >>"$OUT"
     printf '%s\t%s\t%s\n' "$streams stream(s)" "$name" "$(busy "$before" "$after" | tr ' ' '\t')" >>"$BUSY"
     echo "round $r $name -P $streams: $gbps Gbit/s" >&2

@@ -84,7 +84,7 @@ termination_case() { # termination_case NAME STREAMS
     wait "$client_pid" 2>/dev/null || true
     stop_server
     local gbps
-    gbps=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)' <<<"$json")
+    gbps=$(iperf3_gbps "$json")
     printf 'termination %s streams\t%s\t%s\t%s\t%s\n' "$streams" "$name" "$gbps" ${cpu} >>"$OUT"
     echo "round $r termination $streams $name: $gbps Gbit/s cpu ${cpu// //}%" >&2
 }
