@@ -1,6 +1,7 @@
 //! How errors reach the user: one line, lower case, each cause after a colon,
 //! and the exit code that goes with it.
 
+use std::fmt;
 use std::io;
 
 use crate::options::OptionError;
@@ -143,6 +144,11 @@ pub fn render(err: &anyhow::Error, flag: impl Fn(&str) -> String) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// `err` as `WHAT: why`, keeping its kind.
+pub(crate) fn context(err: io::Error, what: impl fmt::Display) -> io::Error {
+    io::Error::new(err.kind(), format!("{what}: {}", describe_io(&err)))
 }
 
 pub(crate) fn describe_io(err: &io::Error) -> String {

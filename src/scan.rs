@@ -298,12 +298,7 @@ async fn probe(cfg: &Config, addr: SocketAddr) -> State {
 async fn tcp_probe(cfg: &Config, addr: SocketAddr) -> io::Result<State> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
-    if let Some(local) = cfg.dial.local(&addr) {
-        if cfg.dial.source_port.is_some() {
-            sock.set_reuse_address(true)?;
-        }
-        sock.bind(&local.into())?;
-    }
+    cfg.dial.bind_source(socket2::SockRef::from(&sock), &addr)?;
     match sock.connect(&addr.into()) {
         Ok(()) => return Ok(State::Open),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

@@ -151,7 +151,9 @@ impl Taps {
                     .truncate(!to.append)
                     .open(&to.path)
                     .await
-                    .map_err(|e| copy_error(&to.path, e))?,
+                    .map_err(|e| {
+                        crate::error::context(e, format!("output file {}", to.path.display()))
+                    })?,
             ),
         };
         Ok(Taps {
@@ -206,17 +208,6 @@ impl SendTap {
         }
         self.offset += data.len() as u64;
     }
-}
-
-fn copy_error(path: &std::path::Path, err: io::Error) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        format!(
-            "output file {}: {}",
-            path.display(),
-            crate::error::describe_io(&err)
-        ),
-    )
 }
 
 /// The classic tutorial client: read a line, send it, print the reply.

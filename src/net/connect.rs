@@ -9,6 +9,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket, UnixStream};
 
 use super::Stream;
 use crate::endpoint::Endpoint;
+use crate::error::context;
 
 /// An address family a client is held to (`-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,20 +107,30 @@ impl Dial {
 
     /// A TCP connection to `addr` from the asked-for local address.
     pub async fn tcp(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let Some(local) = self.local(&addr) else {
+        if self.local(&addr).is_none() {
             return TcpStream::connect(addr).await;
-        };
+        }
         let sock = match addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
+        self.bind_source(socket2::SockRef::from(&sock), &addr)?;
+        sock.connect(addr).await
+    }
+
+    /// Binds a TCP socket that will reach `addr` to the asked-for local
+    /// address, if one was asked for.
+    pub fn bind_source(&self, sock: socket2::SockRef<'_>, addr: &SocketAddr) -> io::Result<()> {
+        let Some(local) = self.local(addr) else {
+            return Ok(());
+        };
         // A fixed source port is often reused at once (nc -p, run again),
         // while the last connection from it is still in TIME_WAIT.
         if self.source_port.is_some() {
-            sock.set_reuseaddr(true)?;
+            sock.set_reuse_address(true)?;
         }
-        sock.bind(local).map_err(|e| bind_error(e, local))?;
-        sock.connect(addr).await
+        sock.bind(&local.into())
+            .map_err(|e| context(e, format!("bind source {local}")))
     }
 
     /// A UDP socket bound as asked and connected to `addr`.
@@ -130,17 +141,10 @@ impl Dial {
         });
         let sock = UdpSocket::bind(local)
             .await
-            .map_err(|e| bind_error(e, local))?;
+            .map_err(|e| context(e, format!("bind source {local}")))?;
         sock.connect(addr).await?;
         Ok(sock)
     }
-}
-
-fn bind_error(err: io::Error, local: SocketAddr) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        format!("bind source {local}: {}", crate::error::describe_io(&err)),
-    )
 }
 
 /// Connects to a stream endpoint, trying each resolved address in turn within
