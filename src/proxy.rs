@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::endpoint::Endpoint;
+use crate::error::context;
 use crate::net::{self, Dial, Stream};
 use crate::socks::proto::{self, Target};
 
@@ -159,26 +160,27 @@ impl Proxy {
                 },
             )
             .await
-            .map_err(|e| context(e, &format!("proxy {}", self.server.authority())))?;
+            .map_err(|e| context(e, format!("proxy {}", self.server.authority())))?;
             let creds = self
                 .credentials
                 .as_ref()
                 .map(|(u, p)| (u.as_str(), p.as_str()));
-            match self.kind {
-                Kind::Socks5 => proto::client_connect(&mut stream, &to, creds).await?,
-                Kind::Http => http_connect(&mut stream, &to, creds).await?,
-            }
+            let handshake = async {
+                match self.kind {
+                    Kind::Socks5 => proto::client_connect(&mut stream, &to, creds).await,
+                    Kind::Http => http_connect(&mut stream, &to, creds).await,
+                }
+            };
+            // A proxy that takes the connection and then says nothing must
+            // not hold the client for good when no timeout bounds the whole.
+            let limit = dial.timeout.unwrap_or(crate::socks::HANDSHAKE_TIMEOUT);
+            net::with_timeout(Some(limit), handshake)
+                .await
+                .map_err(|e| context(e, format!("proxy {} handshake", self.server.authority())))?;
             Ok(stream)
         };
         net::with_timeout(dial.timeout, through).await
     }
-}
-
-fn context(err: io::Error, what: &str) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        format!("{what}: {}", crate::error::describe_io(&err)),
-    )
 }
 
 /// Asks an HTTP proxy for a tunnel. The response is read a byte at a time

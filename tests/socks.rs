@@ -249,3 +249,48 @@ fn forward_targets_go_through_sockit_socks() {
         "{err}"
     );
 }
+
+/// A proxy that takes the connection and never answers is given up on
+/// after the SOCKS handshake limit, even with no `-w`.
+#[test]
+fn a_silent_proxy_is_given_up_on_without_a_timeout_flag() {
+    let mut silent = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])
+"#,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(silent.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    for scheme in ["socks5", "http"] {
+        let proxy = format!("{scheme}://127.0.0.1:{}", port.trim());
+        let out = run(
+            crate::support::sockit().args(["connect", "--proxy", &proxy, "127.0.0.1", "9"]),
+            b"",
+            Duration::from_secs(30),
+        );
+        assert!(!out.status.success());
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("handshake") && err.contains("timed out"),
+            "{err}"
+        );
+    }
+    silent.kill().unwrap();
+    silent.wait().unwrap();
+}
