@@ -1,12 +1,11 @@
 //! `--metrics EP`: Prometheus text at `/metrics`, scraped over HTTP.
 //!
 //! Nothing is counted until a metrics endpoint is configured: every hook
-//! below is one relaxed load when it is off, so the hot paths of a server
+//! below is one atomic load when it is off, so the hot paths of a server
 //! run without `--metrics` pay nothing for it.
 
 use std::convert::Infallible;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -57,7 +56,7 @@ impl MetricsArgs {
 /// The endpoint serving `/metrics`. Counting is switched on here, before
 /// anything is bound, so that no service's first client goes uncounted.
 pub fn service(endpoint: Endpoint) -> Service {
-    ENABLED.store(true, Ordering::Relaxed);
+    METRICS.get_or_init(Metrics::new);
     let run = |_: Arc<()>, bound, sd| run_bound(bound, sd);
     let mut service = Service::new("metrics", Vec::new(), Duration::from_secs(1), (), run);
     service.key = "metrics".into();
@@ -69,14 +68,11 @@ pub fn service(endpoint: Endpoint) -> Service {
     })
 }
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
 /// The metrics, when something scrapes them.
 pub fn on() -> Option<&'static Metrics> {
-    ENABLED
-        .load(Ordering::Relaxed)
-        .then(|| METRICS.get_or_init(Metrics::new))
+    METRICS.get()
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
