@@ -62,6 +62,8 @@ where
                     Ok(Ok(())) => {}
                 }
             }
+            // Reaped as they finish, so many reloads leave nothing behind.
+            Some(_) = retired.join_next() => {}
         }
     };
     for l in &live {
