@@ -29,11 +29,23 @@ pub async fn serve<F>(
 where
     F: FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static,
 {
-    // The socket file's guard outlives the loop.
-    let (mut socket, _file): (Box<dyn Blocking>, _) = match socket {
-        Datagram::Udp(s) => (Box::new((s.into_std()?, None)), None),
-        Datagram::Unix(s, file) => (Box::new((s.into_std()?, None)), file),
-    };
+    match socket {
+        Datagram::Udp(s) => serve_std(s.into_std()?, shutdown, max_request, answer).await,
+        // The socket file's guard outlives the loop.
+        Datagram::Unix(s, _file) => serve_std(s.into_std()?, shutdown, max_request, answer).await,
+    }
+}
+
+async fn serve_std<S, F>(
+    socket: S,
+    shutdown: &Shutdown,
+    max_request: usize,
+    answer: F,
+) -> io::Result<()>
+where
+    S: Blocking + 'static,
+    F: FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static,
+{
     socket.prepare()?;
     // The loop also stops if this future is dropped without a shutdown, so
     // it never outlives its caller holding the port.
@@ -44,7 +56,7 @@ where
     let res = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let done = || shutdown.is_stopping() || stopped.load(Ordering::Relaxed);
-        serve_blocking(&mut *socket, done, max_request, answer)
+        serve_blocking(&socket, done, max_request, answer)
     })
     .await
     .map_err(io::Error::other)?;
@@ -60,45 +72,42 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// A blocking datagram socket of either family: each answers the peer of
-/// the datagram it last received.
+/// A blocking datagram socket of either family, answering a sender at
+/// the address it sent from.
 trait Blocking: Send {
+    type Peer;
     fn prepare(&self) -> io::Result<()>;
-    fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-    fn answer(&self, reply: &[u8]) -> io::Result<usize>;
+    fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, Self::Peer)>;
+    fn answer(&self, reply: &[u8], to: &Self::Peer) -> io::Result<usize>;
 }
 
 /// `Blocking` for a socket type, its peers' address type, and the call
 /// that sends to one.
 macro_rules! blocking {
     ($socket:ty, $peer:ty, $send:ident) => {
-        impl Blocking for ($socket, Option<$peer>) {
+        impl Blocking for $socket {
+            type Peer = $peer;
             fn prepare(&self) -> io::Result<()> {
-                self.0.set_nonblocking(false)?;
-                self.0.set_read_timeout(Some(SHUTDOWN_POLL))
+                self.set_nonblocking(false)?;
+                self.set_read_timeout(Some(SHUTDOWN_POLL))
             }
-            fn receive(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let (n, peer) = self.0.recv_from(buf)?;
-                self.1 = Some(peer);
-                Ok(n)
+            fn receive(&self, buf: &mut [u8]) -> io::Result<(usize, $peer)> {
+                self.recv_from(buf)
             }
-            // A Unix peer that bound no path cannot be answered: the send
-            // fails and is logged.
-            fn answer(&self, reply: &[u8]) -> io::Result<usize> {
-                match &self.1 {
-                    Some(peer) => self.0.$send(reply, peer),
-                    None => Ok(0),
-                }
+            fn answer(&self, reply: &[u8], to: &$peer) -> io::Result<usize> {
+                self.$send(reply, to)
             }
         }
     };
 }
 
 blocking!(UdpSocket, std::net::SocketAddr, send_to);
+// A Unix sender that bound no path cannot be answered: the send fails and
+// is logged.
 blocking!(UnixDatagram, SocketAddr, send_to_addr);
 
-fn serve_blocking<F>(
-    socket: &mut dyn Blocking,
+fn serve_blocking<S: Blocking, F>(
+    socket: &S,
     done: impl Fn() -> bool,
     max_request: usize,
     mut answer: F,
@@ -109,7 +118,7 @@ where
     let mut buf = vec![0u8; max_request];
     let mut reply = Vec::with_capacity(1024);
     while !done() {
-        let n = match socket.receive(&mut buf) {
+        let (n, peer) = match socket.receive(&mut buf) {
             Ok(got) => got,
             Err(e)
                 if matches!(
@@ -128,7 +137,7 @@ where
         };
         reply.clear();
         if answer(&buf[..n], &mut reply)
-            && let Err(err) = socket.answer(&reply)
+            && let Err(err) = socket.answer(&reply, &peer)
         {
             tracing::debug!(%err, "datagram reply failed");
         }
