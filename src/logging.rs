@@ -8,15 +8,24 @@
 //! write for hundreds of lines. The buffer is bounded: when stderr cannot
 //! keep up, lines are dropped and counted rather than slowing the server,
 //! and the count is reported at exit. Nothing buffered is lost on a clean
-//! exit. One buffer for every line keeps them in the order they happened.
+//! exit.
 //!
 //! HTTP's per-request line is the one line a busy server writes per
-//! request, so [`access`] builds it without tracing's formatting machinery.
+//! request, so [`AccessLine`] builds it without tracing's formatting
+//! machinery, and into a buffer of the thread's own: taking the shared
+//! buffer's lock for each line cost more than building it. A thread hands
+//! its lines over when it has [`STAGE_AT`] bytes of them, when the oldest
+//! is [`FLUSH_EVERY`] old, when it runs out of work (the runtime's park
+//! hook, [`hand_over`]), and before any other line it logs, so each
+//! thread's lines stay in order.
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quanta::Instant;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -50,45 +59,60 @@ pub const FLUSH_AT: usize = 256 * 1024;
 /// … and at least this often while anything is.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
+/// A thread hands its request lines to the shared buffer once it has this
+/// many bytes of them: small enough to stay in the core's cache.
+pub const STAGE_AT: usize = 32 * 1024;
+
 /// Most bytes waiting for stderr; past it, lines are dropped and counted.
 const BUFFER_CAP: usize = 4 << 20;
+
+/// How long the last words wait for busy threads to hand their lines over.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(1);
 
 /// Lines on their way to stderr.
 struct Buffer {
     state: Mutex<State>,
     wake: Condvar,
+    /// Told when the last thread holding lines of its own hands them over.
+    handed: Condvar,
     dropped: AtomicU64,
+    /// Threads holding lines not yet handed over.
+    staging: AtomicUsize,
 }
 
 #[derive(Default)]
 struct State {
     pending: Vec<u8>,
     closing: bool,
-    /// The request lines' clock, kept under the same lock.
-    stamp: Stamp,
 }
 
 impl Buffer {
     fn append(&self, line: &[u8]) {
-        self.append_with(line.len(), |pending, _| pending.extend_from_slice(line));
+        self.append_lines(line, 1);
     }
 
-    /// Adds a line of about `len` bytes that `write` puts straight into the
-    /// buffer, with the buffer's stamp for its time; or counts it dropped.
-    fn append_with(&self, len: usize, write: impl FnOnce(&mut Vec<u8>, &mut Stamp)) {
+    /// Adds `count` whole lines, or counts them all dropped.
+    fn append_lines(&self, lines: &[u8], count: u64) {
         let mut st = lock(&self.state);
         let before = st.pending.len();
-        if before + len > BUFFER_CAP {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if before + lines.len() > BUFFER_CAP {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
             return;
         }
-        let State { pending, stamp, .. } = &mut *st;
-        write(pending, stamp);
+        st.pending.extend_from_slice(lines);
         // Once, as it crosses: each notify is a syscall, and the writer
         // takes everything when it runs.
         if before < FLUSH_AT && st.pending.len() >= FLUSH_AT {
             self.wake.notify_one();
         }
+    }
+
+    /// Waits, a bounded time, for every thread to hand its lines over.
+    fn wait_for_hand_overs(&self) {
+        let st = lock(&self.state);
+        let _ = self.handed.wait_timeout_while(st, HAND_OVER_WAIT, |_| {
+            self.staging.load(Ordering::Acquire) > 0
+        });
     }
 
     /// The writer thread: takes what is waiting when there is enough of it,
@@ -133,6 +157,10 @@ pub struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         let Some(buffer) = BUFFER.get() else { return };
+        hand_over();
+        // Workers hand over as they go idle, which at a clean exit they
+        // are, or are about to be.
+        buffer.wait_for_hand_overs();
         lock(&buffer.state).closing = true;
         buffer.wake.notify_one();
         if let Some(writer) = self.writer.take() {
@@ -155,6 +183,7 @@ struct ToBuffer(Arc<Buffer>);
 
 impl Write for ToBuffer {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        hand_over();
         self.0.append(line);
         Ok(line.len())
     }
@@ -188,7 +217,9 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) -> Guard {
     let buffer = Arc::new(Buffer {
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
+        handed: Condvar::new(),
         dropped: AtomicU64::new(0),
+        staging: AtomicUsize::new(0),
     });
     let writer = std::thread::Builder::new()
         .name("sockit-log".into())
@@ -208,6 +239,58 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) -> Guard {
     }
     let _ = BUFFER.set(buffer);
     Guard { writer }
+}
+
+/// A thread's request lines, not yet handed to the shared buffer.
+#[derive(Default)]
+struct Stage {
+    lines: Vec<u8>,
+    count: u64,
+    /// When the oldest of them was written.
+    since: Option<Instant>,
+    /// The lines' clock: each thread keeps its own.
+    stamp: Stamp,
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if let Some(buffer) = BUFFER.get() {
+            self.hand_over(buffer);
+        }
+    }
+}
+
+thread_local! {
+    static STAGE: RefCell<Stage> = RefCell::new(Stage::default());
+}
+
+impl Stage {
+    fn hand_over(&mut self, buffer: &Buffer) {
+        if self.since.take().is_none() {
+            return;
+        }
+        buffer.append_lines(&self.lines, self.count);
+        self.lines.clear();
+        self.count = 0;
+        if buffer.staging.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock, so that a waiter cannot miss it between its
+            // check and its wait.
+            let _st = lock(&buffer.state);
+            buffer.handed.notify_all();
+        }
+    }
+}
+
+/// Hands this thread's request lines to the shared buffer. The runtime
+/// calls it as a worker goes idle or stops.
+pub fn hand_over() {
+    let Some(buffer) = BUFFER.get() else { return };
+    // A thread's storage may be gone as it exits; so are its lines then.
+    let _ = STAGE.try_with(|stage| {
+        if let Ok(mut stage) = stage.try_borrow_mut() {
+            stage.hand_over(buffer);
+        }
+    });
 }
 
 /// The parts of a connection's request lines that stay the same from one
@@ -260,10 +343,56 @@ impl AccessLine {
     ) {
         // One clock read serves both the time taken and the stamp.
         let now = Instant::now();
-        let took = now.duration_since(started);
+        let took = now.saturating_duration_since(started);
         let Some(buffer) = BUFFER.get() else { return };
+        let answered = Answered {
+            method,
+            path,
+            status,
+            bytes,
+        };
+        let written = STAGE.try_with(|stage| {
+            let Ok(mut stage) = stage.try_borrow_mut() else {
+                return false;
+            };
+            let stage = &mut *stage;
+            let since = *stage.since.get_or_insert_with(|| {
+                buffer.staging.fetch_add(1, Ordering::AcqRel);
+                now
+            });
+            self.build(&mut stage.lines, &mut stage.stamp, &answered, now, took);
+            stage.count += 1;
+            if stage.lines.len() >= STAGE_AT || now.saturating_duration_since(since) >= FLUSH_EVERY
+            {
+                stage.hand_over(buffer);
+            }
+            true
+        });
+        if !matches!(written, Ok(true)) {
+            // A thread on its way out: straight to the shared buffer.
+            let (mut line, mut stamp) = (Vec::new(), Stamp::default());
+            self.build(&mut line, &mut stamp, &answered, now, took);
+            buffer.append(&line);
+        }
+    }
+
+    fn build(
+        &self,
+        line: &mut Vec<u8>,
+        stamp: &mut Stamp,
+        answered: &Answered,
+        now: Instant,
+        took: Duration,
+    ) {
+        let Answered {
+            method,
+            path,
+            status,
+            bytes,
+        } = *answered;
         let (mut num, mut ms) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let micros = took.as_micros() as u64;
+        // In u64: a Duration's own `as_micros` works in u128.
+        let micros = took.as_secs() * 1_000_000 + u64::from(took.subsec_micros());
         let millis = ms.format(micros / 1000);
         let frac = (micros % 1000) as u32;
         let [tens, ones] = pair(frac % 100);
@@ -278,35 +407,39 @@ impl AccessLine {
         ];
         let [hundreds, tens] = pair(u32::from(status / 10 % 100));
         let status = [hundreds, tens, b'0' + (status % 10) as u8];
-        let len = 100 + self.lead.len() + self.tail.len() + method.len() + path.len();
-        // Written straight into the shared buffer: a copy through a line
-        // of its own would cost a busy server a tenth of its logging.
-        buffer.append_with(len, |line, stamp| {
-            if self.json {
-                line.extend_from_slice(b"{\"timestamp\":\"");
-            }
-            stamp.write(line, now);
-            line.extend_from_slice(&self.lead);
-            let text_start = line.len();
-            line.extend_from_slice(method.as_bytes());
-            line.push(b' ');
-            line.extend_from_slice(path.as_bytes());
-            line.extend_from_slice(b"\" ");
-            line.extend_from_slice(&status);
-            line.push(b' ');
-            match bytes {
-                Some(n) => line.extend_from_slice(num.format(n).as_bytes()),
-                None => line.push(b'-'),
-            }
-            line.push(b' ');
-            line.extend_from_slice(millis.as_bytes());
-            line.extend_from_slice(&frac);
-            if self.json {
-                escape_json_from(line, text_start);
-            }
-            line.extend_from_slice(&self.tail);
-        });
+        line.reserve(100 + self.lead.len() + self.tail.len() + method.len() + path.len());
+        if self.json {
+            line.extend_from_slice(b"{\"timestamp\":\"");
+        }
+        stamp.write(line, now);
+        line.extend_from_slice(&self.lead);
+        let text_start = line.len();
+        line.extend_from_slice(method.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(path.as_bytes());
+        line.extend_from_slice(b"\" ");
+        line.extend_from_slice(&status);
+        line.push(b' ');
+        match bytes {
+            Some(n) => line.extend_from_slice(num.format(n).as_bytes()),
+            None => line.push(b'-'),
+        }
+        line.push(b' ');
+        line.extend_from_slice(millis.as_bytes());
+        line.extend_from_slice(&frac);
+        if self.json {
+            escape_json_from(line, text_start);
+        }
+        line.extend_from_slice(&self.tail);
     }
+}
+
+/// What a request line says of its answer.
+struct Answered<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes: Option<u64>,
 }
 
 /// Escapes `line[from..]` for a JSON string, in place.

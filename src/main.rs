@@ -9,7 +9,13 @@ use sockit::{commands, error, logging, memory, net};
 
 fn main() -> ExitCode {
     memory::tune();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Request log lines wait in their worker until it goes idle.
+        .on_thread_park(logging::hand_over)
+        .on_thread_stop(logging::hand_over)
+        .build();
+    let rt = match rt {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("sockit: start runtime: {err}");
