@@ -17,7 +17,8 @@
 //! its lines over when it has [`STAGE_AT`] bytes of them, when the oldest
 //! is [`FLUSH_EVERY`] old, when it runs out of work (the runtime's park
 //! hook, [`hand_over`]), and before any other line it logs, so each
-//! thread's lines stay in order.
+//! thread's lines stay in order. A full stage joins the shared buffer as
+//! it is, not copied, and the writer hands all of them to one `writev`.
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
@@ -66,6 +67,9 @@ pub const STAGE_AT: usize = 32 * 1024;
 /// Most bytes waiting for stderr; past it, lines are dropped and counted.
 const BUFFER_CAP: usize = 4 << 20;
 
+/// Emptied chunks kept for threads to stage into again.
+const FREE_CHUNKS: usize = 2 * FLUSH_AT / STAGE_AT;
+
 /// How long the last words wait for busy threads to hand their lines over.
 const HAND_OVER_WAIT: Duration = Duration::from_secs(1);
 
@@ -82,29 +86,71 @@ struct Buffer {
 
 #[derive(Default)]
 struct State {
-    pending: Vec<u8>,
+    /// Whole lines in order. A thread's full stage joins as it is, not
+    /// copied; anything smaller is copied onto the last chunk, so every
+    /// chunk but the last few is at least half full.
+    chunks: Vec<Vec<u8>>,
+    /// Bytes in `chunks`.
+    waiting: usize,
+    free: Vec<Vec<u8>>,
     closing: bool,
+}
+
+impl State {
+    fn copy_in(&mut self, lines: &[u8]) {
+        match self.chunks.last_mut() {
+            Some(last) if last.capacity() - last.len() >= lines.len() => {
+                last.extend_from_slice(lines);
+            }
+            _ => {
+                let mut chunk = self.free.pop().unwrap_or_default();
+                chunk.reserve(STAGE_AT.max(lines.len()));
+                chunk.extend_from_slice(lines);
+                self.chunks.push(chunk);
+            }
+        }
+    }
 }
 
 impl Buffer {
     fn append(&self, line: &[u8]) {
-        self.append_lines(line, 1);
+        let mut st = lock(&self.state);
+        if self.admit(&mut st, line.len(), 1) {
+            st.copy_in(line);
+        }
     }
 
-    /// Adds `count` whole lines, or counts them all dropped.
-    fn append_lines(&self, lines: &[u8], count: u64) {
+    /// Takes a thread's `count` staged lines, whole or counted dropped, and
+    /// returns an empty chunk to stage the next ones into.
+    fn append_stage(&self, mut lines: Vec<u8>, count: u64) -> Vec<u8> {
         let mut st = lock(&self.state);
-        let before = st.pending.len();
-        if before + lines.len() > BUFFER_CAP {
-            self.dropped.fetch_add(count, Ordering::Relaxed);
-            return;
+        if !self.admit(&mut st, lines.len(), count) {
+            lines.clear();
+            return lines;
         }
-        st.pending.extend_from_slice(lines);
+        if lines.len() < STAGE_AT / 2 {
+            st.copy_in(&lines);
+            lines.clear();
+            return lines;
+        }
+        st.chunks.push(lines);
+        st.free.pop().unwrap_or_default()
+    }
+
+    /// Whether `len` more bytes fit; if not, counts `count` lines dropped.
+    fn admit(&self, st: &mut State, len: usize, count: u64) -> bool {
+        let before = st.waiting;
+        if before + len > BUFFER_CAP {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            return false;
+        }
+        st.waiting += len;
         // Once, as it crosses: each notify is a syscall, and the writer
         // takes everything when it runs.
-        if before < FLUSH_AT && st.pending.len() >= FLUSH_AT {
+        if before < FLUSH_AT && st.waiting >= FLUSH_AT {
             self.wake.notify_one();
         }
+        true
     }
 
     /// Waits, a bounded time, for every thread to hand its lines over.
@@ -118,26 +164,28 @@ impl Buffer {
     /// The writer thread: takes what is waiting when there is enough of it,
     /// when it has waited long enough, or at the end, and writes it.
     fn write_out(&self) {
-        let mut spare = Vec::with_capacity(2 * FLUSH_AT);
+        let mut taken = Vec::new();
         loop {
             let closing = {
                 let st = lock(&self.state);
                 let (mut st, _) = self
                     .wake
-                    .wait_timeout_while(st, FLUSH_EVERY, |st| {
-                        !st.closing && st.pending.len() < FLUSH_AT
-                    })
+                    .wait_timeout_while(st, FLUSH_EVERY, |st| !st.closing && st.waiting < FLUSH_AT)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                std::mem::swap(&mut st.pending, &mut spare);
+                std::mem::swap(&mut st.chunks, &mut taken);
+                st.waiting = 0;
                 st.closing
             };
-            if !spare.is_empty() {
+            if !taken.is_empty() {
                 // Whoever reads stderr may be gone: a lost line must not
                 // become a panic.
-                let _ = std::io::stderr().write_all(&spare);
-                spare.clear();
-                if spare.capacity() > 4 * FLUSH_AT {
-                    spare = Vec::with_capacity(2 * FLUSH_AT);
+                let _ = write_chunks(&mut std::io::stderr(), &taken);
+                let mut st = lock(&self.state);
+                for mut chunk in taken.drain(..) {
+                    if st.free.len() < FREE_CHUNKS && chunk.capacity() <= 2 * STAGE_AT {
+                        chunk.clear();
+                        st.free.push(chunk);
+                    }
                 }
             }
             if closing {
@@ -145,6 +193,25 @@ impl Buffer {
             }
         }
     }
+}
+
+/// Writes every chunk, in as few calls as the kernel takes.
+fn write_chunks(out: &mut impl Write, chunks: &[Vec<u8>]) -> std::io::Result<()> {
+    // Linux takes at most 1024 pieces a call.
+    for group in chunks.chunks(1024) {
+        let mut slices: Vec<std::io::IoSlice> =
+            group.iter().map(|c| std::io::IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match out.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the log writer running; dropping it writes out everything
@@ -269,8 +336,8 @@ impl Stage {
         if self.since.take().is_none() {
             return;
         }
-        buffer.append_lines(&self.lines, self.count);
-        self.lines.clear();
+        let lines = std::mem::take(&mut self.lines);
+        self.lines = buffer.append_stage(lines, self.count);
         self.count = 0;
         if buffer.staging.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Under the lock, so that a waiter cannot miss it between its
@@ -356,6 +423,11 @@ impl AccessLine {
                 return false;
             };
             let stage = &mut *stage;
+            if stage.lines.capacity() == 0 {
+                // Room for a full stage and a long last line, so it joins
+                // the shared buffer without having grown on the way.
+                stage.lines.reserve(STAGE_AT + STAGE_AT / 4);
+            }
             let since = *stage.since.get_or_insert_with(|| {
                 buffer.staging.fetch_add(1, Ordering::AcqRel);
                 now
@@ -529,6 +601,62 @@ mod tests {
         assert!(text.ends_with('Z') && text.as_bytes()[10] == b'T', "{text}");
         assert_eq!(civil(0), "1970-01-01T00:00:00.");
         assert_eq!(civil(1_795_305_600), "2026-11-22T00:00:00.");
+    }
+
+    /// Takes at most 7 bytes a call, from one piece at a time.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn chunks_survive_short_writes_in_order() {
+        let chunks: Vec<Vec<u8>> = (0..2100u32)
+            .map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut out = Trickle(Vec::new());
+        write_chunks(&mut out, &chunks).unwrap();
+        assert_eq!(out.0, chunks.concat());
+    }
+
+    #[test]
+    fn small_stages_are_copied_and_the_cap_counts_what_it_drops() {
+        let buffer = Buffer {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            handed: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            staging: AtomicUsize::new(0),
+        };
+        // Small hand-overs share one chunk, so a thousand of them cannot
+        // hold a thousand chunks' memory.
+        for _ in 0..1000 {
+            let back = buffer.append_stage(b"short line\n".to_vec(), 1);
+            assert!(back.is_empty());
+        }
+        assert_eq!(lock(&buffer.state).chunks.len(), 1);
+        // A full stage joins as it is.
+        let full = vec![b'x'; STAGE_AT];
+        let ptr = full.as_ptr();
+        buffer.append_stage(full, 300);
+        assert_eq!(lock(&buffer.state).chunks.last().unwrap().as_ptr(), ptr);
+        while lock(&buffer.state).waiting + STAGE_AT <= BUFFER_CAP {
+            buffer.append_stage(vec![b'y'; STAGE_AT], 300);
+        }
+        buffer.append_stage(vec![b'z'; STAGE_AT], 300);
+        let room = BUFFER_CAP - lock(&buffer.state).waiting;
+        buffer.append(&vec![b'w'; room + 1]);
+        assert_eq!(buffer.dropped.load(Ordering::Relaxed), 301);
+        assert!(lock(&buffer.state).waiting <= BUFFER_CAP);
     }
 
     #[test]
