@@ -7,7 +7,9 @@
 # One download takes well under a second and varies a lot, so each round
 # downloads the file DOWNLOADS times from each server.
 # "sockit-logged" is the hello-world server at the default log level, its
-# per-request lines going to a file, against the same server with -q.
+# per-request lines going to a file, against the same server with -q;
+# "sockit-to-null" sends the same lines to /dev/null, which leaves out the
+# kernel's cost of storing them.
 # Each row also shows how busy the server's and the load's cores were.
 #   bench/http.sh [ROUNDS] [SECONDS] [DOWNLOADS]
 source "$(dirname "$0")/lib.sh"
@@ -62,6 +64,7 @@ start() { # start NAME PORT
     sockit) start_server "$2" "$SOCKIT" -q http serve "$WORK/www" -l "127.0.0.1:$2" ;;
     sockit-hello) start_server "$2" "$SOCKIT" -q http serve -l "127.0.0.1:$2" ;;
     sockit-logged) start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
+    sockit-to-null) SERVER_LOG=/dev/null start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
     nginx-1) nginx_conf 1 "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     nginx-auto) nginx_conf auto "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     esac
@@ -123,8 +126,8 @@ static_case() { # static_case NAME: DOWNLOADS downloads, each one row
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-    for name in sockit sockit-logged nginx-1 nginx-auto; do hello_case "$name"; done
-    for name in sockit sockit-logged nginx-1 nginx-auto; do hello_case "$name" pipeline; done
+    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-auto; do hello_case "$name"; done
+    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-auto; do hello_case "$name" pipeline; done
     for name in sockit nginx-1; do static_case "$name"; done
 done
 

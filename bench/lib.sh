@@ -74,13 +74,14 @@ PY
 
 # start_server PORT CMD...: runs CMD pinned to SERVER_CPU in the background,
 # sets SERVER_PID, and waits for the TCP port (start_udp_server: UDP port).
+# Its stderr goes to SERVER_LOG.
 start_server() { launch wait_port "$@"; }
 start_udp_server() { launch wait_udp_port "$@"; }
 
 launch() {
     local wait=$1 port=$2
     shift 2
-    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>/tmp/sockit-bench-server.log &
+    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>"${SERVER_LOG:-/tmp/sockit-bench-server.log}" &
     SERVER_PID=$!
     "$wait" "$port"
 }
