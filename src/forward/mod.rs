@@ -400,7 +400,7 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
         metrics::refused("forward", "proxy_from");
         return None;
     }
-    match tokio::time::timeout(accept.timeout, proxy_header::read(client)).await {
+    match tokio::time::timeout(accept.timeout, proxy_header::read_socket(client)).await {
         Ok(Ok(Some((from, to)))) => {
             origin.via = Some(peer);
             origin.client = PeerAddr::Inet(from);

@@ -51,6 +51,34 @@ impl Stream {
         }
     }
 
+    /// Copies what has arrived into `buf` without taking it, once it holds
+    /// more than `seen` bytes, fills `buf`, or the peer has closed (then no
+    /// more than `seen`).
+    pub async fn peek_more(&self, buf: &mut [u8], seen: usize) -> io::Result<usize> {
+        loop {
+            let closed = self.ready(Interest::READABLE).await?.is_read_closed();
+            let peeked = self.try_io(Interest::READABLE, || {
+                let (n, _) = match self {
+                    Stream::Tcp(s) => rustix::net::recv(s, &mut *buf, rustix::net::RecvFlags::PEEK),
+                    Stream::Unix(s) => {
+                        rustix::net::recv(s, &mut *buf, rustix::net::RecvFlags::PEEK)
+                    }
+                }?;
+                // Nothing new: clearing the readiness makes the next wait
+                // last until more arrives, instead of spinning on the same
+                // bytes.
+                if n <= seen && n > 0 && n < buf.len() && !closed {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match peeked {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
     async fn readable(&self) -> io::Result<()> {
         self.ready(Interest::READABLE).await.map(drop)
     }
