@@ -202,8 +202,10 @@ fn a_killed_nodes_people_leave_who_within_15_seconds() {
     // script can carry on after the kill.
     let script = format!(
         r##"{CLIENT}
-alice = C(PORTS[0], "alice")
 bob = C(PORTS[1], "bob")
+alice = C(PORTS[0], "alice")
+# Once bob hears alice take her nick, his node knows her by it.
+bob.expect("is now known as alice")
 bob.send("/who")
 assert "alice" in bob.expect("* in #lobby:")
 import os, signal
