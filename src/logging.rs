@@ -87,8 +87,9 @@ struct Buffer {
 #[derive(Default)]
 struct State {
     /// Whole lines in order. A thread's full stage joins as it is, not
-    /// copied; anything smaller is copied onto the last chunk, so every
-    /// chunk but the last few is at least half full.
+    /// copied; anything smaller is copied onto the last chunk. So a chunk
+    /// that is not full is followed by one that is, and the chunks' memory
+    /// is at most about twice the bytes they hold.
     chunks: Vec<Vec<u8>>,
     /// Bytes in `chunks`.
     waiting: usize,
