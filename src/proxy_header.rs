@@ -319,10 +319,20 @@ mod tests {
         (client.unwrap(), Stream::Tcp(accepted.unwrap().0))
     }
 
-    async fn rest(s: &mut Stream) -> Vec<u8> {
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.unwrap();
-        out
+    /// Sends `wire` and closes; returns the header taken off the far end
+    /// and every byte after it.
+    async fn deliver(
+        client: &mut (impl tokio::io::AsyncWrite + Unpin),
+        server: &mut Stream,
+        wire: &[u8],
+    ) -> (Addresses, Vec<u8>) {
+        use tokio::io::AsyncWriteExt;
+        client.write_all(wire).await.unwrap();
+        client.shutdown().await.unwrap();
+        let got = read_socket(server).await.unwrap();
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await.unwrap();
+        (got, rest)
     }
 
     #[tokio::test]
@@ -341,14 +351,11 @@ mod tests {
         let again = server.peek_more(&mut buf, seen);
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), again).await;
         assert!(waited.is_err(), "{waited:?}");
-        client
-            .write_all(b"10.0.0.1 5000 80\r\nhello")
-            .await
-            .unwrap();
-        client.shutdown().await.unwrap();
-        let got = read_socket(&mut server).await.unwrap();
-        assert_eq!(got, pair("192.0.2.1:5000", "10.0.0.1:80"));
-        assert_eq!(rest(&mut server).await, b"hello");
+        let got = deliver(&mut client, &mut server, b"10.0.0.1 5000 80\r\nhello").await;
+        assert_eq!(
+            got,
+            (pair("192.0.2.1:5000", "10.0.0.1:80"), b"hello".to_vec())
+        );
     }
 
     #[tokio::test]
@@ -378,26 +385,23 @@ mod tests {
         let (mut client, mut server) = tcp_pair().await;
         let mut wire = encode(Version::V2, pair("[2001:db8::1]:5000", "[::1]:443"));
         wire.extend_from_slice(b"data");
-        client.write_all(&wire).await.unwrap();
-        client.shutdown().await.unwrap();
-        let got = read_socket(&mut server).await.unwrap();
-        assert_eq!(got, pair("[2001:db8::1]:5000", "[::1]:443"));
-        assert_eq!(rest(&mut server).await, b"data");
+        let got = deliver(&mut client, &mut server, &wire).await;
+        assert_eq!(
+            got,
+            (pair("[2001:db8::1]:5000", "[::1]:443"), b"data".to_vec())
+        );
     }
 
     #[tokio::test]
     async fn a_unix_socket_header_is_peeked_too() {
-        use tokio::io::AsyncWriteExt;
         let (mut client, server) = tokio::net::UnixStream::pair().unwrap();
         let mut server = Stream::Unix(server);
-        client
-            .write_all(b"PROXY TCP6 2001:db8::1 ::1 5000 443\r\nbytes")
-            .await
-            .unwrap();
-        client.shutdown().await.unwrap();
-        let got = read_socket(&mut server).await.unwrap();
-        assert_eq!(got, pair("[2001:db8::1]:5000", "[::1]:443"));
-        assert_eq!(rest(&mut server).await, b"bytes");
+        let wire = b"PROXY TCP6 2001:db8::1 ::1 5000 443\r\nbytes";
+        let got = deliver(&mut client, &mut server, wire).await;
+        assert_eq!(
+            got,
+            (pair("[2001:db8::1]:5000", "[::1]:443"), b"bytes".to_vec())
+        );
     }
 
     #[test]
