@@ -58,12 +58,8 @@ impl Stream {
         loop {
             let closed = self.ready(Interest::READABLE).await?.is_read_closed();
             let peeked = self.try_io(Interest::READABLE, || {
-                let (n, _) = match self {
-                    Stream::Tcp(s) => rustix::net::recv(s, &mut *buf, rustix::net::RecvFlags::PEEK),
-                    Stream::Unix(s) => {
-                        rustix::net::recv(s, &mut *buf, rustix::net::RecvFlags::PEEK)
-                    }
-                }?;
+                let (n, _) =
+                    rustix::net::recv(&*self.sock(), &mut *buf, rustix::net::RecvFlags::PEEK)?;
                 // Nothing new: clearing the readiness makes the next wait
                 // last until more arrives, instead of spinning on the same
                 // bytes.
