@@ -127,71 +127,85 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
+/// Registers `metric` and hands it back, so each is named where it is made.
+fn add<M: prometheus_client::registry::Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     fn new() -> Metrics {
-        let mut m = Metrics {
-            registry: Registry::with_prefix("sockit"),
-            open: Family::default(),
-            accepted: Family::default(),
-            refused: Family::default(),
-            errors: Family::default(),
-            bytes_in: Family::default(),
-            bytes_out: Family::default(),
-            requests: Family::default(),
-            request_seconds: Family::new_with_constructor(seconds),
-            connect_seconds: Family::new_with_constructor(seconds),
-            chat_messages: Counter::default(),
-            chat_dropped: Family::default(),
-        };
-        let r = &mut m.registry;
-        r.register("connections_open", "Connections open now", m.open.clone());
-        r.register("connections", "Connections accepted", m.accepted.clone());
-        r.register(
-            "connections_refused",
-            "Connections closed unserved: over --max-conns, denied, a bad PROXY header",
-            m.refused.clone(),
-        );
-        r.register(
-            "errors",
-            "Connections that ended in an error, by kind",
-            m.errors.clone(),
-        );
-        r.register(
-            "received_bytes",
-            "Bytes relayed from clients (forward, socks)",
-            m.bytes_in.clone(),
-        );
-        r.register(
-            "sent_bytes",
-            "Bytes sent to clients: relayed (forward, socks) and HTTP bodies",
-            m.bytes_out.clone(),
-        );
-        r.register(
-            "http_requests",
-            "HTTP requests answered, by status",
-            m.requests.clone(),
-        );
-        r.register(
-            "http_request_duration_seconds",
-            "Time from an HTTP request's head to its response's head",
-            m.request_seconds.clone(),
-        );
-        r.register(
-            "connect_duration_seconds",
-            "Time to reach a relay's target",
-            m.connect_seconds.clone(),
-        );
-        r.register(
-            "chat_messages",
-            "Chat lines said by this server's clients",
-            m.chat_messages.clone(),
-        );
-        r.register(
-            "chat_dropped",
-            "Chat clients dropped for falling behind, and cluster events dropped toward a stalled Redis",
-            m.chat_dropped.clone(),
-        );
-        m
+        let mut registry = Registry::with_prefix("sockit");
+        let r = &mut registry;
+        Metrics {
+            open: add(
+                r,
+                "connections_open",
+                "Connections open now",
+                Family::default(),
+            ),
+            accepted: add(r, "connections", "Connections accepted", Family::default()),
+            refused: add(
+                r,
+                "connections_refused",
+                "Connections closed unserved: over --max-conns, denied, a bad PROXY header",
+                Family::default(),
+            ),
+            errors: add(
+                r,
+                "errors",
+                "Connections that ended in an error, by kind",
+                Family::default(),
+            ),
+            bytes_in: add(
+                r,
+                "received_bytes",
+                "Bytes relayed from clients (forward, socks)",
+                Family::default(),
+            ),
+            bytes_out: add(
+                r,
+                "sent_bytes",
+                "Bytes sent to clients: relayed (forward, socks) and HTTP bodies",
+                Family::default(),
+            ),
+            requests: add(
+                r,
+                "http_requests",
+                "HTTP requests answered, by status",
+                Family::default(),
+            ),
+            request_seconds: add(
+                r,
+                "http_request_duration_seconds",
+                "Time from an HTTP request's head to its response's head",
+                Family::new_with_constructor(seconds),
+            ),
+            connect_seconds: add(
+                r,
+                "connect_duration_seconds",
+                "Time to reach a relay's target",
+                Family::new_with_constructor(seconds),
+            ),
+            chat_messages: add(
+                r,
+                "chat_messages",
+                "Chat lines said by this server's clients",
+                Counter::default(),
+            ),
+            chat_dropped: add(
+                r,
+                "chat_dropped",
+                "Chat clients dropped for falling behind, and cluster events dropped toward a stalled Redis",
+                Family::default(),
+            ),
+            registry,
+        }
     }
 
     /// An answered HTTP request: its status, body bytes and time taken.
