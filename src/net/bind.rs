@@ -131,27 +131,42 @@ pub(crate) fn bind_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {
     }
     match UnixDatagram::bind(path) {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            use std::os::unix::fs::FileTypeExt;
-            let probe = UnixDatagram::unbound()?;
-            match probe.connect(path) {
-                Ok(()) => Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "address in use by a running server",
-                )),
-                Err(p) if p.kind() == io::ErrorKind::ConnectionRefused => {
-                    if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            "path exists and is not a socket",
-                        ));
-                    }
-                    std::fs::remove_file(path)?;
-                    UnixDatagram::bind(path)
-                }
-                Err(_) => Err(e),
-            }
+            // Sending to a file nobody is bound to is refused.
+            let probe = UnixDatagram::unbound()?.connect(path);
+            replace_stale(path, e, probe, |p| UnixDatagram::bind(p))
         }
         other => other,
+    }
+}
+
+/// After `path` was found in use: when `probe` (a connect to it) was
+/// refused, the socket file was left by a dead server, and is replaced by
+/// `bind`. One that answered belongs to a live server.
+fn replace_stale<T>(
+    path: &Path,
+    in_use: io::Error,
+    probe: io::Result<()>,
+    bind: impl FnOnce(&Path) -> io::Result<T>,
+) -> io::Result<T> {
+    match probe {
+        Ok(()) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "address in use by a running server",
+        )),
+        Err(p) if p.kind() == io::ErrorKind::ConnectionRefused => {
+            // Linux refuses connects to any non-socket too: never delete
+            // what is not a socket.
+            use std::os::unix::fs::FileTypeExt;
+            if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "path exists and is not a socket",
+                ));
+            }
+            std::fs::remove_file(path)?;
+            bind(path)
+        }
+        Err(_) => Err(in_use),
     }
 }
 
@@ -163,28 +178,8 @@ async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     }
     match UnixListener::bind(path) {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            // A socket file nobody answers on was left by a dead server:
-            // replace it. One that answers belongs to a live server.
-            match UnixStream::connect(path).await {
-                Ok(_) => Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "address in use by a running server",
-                )),
-                Err(probe) if probe.kind() == io::ErrorKind::ConnectionRefused => {
-                    // Linux refuses connects to any non-socket too: never
-                    // delete what is not a socket.
-                    use std::os::unix::fs::FileTypeExt;
-                    if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            "path exists and is not a socket",
-                        ));
-                    }
-                    std::fs::remove_file(path)?;
-                    UnixListener::bind(path)
-                }
-                Err(_) => Err(e),
-            }
+            let probe = UnixStream::connect(path).await.map(drop);
+            replace_stale(path, e, probe, |p| UnixListener::bind(p))
         }
         other => other,
     }
