@@ -196,15 +196,24 @@ os.unlink(me)
     assert!(!path.exists());
 }
 
+/// `python3 -c SCRIPT ARGS…` in the background, its stdout on a pipe.
+fn python_child(script: &str, args: &[&str]) -> std::process::Child {
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn unixgram_connect_and_listen_talk_to_python_both_ways() {
     let dir = tempdir();
     let path = dir.path().join("srv.sock");
     // A Python server that answers in capitals, to the client's own path.
-    let mut server = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            r#"
+    let mut server = python_child(
+        r#"
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -213,11 +222,8 @@ while True:
     data, peer = s.recvfrom(65536)
     s.sendto(data.upper(), peer)
 "#,
-        )
-        .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        &[path.to_str().unwrap()],
+    );
     let mut bound = [0u8; 6];
     server
         .stdout
@@ -238,10 +244,8 @@ while True:
     let lpath = dir.path().join("listen.sock");
     let lep = format!("unixgram:{}", lpath.display());
     let mut srv = Server::spawn_piped(&["listen", &lep]);
-    let mut py = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            r#"
+    let mut py = python_child(
+        r#"
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[2])
@@ -249,14 +253,11 @@ s.settimeout(10)
 s.sendto(b"hello listener\n", sys.argv[1])
 print(s.recv(100).decode().strip(), flush=True)
 "#,
-        )
-        .args([
+        &[
             lpath.to_str().unwrap(),
             dir.path().join("py.sock").to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     srv.read_stdout_until(b"hello listener\n");
     srv.write_stdin(b"hello client\n");
     let mut answer = String::new();
