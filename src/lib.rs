@@ -62,6 +62,7 @@ pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod options;
+pub mod page_cache;
 pub mod proxy;
 pub mod proxy_header;
 pub mod reload;

@@ -166,6 +166,7 @@ impl Buffer {
     /// when it has waited long enough, or at the end, and writes it.
     fn write_out(&self) {
         let mut taken = Vec::new();
+        let mut trim = crate::page_cache::Trim::new(std::io::stderr());
         loop {
             let closing = {
                 let st = lock(&self.state);
@@ -181,6 +182,9 @@ impl Buffer {
                 // Whoever reads stderr may be gone: a lost line must not
                 // become a panic.
                 let _ = write_chunks(&mut std::io::stderr(), &taken);
+                if let Some(trim) = &mut trim {
+                    trim.written(std::io::stderr());
+                }
                 let mut st = lock(&self.state);
                 for mut chunk in taken.drain(..) {
                     if st.free.len() < FREE_CHUNKS && chunk.capacity() <= 2 * STAGE_AT {
