@@ -82,6 +82,9 @@ struct Buffer {
     dropped: AtomicU64,
     /// Threads holding lines not yet handed over.
     staging: AtomicUsize,
+    /// Whether anyone waits on `handed`: telling it costs a syscall, and
+    /// a busy server's threads hand over thousands of times a second.
+    awaited: AtomicBool,
 }
 
 #[derive(Default)]
@@ -114,6 +117,17 @@ impl State {
 }
 
 impl Buffer {
+    fn new() -> Buffer {
+        Buffer {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            handed: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            staging: AtomicUsize::new(0),
+            awaited: AtomicBool::new(false),
+        }
+    }
+
     fn append(&self, line: &[u8]) {
         let mut st = lock(&self.state);
         if self.admit(&mut st, line.len(), 1) {
@@ -157,8 +171,11 @@ impl Buffer {
     /// Waits, a bounded time, for every thread to hand its lines over.
     fn wait_for_hand_overs(&self) {
         let st = lock(&self.state);
+        // Both sides in one order (SeqCst): either the last thread to
+        // hand over sees the flag, or this sees that nobody holds lines.
+        self.awaited.store(true, Ordering::SeqCst);
         let _ = self.handed.wait_timeout_while(st, HAND_OVER_WAIT, |_| {
-            self.staging.load(Ordering::Acquire) > 0
+            self.staging.load(Ordering::SeqCst) > 0
         });
     }
 
@@ -286,13 +303,7 @@ pub fn init(verbose: u8, quiet: u8, format: LogFormat) -> Guard {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{}={level}", env!("CARGO_CRATE_NAME"))));
-    let buffer = Arc::new(Buffer {
-        state: Mutex::new(State::default()),
-        wake: Condvar::new(),
-        handed: Condvar::new(),
-        dropped: AtomicU64::new(0),
-        staging: AtomicUsize::new(0),
-    });
+    let buffer = Arc::new(Buffer::new());
     let writer = std::thread::Builder::new()
         .name("sockit-log".into())
         .spawn({
@@ -344,7 +355,9 @@ impl Stage {
         let lines = std::mem::take(&mut self.lines);
         self.lines = buffer.append_stage(lines, self.count);
         self.count = 0;
-        if buffer.staging.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if buffer.staging.fetch_sub(1, Ordering::SeqCst) == 1
+            && buffer.awaited.load(Ordering::SeqCst)
+        {
             // Under the lock, so that a waiter cannot miss it between its
             // check and its wait.
             let _st = lock(&buffer.state);
@@ -635,13 +648,7 @@ mod tests {
 
     #[test]
     fn small_stages_are_copied_and_the_cap_counts_what_it_drops() {
-        let buffer = Buffer {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-            handed: Condvar::new(),
-            dropped: AtomicU64::new(0),
-            staging: AtomicUsize::new(0),
-        };
+        let buffer = Buffer::new();
         // Small hand-overs share one chunk, so a thousand of them cannot
         // hold a thousand chunks' memory.
         for _ in 0..1000 {
