@@ -42,6 +42,7 @@ pub mod bench;
 pub mod chat;
 pub mod classic;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connect;

@@ -417,25 +417,11 @@ impl AccessLine {
 
     /// One request's line, built by hand: `… INFO http: 127.0.0.1:50122
     /// "GET /a.txt" 200 1234 0.412 ms` (as JSON, with `service` and `peer`
-    /// fields as tracing would give them). Call only when INFO is enabled.
-    pub fn write(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-        bytes: Option<u64>,
-        started: Instant,
-    ) {
-        // One clock read serves both the time taken and the stamp.
-        let now = Instant::now();
-        let took = now.saturating_duration_since(started);
+    /// fields as tracing would give them), stamped with the raw clock
+    /// reading `now`. Call only when INFO is enabled.
+    pub fn write(&self, answered: &Answered, now: u64) {
         let Some(buffer) = BUFFER.get() else { return };
-        let answered = Answered {
-            method,
-            path,
-            status,
-            bytes,
-        };
+        let now = crate::clock::instant(now);
         let written = STAGE.try_with(|stage| {
             let Ok(mut stage) = stage.try_borrow_mut() else {
                 return false;
@@ -447,10 +433,10 @@ impl AccessLine {
                 stage.lines.reserve(STAGE_AT + STAGE_AT / 4);
             }
             let since = *stage.since.get_or_insert_with(|| {
-                buffer.staging.fetch_add(1, Ordering::AcqRel);
+                buffer.staging.fetch_add(1, Ordering::SeqCst);
                 now
             });
-            self.build(&mut stage.lines, &mut stage.stamp, &answered, now, took);
+            self.build(&mut stage.lines, &mut stage.stamp, answered, now);
             stage.count += 1;
             if stage.lines.len() >= STAGE_AT || now.saturating_duration_since(since) >= FLUSH_EVERY
             {
@@ -461,24 +447,18 @@ impl AccessLine {
         if !matches!(written, Ok(true)) {
             // A thread on its way out: straight to the shared buffer.
             let (mut line, mut stamp) = (Vec::new(), Stamp::default());
-            self.build(&mut line, &mut stamp, &answered, now, took);
+            self.build(&mut line, &mut stamp, answered, now);
             buffer.append(&line);
         }
     }
 
-    fn build(
-        &self,
-        line: &mut Vec<u8>,
-        stamp: &mut Stamp,
-        answered: &Answered,
-        now: Instant,
-        took: Duration,
-    ) {
+    fn build(&self, line: &mut Vec<u8>, stamp: &mut Stamp, answered: &Answered, now: Instant) {
         let Answered {
             method,
             path,
             status,
             bytes,
+            took,
         } = *answered;
         let (mut num, mut ms) = (itoa::Buffer::new(), itoa::Buffer::new());
         // In u64: a Duration's own `as_micros` works in u128.
@@ -524,12 +504,18 @@ impl AccessLine {
     }
 }
 
-/// What a request line says of its answer.
-struct Answered<'a> {
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes: Option<u64>,
+/// What a request line says of a request and its answer.
+pub struct Answered<'a> {
+    /// As the request spelled it.
+    pub method: &'a str,
+    /// The request target's path, without its query.
+    pub path: &'a str,
+    /// The answer's status code.
+    pub status: u16,
+    /// The answer body's length, where known.
+    pub bytes: Option<u64>,
+    /// From the request's head to the answer's.
+    pub took: Duration,
 }
 
 /// Escapes `line[from..]` for a JSON string, in place.

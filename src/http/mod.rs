@@ -188,9 +188,9 @@ pub async fn run(cfg: Arc<Config>, listener: Listener, shutdown: Shutdown) -> io
         Some(dir) => Content::Files(Arc::new(files::Root::new(dir, cfg.hidden, cfg.upload)?)),
         None => Content::Hello(Bytes::from(cfg.body.clone())),
     };
-    // The request clock calibrates itself on first use, for about a
-    // millisecond: here rather than in the first request.
-    let _ = quanta::Instant::now();
+    if tracing::enabled!(Level::INFO) || crate::metrics::on().is_some() {
+        crate::clock::warm_up();
+    }
     let opts = AcceptOptions::new("http", cfg.max_conns, Level::DEBUG);
     let stop = shutdown.clone();
     accept::serve(listener, shutdown, opts, move |stream, peer| {
@@ -323,8 +323,7 @@ struct PerConn {
 
 /// Answers one request and logs it.
 async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
-    // The TSC, not the OS clock: two reads a request, at a third of the cost.
-    let started = (conn.access || conn.metrics.is_some()).then(quanta::Instant::now);
+    let started = (conn.access || conn.metrics.is_some()).then(crate::clock::tick);
     if conn.headers {
         for (name, value) in req.headers() {
             tracing::debug!(
@@ -357,13 +356,7 @@ async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
 }
 
 /// Logs and counts an answered request.
-fn finished(
-    conn: &PerConn,
-    method: &Method,
-    path: &str,
-    resp: &Response<Body>,
-    started: quanta::Instant,
-) {
+fn finished(conn: &PerConn, method: &Method, path: &str, resp: &Response<Body>, started: u64) {
     // The body's own size when it knows it: looking up Content-Length
     // costs more. A HEAD answer's empty body falls back to the header.
     let bytes = match hyper::body::Body::size_hint(resp.body()).exact() {
@@ -376,12 +369,22 @@ fn finished(
             .or(hint),
     };
     let status = resp.status().as_u16();
+    // One clock read serves the time taken, the line's stamp and the
+    // metric.
+    let now = crate::clock::tick();
+    let took = crate::clock::between(started, now);
     if conn.access {
-        conn.line
-            .write(method.as_str(), path, status, bytes, started);
+        let answered = crate::logging::Answered {
+            method: method.as_str(),
+            path,
+            status,
+            bytes,
+            took,
+        };
+        conn.line.write(&answered, now);
     }
     if let Some(m) = conn.metrics {
-        m.http_request("http", status, bytes.unwrap_or(0), started.elapsed());
+        m.http_request("http", status, bytes.unwrap_or(0), took);
     }
 }
 
