@@ -61,6 +61,7 @@ where
     Fut: Future<Output = io::Result<()>> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(opts.max_conns));
+    let conns = metrics::Conns::new(opts.service);
     let handler = Arc::new(handler);
     let mut backoff = BACKOFF_START;
     loop {
@@ -96,7 +97,7 @@ where
         let level = opts.level;
         let handler = handler.clone();
         let tls = opts.tls.clone();
-        let (service, open) = (opts.service, metrics::Open::new(opts.service));
+        let (service, open) = (opts.service, conns.open());
         // The handler's future is created inside the task so it is stored
         // once, not also as a capture (see `Shutdown::spawn`).
         shutdown.spawn(move || {

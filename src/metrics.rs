@@ -226,21 +226,32 @@ impl Metrics {
     }
 }
 
-/// A connection being served, counted open until dropped.
-pub struct Open(Option<Gauge>);
+/// A service's connection counters, looked up once for its accept loop
+/// rather than once per connection.
+pub struct Conns(Option<(Counter, Gauge)>);
 
-impl Open {
-    /// Counts a connection accepted by `service` and open from now.
-    pub fn new(service: &'static str) -> Open {
-        Open(on().map(|m| {
+impl Conns {
+    /// `service`'s counters, or none without `--metrics`.
+    pub fn new(service: &'static str) -> Conns {
+        Conns(on().map(|m| {
             let label = ServiceLabel { service };
-            m.accepted.get_or_create(&label).inc();
-            let open = m.open.get_or_create(&label).clone();
+            let accepted = m.accepted.get_or_create(&label).clone();
+            (accepted, m.open.get_or_create(&label).clone())
+        }))
+    }
+
+    /// Counts a connection accepted and open until the guard drops.
+    pub fn open(&self) -> Open {
+        Open(self.0.as_ref().map(|(accepted, open)| {
+            accepted.inc();
             open.inc();
-            open
+            open.clone()
         }))
     }
 }
+
+/// A connection being served, counted open until dropped.
+pub struct Open(Option<Gauge>);
 
 impl Drop for Open {
     fn drop(&mut self) {
