@@ -133,13 +133,14 @@ pub struct Config {
 
 /// Runs the server on a bound socket.
 pub async fn run(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Result<()> {
-    match bound {
-        Bound::Datagram(sock) => run_udp(&cfg, Datagram::Udp(sock), &shutdown).await,
-        Bound::UnixDatagram(sock, file) => {
-            run_udp(&cfg, Datagram::Unix(sock, Some(file)), &shutdown).await
-        }
-        Bound::Stream(listener) if cfg.keep_open => run_many(&cfg, listener, shutdown).await,
-        Bound::Stream(listener) => run_one(&cfg, listener, &shutdown).await,
+    let listener = match bound.into_datagram() {
+        Ok(sock) => return run_udp(&cfg, sock, &shutdown).await,
+        Err(stream) => stream.into_stream("listen")?,
+    };
+    if cfg.keep_open {
+        run_many(&cfg, listener, shutdown).await
+    } else {
+        run_one(&cfg, listener, &shutdown).await
     }
 }
 

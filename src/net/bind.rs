@@ -41,7 +41,7 @@ impl Bound {
     pub fn into_datagram(self) -> Result<super::Datagram, Bound> {
         match self {
             Bound::Datagram(s) => Ok(super::Datagram::Udp(s)),
-            Bound::UnixDatagram(s, guard) => Ok(super::Datagram::Unix(s, Some(guard))),
+            Bound::UnixDatagram(s, guard) => Ok(super::Datagram::Unix(s, guard)),
             other => Err(other),
         }
     }

@@ -244,6 +244,6 @@ pub fn connect_unix_datagram(path: &std::path::Path) -> io::Result<super::Datagr
     sock.set_nonblocking(true)?;
     Ok(super::Datagram::Unix(
         tokio::net::UnixDatagram::from_std(sock)?,
-        Some(guard),
+        guard,
     ))
 }

@@ -17,7 +17,7 @@ pub enum Datagram {
     /// UDP.
     Udp(UdpSocket),
     /// A Unix datagram socket, and the file it is bound to.
-    Unix(UnixDatagram, Option<UnixPathGuard>),
+    Unix(UnixDatagram, UnixPathGuard),
 }
 
 /// Who sent a datagram. A Unix peer that bound no path (or an abstract
