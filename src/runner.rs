@@ -191,6 +191,15 @@ pub struct Binding {
 /// Binds every endpoint of every service, failing before anything starts if
 /// one cannot be bound.
 pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Result<Vec<Binding>> {
+    if let Some(service) = services.iter().find(|s| {
+        !s.unix_datagrams
+            && s.endpoints
+                .iter()
+                .chain(s.extra.iter().map(|e| &e.endpoint))
+                .any(|ep| ep.transport() == Transport::UnixDatagram)
+    }) {
+        return Err(net::no_unix_datagrams(service.name).into());
+    }
     let mut out = Vec::new();
     for (i, service) in services.iter().enumerate() {
         let tls = service.tls.is_some();
@@ -203,9 +212,6 @@ pub async fn bind_all(services: &[Service], announce: Announce) -> anyhow::Resul
             .iter()
             .map(|e| (&e.endpoint, Some(e.scheme), &e.start));
         for (ep, scheme, start) in main.chain(extra) {
-            if ep.transport() == Transport::UnixDatagram && !service.unix_datagrams {
-                return Err(net::no_unix_datagrams(service.name).into());
-            }
             let bound = net::bind(ep).await.with_context(|| match announce {
                 // A subcommand names one service already.
                 Announce::Lines => format!("bind {ep}"),
