@@ -231,19 +231,24 @@ pub(crate) async fn with_timeout<T>(
 /// of its own, removed when it goes away, so that replies can come back:
 /// what `nc -uU` does.
 pub fn connect_unix_datagram(path: &std::path::Path) -> io::Result<super::Datagram> {
-    use std::os::unix::net::UnixDatagram as StdDatagram;
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let own = std::env::temp_dir().join(format!("sockit.{}.{n}.sock", std::process::id()));
-    let sock = StdDatagram::bind(&own)?;
+    // A file left by a killed process of the same pid is replaced, as a
+    // server's would be.
+    let sock = super::bind::bind_unix_datagram(&own)?;
     let guard = super::UnixPathGuard(own);
     match super::bind::abstract_name(path) {
-        Some(name) => sock.connect_addr(&super::bind::abstract_addr(name)?)?,
-        None => sock.connect(path)?,
+        Some(name) => {
+            let std = sock.into_std()?;
+            std.connect_addr(&super::bind::abstract_addr(name)?)?;
+            std.set_nonblocking(true)?;
+            let sock = tokio::net::UnixDatagram::from_std(std)?;
+            Ok(super::Datagram::Unix(sock, guard))
+        }
+        None => {
+            sock.connect(path)?;
+            Ok(super::Datagram::Unix(sock, guard))
+        }
     }
-    sock.set_nonblocking(true)?;
-    Ok(super::Datagram::Unix(
-        tokio::net::UnixDatagram::from_std(sock)?,
-        guard,
-    ))
 }
