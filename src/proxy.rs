@@ -173,8 +173,11 @@ impl Proxy {
             };
             // A proxy that takes the connection and then says nothing must
             // not hold the client for good when no timeout bounds the whole.
-            let limit = dial.timeout.unwrap_or(crate::socks::HANDSHAKE_TIMEOUT);
-            net::with_timeout(Some(limit), handshake)
+            let limit = dial
+                .timeout
+                .is_none()
+                .then_some(crate::socks::HANDSHAKE_TIMEOUT);
+            net::with_timeout(limit, handshake)
                 .await
                 .map_err(|e| context(e, format!("proxy {} handshake", self.server.authority())))?;
             Ok(stream)
