@@ -428,16 +428,13 @@ impl FromStr for Endpoint {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         if let Some(path) = input.strip_prefix("unixgram:") {
-            return match parse_unix(path, input)? {
-                Endpoint::Unix(path) => Ok(Endpoint::UnixDatagram(path)),
-                other => Ok(other),
-            };
+            return unix_path(path, input).map(Endpoint::UnixDatagram);
         }
         if let Some(path) = input
             .strip_prefix("unix://")
             .or_else(|| input.strip_prefix("unix:"))
         {
-            return parse_unix(path, input);
+            return unix_path(path, input).map(Endpoint::Unix);
         }
         let (udp, tls, scheme, rest) = match input.split_once("://") {
             Some(("tcp", rest)) => (false, false, true, rest),
@@ -506,7 +503,7 @@ fn parse_websocket(rest: &str, tls: bool, input: &str) -> Result<Endpoint, Endpo
     })
 }
 
-fn parse_unix(path: &str, input: &str) -> Result<Endpoint, EndpointError> {
+fn unix_path(path: &str, input: &str) -> Result<PathBuf, EndpointError> {
     if path.is_empty() {
         return Err(EndpointError::EmptyPath(input.to_string()));
     }
@@ -516,7 +513,7 @@ fn parse_unix(path: &str, input: &str) -> Result<Endpoint, EndpointError> {
             len: path.len(),
         });
     }
-    Ok(Endpoint::Unix(PathBuf::from(path)))
+    Ok(PathBuf::from(path))
 }
 
 fn split_host_port(rest: &str, input: &str) -> Result<(String, u16), EndpointError> {
