@@ -208,21 +208,46 @@ impl Metrics {
         }
     }
 
-    /// An answered HTTP request: its status, body bytes and time taken.
-    pub fn http_request(&self, service: &'static str, code: u16, sent: u64, took: Duration) {
-        let label = ServiceLabel { service };
-        self.requests.get_or_create(&Status { service, code }).inc();
-        self.bytes_out.get_or_create(&label).inc_by(sent);
-        self.request_seconds
-            .get_or_create(&label)
-            .observe(took.as_secs_f64());
-    }
-
     fn text(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The HTTP server's request counters. Those by service alone are looked
+/// up once; only the status needs a lookup per request.
+pub struct HttpCounters {
+    metrics: &'static Metrics,
+    bytes_out: Counter,
+    seconds: Histogram,
+}
+
+/// The HTTP server's counters, or none without `--metrics`.
+pub fn http() -> Option<&'static HttpCounters> {
+    static HTTP: OnceLock<HttpCounters> = OnceLock::new();
+    let metrics = on()?;
+    Some(HTTP.get_or_init(|| {
+        let label = ServiceLabel { service: "http" };
+        HttpCounters {
+            metrics,
+            bytes_out: metrics.bytes_out.get_or_create(&label).clone(),
+            seconds: metrics.request_seconds.get_or_create(&label).clone(),
+        }
+    }))
+}
+
+impl HttpCounters {
+    /// An answered request: its status, body bytes and time taken.
+    pub fn answered(&self, code: u16, sent: u64, took: Duration) {
+        let status = Status {
+            service: "http",
+            code,
+        };
+        self.metrics.requests.get_or_create(&status).inc();
+        self.bytes_out.inc_by(sent);
+        self.seconds.observe(took.as_secs_f64());
     }
 }
 

@@ -257,7 +257,7 @@ where
         peer,
         access: tracing::enabled!(Level::INFO),
         headers: tracing::enabled!(Level::DEBUG),
-        metrics: crate::metrics::on(),
+        metrics: crate::metrics::http(),
     });
     let service = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
@@ -318,7 +318,7 @@ struct PerConn {
     /// Whether request headers are logged (`-v`).
     headers: bool,
     /// Where requests are counted, with `--metrics`.
-    metrics: Option<&'static crate::metrics::Metrics>,
+    metrics: Option<&'static crate::metrics::HttpCounters>,
 }
 
 /// Answers one request and logs it.
@@ -384,7 +384,7 @@ fn finished(conn: &PerConn, method: &Method, path: &str, resp: &Response<Body>, 
         conn.line.write(&answered, now);
     }
     if let Some(m) = conn.metrics {
-        m.http_request("http", status, bytes.unwrap_or(0), took);
+        m.answered(status, bytes.unwrap_or(0), took);
     }
 }
 
