@@ -370,7 +370,7 @@ async fn run_udp(cfg: &Config, sock: Datagram, shutdown: &Shutdown) -> io::Resul
                     let mut payload = line.to_vec();
                     payload.extend_from_slice(if cfg.stdio.crlf { b"\r\n" } else { b"\n" });
                     if let Err(err) = sock.send_to(&payload, peer).await {
-                        tracing::warn!(%err, %peer, "udp send failed");
+                        tracing::warn!(%err, %peer, "datagram send failed");
                     }
                 }
                 _ => stdin_open = false,

@@ -240,34 +240,36 @@ while True:
     server.wait().unwrap();
 
     // listen: prints what a peer sends, and answers the last peer with
-    // its stdin.
-    let lpath = dir.path().join("listen.sock");
-    let lep = format!("unixgram:{}", lpath.display());
-    let mut srv = Server::spawn_piped(&["listen", &lep]);
-    let mut py = python_child(
-        r#"
+    // its stdin, whether the peer bound a path or an abstract name.
+    let own_path = dir.path().join("py.sock");
+    let own_name = format!("@sockit-test-{}", std::process::id());
+    for own in [own_path.to_str().unwrap(), &own_name] {
+        let lpath = dir.path().join("listen.sock");
+        let lep = format!("unixgram:{}", lpath.display());
+        let mut srv = Server::spawn_piped(&["listen", &lep]);
+        let mut py = python_child(
+            r#"
 import socket, sys
+own = sys.argv[2]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[2])
+s.bind("\0" + own[1:] if own.startswith("@") else own)
 s.settimeout(10)
 s.sendto(b"hello listener\n", sys.argv[1])
 print(s.recv(100).decode().strip(), flush=True)
 "#,
-        &[
-            lpath.to_str().unwrap(),
-            dir.path().join("py.sock").to_str().unwrap(),
-        ],
-    );
-    srv.read_stdout_until(b"hello listener\n");
-    srv.write_stdin(b"hello client\n");
-    let mut answer = String::new();
-    py.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut answer)
-        .unwrap();
-    assert!(py.wait().unwrap().success());
-    assert_eq!(answer.trim(), "hello client");
+            &[lpath.to_str().unwrap(), own],
+        );
+        srv.read_stdout_until(b"hello listener\n");
+        srv.write_stdin(b"hello client\n");
+        let mut answer = String::new();
+        py.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut answer)
+            .unwrap();
+        assert!(py.wait().unwrap().success(), "{own}");
+        assert_eq!(answer.trim(), "hello client", "{own}");
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use tokio::net::{UdpSocket, UnixDatagram};
@@ -20,13 +21,14 @@ pub enum Datagram {
     Unix(UnixDatagram, UnixPathGuard),
 }
 
-/// Who sent a datagram. A Unix peer that bound no path (or an abstract
-/// name) cannot be answered: there is nowhere to send to.
+/// Who sent a datagram. A Unix peer that bound no name cannot be
+/// answered: there is nowhere to send to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatagramPeer {
     /// A UDP peer.
     Inet(SocketAddr),
-    /// A Unix peer, by the path it is bound to, if any.
+    /// A Unix peer, by the path it is bound to or its abstract name
+    /// spelled `@name`, if it has either.
     Unix(Option<PathBuf>),
 }
 
@@ -50,7 +52,13 @@ impl Datagram {
             }
             Datagram::Unix(s, _) => {
                 let (n, from) = s.recv_from(buf).await?;
-                Ok((n, DatagramPeer::Unix(from.as_pathname().map(Into::into))))
+                // An abstract name as endpoints spell it: `@name`.
+                let name = from.as_pathname().map(Into::into).or_else(|| {
+                    let name = from.as_abstract_name()?;
+                    let spelled = [b"@", name].concat();
+                    Some(PathBuf::from(std::ffi::OsString::from_vec(spelled)))
+                });
+                Ok((n, DatagramPeer::Unix(name)))
             }
         }
     }
@@ -59,7 +67,20 @@ impl Datagram {
     pub async fn send_to(&self, buf: &[u8], peer: &DatagramPeer) -> io::Result<usize> {
         match (self, peer) {
             (Datagram::Udp(s), DatagramPeer::Inet(to)) => s.send_to(buf, to).await,
-            (Datagram::Unix(s, _), DatagramPeer::Unix(Some(to))) => s.send_to(buf, to).await,
+            (Datagram::Unix(s, _), DatagramPeer::Unix(Some(to))) => {
+                match super::bind::abstract_name(to) {
+                    // tokio sends to paths only; socket2 takes a path
+                    // that starts with NUL for an abstract address.
+                    Some(name) => {
+                        let raw = std::ffi::OsString::from_vec([b"\0", name].concat());
+                        let to = socket2::SockAddr::unix(raw)?;
+                        let sock = socket2::SockRef::from(s);
+                        s.async_io(tokio::io::Interest::WRITABLE, || sock.send_to(buf, &to))
+                            .await
+                    }
+                    None => s.send_to(buf, to).await,
+                }
+            }
             _ => Err(io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
                 format!("{peer} cannot be answered: it is bound to no path"),
