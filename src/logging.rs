@@ -8,7 +8,8 @@
 //! write for hundreds of lines. The buffer is bounded: when stderr cannot
 //! keep up, lines are dropped and counted rather than slowing the server,
 //! and the count is reported at exit. Nothing buffered is lost on a clean
-//! exit.
+//! exit. When stderr is a file, what lies well behind its end is dropped
+//! from the page cache ([`crate::page_cache`]).
 //!
 //! HTTP's per-request line is the one line a busy server writes per
 //! request, so [`AccessLine`] builds it without tracing's formatting
