@@ -211,33 +211,40 @@ fn python_child(script: &str, args: &[&str]) -> std::process::Child {
 fn unixgram_connect_and_listen_talk_to_python_both_ways() {
     let dir = tempdir();
     let path = dir.path().join("srv.sock");
-    // A Python server that answers in capitals, to the client's own path.
-    let mut server = python_child(
-        r#"
+    let name = format!("@sockit-srv-{}", std::process::id());
+    // A Python server that answers in capitals, to the client's own path,
+    // bound to a path and then to an abstract name.
+    for at in [path.to_str().unwrap(), &name] {
+        let mut server = python_child(
+            r#"
 import socket, sys
+at = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+s.bind("\0" + at[1:] if at.startswith("@") else at)
 print("bound", flush=True)
 while True:
     data, peer = s.recvfrom(65536)
     s.sendto(data.upper(), peer)
 "#,
-        &[path.to_str().unwrap()],
-    );
-    let mut bound = [0u8; 6];
-    server
-        .stdout
-        .take()
-        .unwrap()
-        .read_exact(&mut bound)
-        .unwrap();
-    assert_eq!(&bound, b"bound\n");
-    let ep = format!("unixgram:{}", path.display());
-    let out = sockit_run(&["connect", &ep], b"one\ntwo\n");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(out.stdout, b"ONE\nTWO\n");
-    server.kill().unwrap();
-    server.wait().unwrap();
+            &[at],
+        );
+        let mut bound = [0u8; 6];
+        server
+            .stdout
+            .take()
+            .unwrap()
+            .read_exact(&mut bound)
+            .unwrap();
+        assert_eq!(&bound, b"bound\n");
+        let ep = format!("unixgram:{at}");
+        let out = sockit_run(&["connect", &ep], b"one\ntwo\n");
+        // Before asserting: a server left running would hold the test's
+        // output open.
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert!(out.status.success(), "{at}: {}", stderr_of(&out));
+        assert_eq!(out.stdout, b"ONE\nTWO\n", "{at}");
+    }
 
     // listen: prints what a peer sends, and answers the last peer with
     // its stdin, whether the peer bound a path or an abstract name.

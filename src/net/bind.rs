@@ -121,6 +121,14 @@ pub(crate) fn abstract_addr(name: &[u8]) -> io::Result<std::os::unix::net::Socke
     }
 }
 
+/// The address of an abstract socket for calls tokio does not offer on
+/// its own sockets (through `socket2::SockRef`): socket2 takes a path that
+/// starts with NUL for one.
+pub(crate) fn abstract_sockaddr(name: &[u8]) -> io::Result<socket2::SockAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&[b"\0", name].concat()))
+}
+
 /// A Unix datagram socket at `path`. A stale file is replaced only when
 /// nothing is bound to it: sending to it is refused.
 pub(crate) fn bind_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {

@@ -240,15 +240,9 @@ pub fn connect_unix_datagram(path: &std::path::Path) -> io::Result<super::Datagr
     let guard = super::UnixPathGuard(own);
     match super::bind::abstract_name(path) {
         Some(name) => {
-            let std = sock.into_std()?;
-            std.connect_addr(&super::bind::abstract_addr(name)?)?;
-            std.set_nonblocking(true)?;
-            let sock = tokio::net::UnixDatagram::from_std(std)?;
-            Ok(super::Datagram::Unix(sock, guard))
+            socket2::SockRef::from(&sock).connect(&super::bind::abstract_sockaddr(name)?)?;
         }
-        None => {
-            sock.connect(path)?;
-            Ok(super::Datagram::Unix(sock, guard))
-        }
+        None => sock.connect(path)?,
     }
+    Ok(super::Datagram::Unix(sock, guard))
 }

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use tokio::net::{UdpSocket, UnixDatagram};
@@ -27,9 +26,10 @@ pub enum Datagram {
 pub enum DatagramPeer {
     /// A UDP peer.
     Inet(SocketAddr),
-    /// A Unix peer, by the path it is bound to or its abstract name
-    /// spelled `@name`, if it has either.
+    /// A Unix peer, by the path it is bound to, if any.
     Unix(Option<PathBuf>),
+    /// A Unix peer bound to an abstract name (Linux).
+    Abstract(Vec<u8>),
 }
 
 impl fmt::Display for DatagramPeer {
@@ -38,6 +38,9 @@ impl fmt::Display for DatagramPeer {
             DatagramPeer::Inet(a) => write!(f, "{a}"),
             DatagramPeer::Unix(Some(p)) => write!(f, "unixgram:{}", p.display()),
             DatagramPeer::Unix(None) => f.write_str("an unnamed unixgram socket"),
+            DatagramPeer::Abstract(name) => {
+                write!(f, "unixgram:@{}", String::from_utf8_lossy(name))
+            }
         }
     }
 }
@@ -52,13 +55,11 @@ impl Datagram {
             }
             Datagram::Unix(s, _) => {
                 let (n, from) = s.recv_from(buf).await?;
-                // An abstract name as endpoints spell it: `@name`.
-                let name = from.as_pathname().map(Into::into).or_else(|| {
-                    let name = from.as_abstract_name()?;
-                    let spelled = [b"@", name].concat();
-                    Some(PathBuf::from(std::ffi::OsString::from_vec(spelled)))
-                });
-                Ok((n, DatagramPeer::Unix(name)))
+                let peer = match from.as_abstract_name() {
+                    Some(name) => DatagramPeer::Abstract(name.to_vec()),
+                    None => DatagramPeer::Unix(from.as_pathname().map(Into::into)),
+                };
+                Ok((n, peer))
             }
         }
     }
@@ -67,19 +68,13 @@ impl Datagram {
     pub async fn send_to(&self, buf: &[u8], peer: &DatagramPeer) -> io::Result<usize> {
         match (self, peer) {
             (Datagram::Udp(s), DatagramPeer::Inet(to)) => s.send_to(buf, to).await,
-            (Datagram::Unix(s, _), DatagramPeer::Unix(Some(to))) => {
-                match super::bind::abstract_name(to) {
-                    // tokio sends to paths only; socket2 takes a path
-                    // that starts with NUL for an abstract address.
-                    Some(name) => {
-                        let raw = std::ffi::OsString::from_vec([b"\0", name].concat());
-                        let to = socket2::SockAddr::unix(raw)?;
-                        let sock = socket2::SockRef::from(s);
-                        s.async_io(tokio::io::Interest::WRITABLE, || sock.send_to(buf, &to))
-                            .await
-                    }
-                    None => s.send_to(buf, to).await,
-                }
+            (Datagram::Unix(s, _), DatagramPeer::Unix(Some(to))) => s.send_to(buf, to).await,
+            // tokio sends to paths only.
+            (Datagram::Unix(s, _), DatagramPeer::Abstract(name)) => {
+                let to = super::bind::abstract_sockaddr(name)?;
+                let sock = socket2::SockRef::from(s);
+                s.async_io(tokio::io::Interest::WRITABLE, || sock.send_to(buf, &to))
+                    .await
             }
             _ => Err(io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
