@@ -22,9 +22,10 @@ const KEEP: u64 = 8 << 20;
 /// kernel is asked once per few megabytes, not once per write.
 const STEP: u64 = 2 << 20;
 
-/// Where a regular file's cached window begins.
+/// A regular file's trimming state.
 pub struct Trim {
-    /// Everything before this has been advised away already.
+    /// Where the last advice ended: everything before it was advised
+    /// away.
     from: u64,
 }
 
@@ -52,10 +53,7 @@ impl Trim {
             self.from = 0;
         }
         let until = end.saturating_sub(KEEP);
-        let Some(len) = NonZeroU64::new(until.saturating_sub(self.from)) else {
-            return;
-        };
-        if len.get() < STEP {
+        if until < self.from + STEP {
             return;
         }
         // From the start, not from where the last call ended: pages that
