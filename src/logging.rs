@@ -515,7 +515,7 @@ pub struct Answered<'a> {
     pub status: u16,
     /// The answer body's length, where known.
     pub bytes: Option<u64>,
-    /// From the request's head to the answer's.
+    /// From the read that brought the request to its answer's head.
     pub took: Duration,
 }
 

@@ -29,9 +29,9 @@ print(seen)
     assert_eq!(got.trim(), count.to_string());
 }
 
-/// Starts `http serve` at the default log level with stderr on a pipe the
-/// test reads only when it chooses to.
-fn http_server() -> (std::process::Child, u16, std::process::ChildStderr) {
+/// Starts `http serve` (with `args`, say a root) at the default log level
+/// with stderr on a pipe the test reads only when it chooses to.
+fn http_server(args: &[&str]) -> (std::process::Child, u16, std::process::ChildStderr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,7 +39,9 @@ fn http_server() -> (std::process::Child, u16, std::process::ChildStderr) {
         .port();
     // The port was free a moment ago; the server binds it at once.
     let mut child = sockit()
-        .args(["http", "serve", "-l", &format!("127.0.0.1:{port}")])
+        .args(["http", "serve"])
+        .args(args)
+        .args(["-l", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -67,7 +69,7 @@ fn stop(child: &mut std::process::Child) {
 
 #[test]
 fn no_line_is_lost_on_a_clean_exit() {
-    let (mut child, port, stderr) = http_server();
+    let (mut child, port, stderr) = http_server(&[]);
     let reader = std::thread::spawn(move || read_all(stderr));
     requests(port, 3000);
     stop(&mut child);
@@ -84,7 +86,7 @@ fn no_line_is_lost_on_a_clean_exit() {
 
 #[test]
 fn a_stalled_stderr_costs_lines_not_requests() {
-    let (mut child, port, stderr) = http_server();
+    let (mut child, port, stderr) = http_server(&[]);
     // Nobody reads stderr: its pipe fills, then the queue, and the server
     // must keep answering at full speed, dropping what it cannot log.
     let total = 60_000;
@@ -115,8 +117,53 @@ fn a_stalled_stderr_costs_lines_not_requests() {
 }
 
 #[test]
+fn a_pipelined_requests_time_counts_from_its_arrival() {
+    let root = crate::support::tempdir();
+    std::fs::write(root.path().join("big"), vec![b'x'; 32 << 20]).unwrap();
+    std::fs::write(root.path().join("small"), b"small").unwrap();
+    let dir = root.path().to_str().unwrap();
+    let (mut child, port, stderr) = http_server(&[dir]);
+    let lines = crate::support::lines_of(stderr);
+    // Both requests come in one read. The client takes its time over the
+    // first answer, which is more than the sockets hold, so the second
+    // waits that long behind it, and its line says so.
+    python(
+        r#"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+time.sleep(0.5)
+while s.recv(1 << 20):
+    pass
+"#,
+        &[&port.to_string()],
+    );
+    let took = |path: &str| -> f64 {
+        let line = loop {
+            let line = lines.recv_timeout(STEP).expect("a request line");
+            if line.contains(&format!("\"GET {path}\" 200")) {
+                break line;
+            }
+        };
+        let ms = line.strip_suffix(" ms").expect(&line);
+        ms[ms.rfind(' ').unwrap() + 1..].parse().expect(&line)
+    };
+    let (big, small) = (took("/big"), took("/small"));
+    assert!(
+        big < 400.0,
+        "the first answer was ready at once, yet took {big} ms"
+    );
+    assert!(
+        small >= 400.0,
+        "the second waited 0.5 s, yet took {small} ms"
+    );
+    stop(&mut child);
+    assert!(wait_child(&mut child).success());
+}
+
+#[test]
 fn a_quiet_servers_line_is_out_within_a_second() {
-    let (mut child, port, stderr) = http_server();
+    let (mut child, port, stderr) = http_server(&[]);
     let lines = crate::support::lines_of(stderr);
     let started = std::time::Instant::now();
     requests(port, 1);

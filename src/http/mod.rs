@@ -3,6 +3,7 @@
 //! with the client, method, path, status, bytes and time. `get` is the
 //! page fetcher.
 
+mod arrival;
 pub mod files;
 pub mod get;
 mod linger;
@@ -237,7 +238,9 @@ async fn serve_io<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let stream = linger::Linger::new(stream);
+    let (access, metrics) = (tracing::enabled!(Level::INFO), crate::metrics::http());
+    let arrived = (access || metrics.is_some()).then(|| Arc::new(arrival::Arrived::default()));
+    let stream = linger::Linger::new(arrival::Arrival::new(stream, arrived.clone()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -255,9 +258,10 @@ where
         content,
         line: crate::logging::AccessLine::new(&peer),
         peer,
-        access: tracing::enabled!(Level::INFO),
+        access,
+        arrived,
         headers: tracing::enabled!(Level::DEBUG),
-        metrics: crate::metrics::http(),
+        metrics,
     });
     let service = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
@@ -315,6 +319,8 @@ struct PerConn {
     line: crate::logging::AccessLine,
     /// Whether each request gets a log line (not with `-q`).
     access: bool,
+    /// When its requests' bytes came, if they are logged or counted.
+    arrived: Option<Arc<arrival::Arrived>>,
     /// Whether request headers are logged (`-v`).
     headers: bool,
     /// Where requests are counted, with `--metrics`.
@@ -323,7 +329,7 @@ struct PerConn {
 
 /// Answers one request and logs it.
 async fn respond(req: Request<Incoming>, conn: &PerConn) -> Response<Body> {
-    let started = (conn.access || conn.metrics.is_some()).then(crate::clock::tick);
+    let started = conn.arrived.as_ref().map(|a| a.tick());
     if conn.headers {
         for (name, value) in req.headers() {
             tracing::debug!(
