@@ -10,7 +10,8 @@
 # per-request lines going to a file, against the same server with -q;
 # "sockit-to-null" sends the same lines to /dev/null, which leaves out the
 # kernel's cost of storing them.
-# Each row also shows how busy the server's and the load's cores were.
+# Each row also shows how busy the server's and the load's cores were, and
+# a last table what the logged rows' writer thread cost.
 #   bench/http.sh [ROUNDS] [SECONDS] [DOWNLOADS]
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-3}
@@ -84,6 +85,16 @@ print(f"{rate}\t{p99}\t{errs.group(1) if errs else 0}")'
 
 rss_kb() { awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status"; }
 
+# The log writer thread's CPU ticks so far (user + system).
+writer_ticks() {
+    local t
+    for t in /proc/"$SERVER_PID"/task/*; do
+        [[ $(cat "$t/comm") == sockit-log ]] && awk '{print $14 + $15}' "$t/stat"
+    done
+}
+
+log_size() { stat -c %s "${SERVER_LOG:-/tmp/sockit-bench-server.log}"; }
+
 hello_case() { # hello_case NAME [pipeline]
     local name=$1 mode=${2:-plain} port extra=()
     port=$(free_port)
@@ -92,10 +103,15 @@ hello_case() { # hello_case NAME [pipeline]
     # A second of warm-up, unmeasured, so that connection set-up and a
     # fresh process's first page faults stay out of the percentiles.
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "${extra[@]}" "http://127.0.0.1:$port/" >/dev/null
-    local line before cpu
+    local line before cpu ticks0 size0 ticks1 size1
     before=$(cpu_ticks)
+    [[ $name == sockit-logged ]] && ticks0=$(writer_ticks) && size0=$(log_size)
     line=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${SECS}s" --latency "${extra[@]}" "http://127.0.0.1:$port/" | wrk_json)
     cpu=$(busy "$before" "$(cpu_ticks)")
+    if [[ $name == sockit-logged ]]; then
+        ticks1=$(writer_ticks) size1=$(log_size)
+        printf '%s\t%s\t%s\t%s\n' "$mode" "$(cut -f1 <<<"$line")" "$((ticks1 - ticks0))" "$((size1 - size0))" >>"$WORK/writer"
+    fi
     local rss=0
     [[ $name == sockit ]] && rss=$(rss_kb)
     stop_server
@@ -151,4 +167,23 @@ for case, servers in rows.items():
         rss_s = f"{rss / 1024:.1f} MiB" if rss else "-"
         cpu = "-" if static else f"{statistics.median(v[4] for v in vs):.0f}%/{statistics.median(v[5] for v in vs):.0f}%"
         print(f"{n:<14}{len(vs):>5}{rate:>16.1f}{p99:>9}{sum(v[2] for v in vs):>8}{rss_s:>10}{cpu:>14}{med['sockit'] / med[n]:>14.2f}x")
+PY
+
+# Where the file-logged rows' time goes: the log writer thread's share of
+# the server core, which is almost all the kernel storing the lines, and
+# what that costs per megabyte written and per request.
+python3 - "$WORK/writer" "$SECS" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
+secs, hz = float(sys.argv[2]), float(sys.argv[3])
+rows = {}
+for line in open(sys.argv[1]):
+    mode, rate, ticks, size = line.split()
+    rows.setdefault(mode, []).append((float(rate), int(ticks) / hz, int(size)))
+print("\n## sockit-logged: the log writer thread (to a file)")
+print(f"{'hello':<10}{'share of core':>15}{'log MB/s':>10}{'ms per MB':>11}{'bytes/line':>12}{'ns/request':>12}")
+for mode, v in rows.items():
+    med = lambda f: statistics.median(f(r) for r in v)
+    print(f"{mode:<10}{med(lambda r: 100 * r[1] / secs):>14.1f}%{med(lambda r: r[2] / secs / 1e6):>10.1f}"
+          f"{med(lambda r: 1e3 * r[1] / max(1, r[2] / 1e6)):>11.2f}{med(lambda r: r[2] / (r[0] * secs)):>12.0f}"
+          f"{med(lambda r: 1e9 * r[1] / (r[0] * secs)):>12.0f}")
 PY
