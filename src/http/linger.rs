@@ -5,15 +5,19 @@
 //! (curl says "Send failure: Connection reset by peer" instead of 404).
 //! So at the end the write side is shut first, and what the client still
 //! sends is read and thrown away until it closes too, for a bounded time
-//! and number of bytes.
+//! and number of bytes. Watching every read for the end, it also notes
+//! when bytes came, for the request times (`super::arrival`).
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use super::arrival::Arrived;
 
 /// How long a client may go on sending after the last reply: long enough
 /// for a refused body in flight on a slow link, short enough that a client
@@ -25,6 +29,8 @@ const LINGER_BYTES: usize = 16 << 20;
 pub struct Linger<S> {
     inner: S,
     state: State,
+    /// Where to note each read that brings bytes, when anyone looks.
+    arrived: Option<Arc<Arrived>>,
 }
 
 enum State {
@@ -39,10 +45,11 @@ enum State {
 }
 
 impl<S> Linger<S> {
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: S, arrived: Option<Arc<Arrived>>) -> Self {
         Linger {
             inner,
             state: State::Open,
+            arrived,
         }
     }
 }
@@ -57,6 +64,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Linger<S> {
         let res = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
         if res.is_err() || (buf.filled().len() == before && buf.remaining() > 0) {
             self.state = State::ReadDone;
+        } else if let Some(arrived) = &self.arrived
+            && buf.filled().len() > before
+        {
+            arrived.note();
         }
         Poll::Ready(res)
     }

@@ -240,7 +240,7 @@ where
 {
     let (access, metrics) = (tracing::enabled!(Level::INFO), crate::metrics::http());
     let arrived = (access || metrics.is_some()).then(|| Arc::new(arrival::Arrived::default()));
-    let stream = linger::Linger::new(arrival::Arrival::new(stream, arrived.clone()));
+    let stream = linger::Linger::new(stream, arrived.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
