@@ -9,7 +9,8 @@
 # "sockit-logged" is the hello-world server at the default log level, its
 # per-request lines going to a file, against the same server with -q;
 # "sockit-to-null" sends the same lines to /dev/null, which leaves out the
-# kernel's cost of storing them.
+# kernel's cost of storing them; "nginx-logged" is nginx-1 with a buffered
+# access log, for what a line costs the anchor.
 # Each row also shows how busy the server's and the load's cores were, and
 # a last table what the logged rows' writer thread cost.
 #   bench/http.sh [ROUNDS] [SECONDS] [DOWNLOADS]
@@ -36,14 +37,17 @@ end
 request = function() return req end
 LUA
 
-nginx_conf() { # nginx_conf WORKERS PORT
+nginx_conf() { # nginx_conf WORKERS PORT [ACCESS_LOG]
+    # Logged, nginx is told to buffer as the issue asks of sockit.
+    local log="off"
+    [[ -n ${3:-} ]] && log="$3 combined buffer=256k flush=1s"
     cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes $1;
 error_log $WORK/nginx/error.log;
 pid $WORK/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    access_log $log;
     sendfile on;
     keepalive_requests 1000000;
     client_body_temp_path $WORK/nginx;
@@ -67,6 +71,7 @@ start() { # start NAME PORT
     sockit-logged) start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
     sockit-to-null) SERVER_LOG=/dev/null start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
     nginx-1) nginx_conf 1 "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
+    nginx-logged) nginx_conf 1 "$2" "$WORK/nginx/access.log"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     nginx-auto) nginx_conf auto "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
     esac
 }
@@ -142,8 +147,8 @@ static_case() { # static_case NAME: DOWNLOADS downloads, each one row
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-auto; do hello_case "$name"; done
-    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-auto; do hello_case "$name" pipeline; done
+    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-logged nginx-auto; do hello_case "$name"; done
+    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-logged nginx-auto; do hello_case "$name" pipeline; done
     for name in sockit nginx-1; do static_case "$name"; done
 done
 
@@ -167,6 +172,18 @@ for case, servers in rows.items():
         rss_s = f"{rss / 1024:.1f} MiB" if rss else "-"
         cpu = "-" if static else f"{statistics.median(v[4] for v in vs):.0f}%/{statistics.median(v[5] for v in vs):.0f}%"
         print(f"{n:<14}{len(vs):>5}{rate:>16.1f}{p99:>9}{sum(v[2] for v in vs):>8}{rss_s:>10}{cpu:>14}{med['sockit'] / med[n]:>14.2f}x")
+    if static:
+        continue
+    # What a log line costs each server: its rate without logging over its
+    # rate with, and the time that adds to a request. The two ran next to
+    # each other in every round, so the median of each round's own ratio
+    # leaves out the machine's drift between rounds.
+    print(f"{'logging':<24}{'unlogged / logged':>18}{'per round':>11}{'ns per line':>13}")
+    for logged, bare in (("sockit-logged", "sockit"), ("sockit-to-null", "sockit"), ("nginx-logged", "nginx-1")):
+        if logged in med and bare in med:
+            paired = statistics.median(b[0] / l[0] for b, l in zip(servers[bare], servers[logged]))
+            print(f"{logged + ' / ' + bare:<24}{med[bare] / med[logged]:>17.2f}x{paired:>10.2f}x"
+                  f"{1e9 / med[logged] - 1e9 / med[bare]:>13.0f}")
 PY
 
 # Where the file-logged rows' time goes: the log writer thread's share of
