@@ -37,10 +37,14 @@ end
 request = function() return req end
 LUA
 
-nginx_conf() { # nginx_conf WORKERS PORT [ACCESS_LOG]
-    # Logged, nginx is told to buffer as the issue asks of sockit.
+start_nginx() { # start_nginx WORKERS PORT [ACCESS_LOG]
+    # Logged, nginx is told to buffer as the issue asks of sockit, and
+    # starts each run on an empty file, as sockit's redirected stderr does.
     local log="off"
-    [[ -n ${3:-} ]] && log="$3 combined buffer=256k flush=1s"
+    if [[ -n ${3:-} ]]; then
+        log="$3 combined buffer=256k flush=1s"
+        : >"$3"
+    fi
     cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes $1;
 error_log $WORK/nginx/error.log;
@@ -62,6 +66,7 @@ http {
     }
 }
 CONF
+    start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
 }
 
 start() { # start NAME PORT
@@ -70,9 +75,9 @@ start() { # start NAME PORT
     sockit-hello) start_server "$2" "$SOCKIT" -q http serve -l "127.0.0.1:$2" ;;
     sockit-logged) start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
     sockit-to-null) SERVER_LOG=/dev/null start_server "$2" "$SOCKIT" http serve -l "127.0.0.1:$2" ;;
-    nginx-1) nginx_conf 1 "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
-    nginx-logged) nginx_conf 1 "$2" "$WORK/nginx/access.log"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
-    nginx-auto) nginx_conf auto "$2"; start_server "$2" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' ;;
+    nginx-1) start_nginx 1 "$2" ;;
+    nginx-logged) start_nginx 1 "$2" "$WORK/nginx/access.log" ;;
+    nginx-auto) start_nginx auto "$2" ;;
     esac
 }
 
@@ -146,9 +151,10 @@ static_case() { # static_case NAME: DOWNLOADS downloads, each one row
     stop_server
 }
 
+HELLO_SERVERS=(sockit sockit-logged sockit-to-null nginx-1 nginx-logged nginx-auto)
 for r in $(seq 1 "$ROUNDS"); do
-    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-logged nginx-auto; do hello_case "$name"; done
-    for name in sockit sockit-logged sockit-to-null nginx-1 nginx-logged nginx-auto; do hello_case "$name" pipeline; done
+    for name in "${HELLO_SERVERS[@]}"; do hello_case "$name"; done
+    for name in "${HELLO_SERVERS[@]}"; do hello_case "$name" pipeline; done
     for name in sockit nginx-1; do static_case "$name"; done
 done
 
