@@ -1,6 +1,6 @@
 //! The chat server with nc and python3 clients.
 
-use crate::support::{STEP, Server, python, run};
+use crate::support::{Python, STEP, Server, python, run};
 
 /// The shared chat client (`crate::chat_client!`) on the server's port:
 /// `c = C(nick)`, `c.send(line)`, `c.expect(text)`.
@@ -620,19 +620,14 @@ s.sendto(b"again", addr)
 data, _ = s.recvfrom(1024)
 print(data.decode(), flush=True)
 "#;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", textbook, &srv.port().to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let replies = crate::support::lines_of(child.stdout.take().unwrap());
-    let port = replies.recv_timeout(STEP).unwrap();
+    let mut client = Python::spawn(textbook, &[&srv.port().to_string()]);
+    let port = client.line();
     srv.read_stdout_until(format!("[127.0.0.1:{port}] hello server\n").as_bytes());
     srv.write_stdin(b"hi there\n");
-    assert_eq!(replies.recv_timeout(STEP).unwrap(), "hi there");
+    assert_eq!(client.line(), "hi there");
     srv.read_stdout_until(b"] again\n");
     // A chosen peer elsewhere does not stop /reply from answering.
     srv.write_stdin(b"/to 127.0.0.1:9\n/reply back to you\n");
-    assert_eq!(replies.recv_timeout(STEP).unwrap(), "back to you");
-    assert!(crate::support::wait_child(&mut child).success());
+    assert_eq!(client.line(), "back to you");
+    assert!(client.wait().success());
 }

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 
-use crate::support::{Server, sockit_run, stderr_of, tempdir};
+use crate::support::{Python, Server, sockit_run, stderr_of, tempdir};
 
 #[test]
 fn announces_the_real_port_for_tcp_and_udp() {
@@ -196,17 +196,6 @@ os.unlink(me)
     assert!(!path.exists());
 }
 
-/// `python3 -c SCRIPT ARGS…` in the background, its stdout on a pipe.
-fn python_child(script: &str, args: &[&str]) -> std::process::Child {
-    std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn unixgram_connect_and_listen_talk_to_python_both_ways() {
     let dir = tempdir();
@@ -215,7 +204,7 @@ fn unixgram_connect_and_listen_talk_to_python_both_ways() {
     // A Python server that answers in capitals, to the client's own path,
     // bound to a path and then to an abstract name.
     for at in [path.to_str().unwrap(), &name] {
-        let mut server = python_child(
+        let server = Python::spawn(
             r#"
 import socket, sys
 at = sys.argv[1]
@@ -228,20 +217,10 @@ while True:
 "#,
             &[at],
         );
-        let mut bound = [0u8; 6];
-        server
-            .stdout
-            .take()
-            .unwrap()
-            .read_exact(&mut bound)
-            .unwrap();
-        assert_eq!(&bound, b"bound\n");
+        assert_eq!(server.line(), "bound");
         let ep = format!("unixgram:{at}");
         let out = sockit_run(&["connect", &ep], b"one\ntwo\n");
-        // Before asserting: a server left running would hold the test's
-        // output open.
-        server.kill().unwrap();
-        server.wait().unwrap();
+        drop(server);
         assert!(out.status.success(), "{at}: {}", stderr_of(&out));
         assert_eq!(out.stdout, b"ONE\nTWO\n", "{at}");
     }
@@ -254,7 +233,7 @@ while True:
         let lpath = dir.path().join("listen.sock");
         let lep = format!("unixgram:{}", lpath.display());
         let mut srv = Server::spawn_piped(&["listen", &lep]);
-        let mut py = python_child(
+        let mut py = Python::spawn(
             r#"
 import socket, sys
 own = sys.argv[2]
@@ -268,14 +247,8 @@ print(s.recv(100).decode().strip(), flush=True)
         );
         srv.read_stdout_until(b"hello listener\n");
         srv.write_stdin(b"hello client\n");
-        let mut answer = String::new();
-        py.stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut answer)
-            .unwrap();
-        assert!(py.wait().unwrap().success(), "{own}");
-        assert_eq!(answer.trim(), "hello client", "{own}");
+        assert_eq!(py.line(), "hello client", "{own}");
+        assert!(py.wait().success(), "{own}");
     }
 }
 

@@ -266,40 +266,9 @@ fn max_conns_closes_extra_clients() {
     s.wait_for_log("connection limit reached");
 }
 
-/// A python server started with `script ARGS`, which prints its port first;
-/// killed on drop.
-struct PyServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl PyServer {
-    fn start(script: &str, args: &[&str]) -> PyServer {
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = lines_of(child.stdout.take().unwrap());
-        let line = out.recv_timeout(STEP).expect("the python server's port");
-        let port = line.trim().parse().expect("port from the python server");
-        PyServer { child, port }
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `python3 -m http.server` on DIR, on a free port.
-fn python_http_server(dir: &std::path::Path) -> PyServer {
-    PyServer::start(
+fn python_http_server(dir: &std::path::Path) -> (Python, u16) {
+    Python::server(
         r#"
 import functools, http.server, sys
 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
@@ -313,8 +282,8 @@ srv.serve_forever()
 
 /// A raw socket server that accepts one connection, reads the request and
 /// then runs `then` (Python, with the connection as `c`).
-fn one_request_server(then: &str) -> PyServer {
-    PyServer::start(
+fn one_request_server(then: &str) -> (Python, u16) {
+    Python::server(
         &format!(
             r#"
 import socket, time
@@ -356,13 +325,13 @@ fn a_huge_directory_lists_a_bounded_page() {
 #[test]
 fn get_piped_into_head_ends_quietly() {
     let dir = site();
-    let py = python_http_server(dir.path());
+    let (_py, port) = python_http_server(dir.path());
     let out = run(
         std::process::Command::new("bash").args([
             "-c",
             "set -o pipefail; \"$0\" http get \"$1\" | head -c 1 >/dev/null",
             env!("CARGO_BIN_EXE_sockit"),
-            &format!("http://127.0.0.1:{}/blob.bin", py.port),
+            &format!("http://127.0.0.1:{port}/blob.bin"),
         ]),
         b"",
         STEP,
@@ -374,8 +343,8 @@ fn get_piped_into_head_ends_quietly() {
 #[test]
 fn get_downloads_exactly_names_files_follows_redirects_and_fails_on_404() {
     let dir = site();
-    let py = python_http_server(dir.path());
-    let base = format!("http://127.0.0.1:{}", py.port);
+    let (_py, port) = python_http_server(dir.path());
+    let base = format!("http://127.0.0.1:{port}");
     let out_dir = tempdir();
     let cwd = out_dir.path();
 
@@ -464,13 +433,13 @@ fn get_downloads_exactly_names_files_follows_redirects_and_fails_on_404() {
 #[test]
 fn get_takes_a_body_that_ends_when_the_server_closes() {
     // The textbook hello-world server: no Content-Length, then close.
-    let py = one_request_server(
+    let (_py, port) = one_request_server(
         r#"c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nHello World! ")
 c.sendall(b"and the rest")
 c.close()"#,
     );
     let out = get(
-        &[&format!("http://127.0.0.1:{}/", py.port)],
+        &[&format!("http://127.0.0.1:{port}/")],
         &std::env::temp_dir(),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -480,10 +449,10 @@ c.close()"#,
 #[test]
 fn get_gives_up_on_a_silent_server_after_its_timeout() {
     // Accepts, reads the request, never answers.
-    let py = one_request_server("time.sleep(60)");
+    let (_py, port) = one_request_server("time.sleep(60)");
     let started = std::time::Instant::now();
     let out = get(
-        &["--timeout", "1", &format!("http://127.0.0.1:{}/", py.port)],
+        &["--timeout", "1", &format!("http://127.0.0.1:{port}/")],
         &std::env::temp_dir(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
@@ -499,7 +468,7 @@ fn get_gives_up_on_a_silent_server_after_its_timeout() {
 fn get_verifies_https_and_trusts_a_private_ca_with_cacert() {
     let dir = tempdir();
     let (cert, key) = self_signed(dir.path(), "127.0.0.1");
-    let py = PyServer::start(
+    let (_py, port) = Python::server(
         r#"
 import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -519,7 +488,7 @@ srv.serve_forever()
 "#,
         &[cert.to_str().unwrap(), key.to_str().unwrap()],
     );
-    let url = format!("https://127.0.0.1:{}/", py.port);
+    let url = format!("https://127.0.0.1:{port}/");
     let out = get(&[&url], dir.path());
     assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");
     assert!(

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Daemon, Server, free_port, python, run, sockit_run, stderr_of};
+use crate::support::{Daemon, Python, Server, free_port, python, run, sockit_run, stderr_of};
 
 fn curl(args: &[&str]) -> std::process::Output {
     run(
@@ -254,10 +254,8 @@ fn forward_targets_go_through_sockit_socks() {
 /// after the SOCKS handshake limit, even with no `-w`.
 #[test]
 fn a_silent_proxy_is_given_up_on_without_a_timeout_flag() {
-    let mut silent = Command::new("python3")
-        .args([
-            "-c",
-            r#"
+    let (silent, port) = Python::server(
+        r#"
 import socket, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -267,18 +265,10 @@ held = []
 while True:
     held.append(s.accept()[0])
 "#,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut port = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(silent.stdout.take().unwrap()),
-        &mut port,
-    )
-    .unwrap();
+        &[],
+    );
     for scheme in ["socks5", "http"] {
-        let proxy = format!("{scheme}://127.0.0.1:{}", port.trim());
+        let proxy = format!("{scheme}://127.0.0.1:{port}");
         let out = run(
             crate::support::sockit().args(["connect", "--proxy", &proxy, "127.0.0.1", "9"]),
             b"",
@@ -291,6 +281,5 @@ while True:
             "{err}"
         );
     }
-    silent.kill().unwrap();
-    silent.wait().unwrap();
+    drop(silent);
 }

@@ -16,7 +16,7 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    STEP, Server, lines_of, python, read_all, run, sockit, sockit_run, stderr_of, tempdir,
+    Python, STEP, Server, lines_of, python, read_all, run, sockit, sockit_run, stderr_of, tempdir,
     wait_child,
 };
 
@@ -473,12 +473,10 @@ print("stalled", "cut" if time.time() - start < 5 else "late")
     );
 }
 
-/// Python's ssl server that sends a line, then drops the TCP connection
-/// without close_notify: the client keeps the line and warns.
-#[test]
-fn a_peer_that_skips_close_notify_is_reported_as_truncated() {
-    let (_pki, ca, server) = server_pki();
-    let script = r#"
+/// The start of a Python ssl server for one client, with the cert and
+/// key its arguments: prints its port, then has the TLS session as `s`
+/// (and the TCP connection under it as `raw`).
+const TLS_SERVER_OF_ONE: &str = r#"
 import socket, ssl, sys
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -488,6 +486,16 @@ srv.listen()
 print(srv.getsockname()[1], flush=True)
 raw, _ = srv.accept()
 s = ctx.wrap_socket(raw, server_side=True)
+"#;
+
+/// Python's ssl server that sends a line, then drops the TCP connection
+/// without close_notify: the client keeps the line and warns.
+#[test]
+fn a_peer_that_skips_close_notify_is_reported_as_truncated() {
+    let (_pki, ca, server) = server_pki();
+    let script = &format!(
+        "{TLS_SERVER_OF_ONE}{}",
+        r#"
 s.sendall(b"partial answer\n")
 # Close the TCP connection under the TLS session: a FIN, no close_notify.
 # Drain what the client sends first (its own close_notify at stdin EOF),
@@ -497,15 +505,9 @@ raw2.settimeout(5)
 while raw2.recv(4096):
     pass
 raw2.close()
-"#;
-    let mut py = Command::new("python3")
-        .args(["-c", script, server.cert(), server.key()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = lines_of(py.stdout.take().unwrap())
-        .recv_timeout(STEP)
-        .unwrap();
+"#
+    );
+    let (mut py, port) = Python::server(script, &[server.cert(), server.key()]);
     let out = run(
         sockit()
             .args(["connect", "--cacert", ca.to_str().unwrap()])
@@ -520,7 +522,7 @@ raw2.close()
         "{}",
         stderr_of(&out)
     );
-    let _ = wait_child(&mut py);
+    let _ = py.wait();
 }
 
 /// At stdin EOF the client sends close_notify and half-closes; the
@@ -528,16 +530,9 @@ raw2.close()
 #[test]
 fn stdin_eof_half_closes_and_the_reply_still_arrives() {
     let (_pki, ca, server) = server_pki();
-    let script = r#"
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen()
-print(srv.getsockname()[1], flush=True)
-raw, _ = srv.accept()
-s = ctx.wrap_socket(raw, server_side=True)
+    let script = &format!(
+        "{TLS_SERVER_OF_ONE}{}",
+        r#"
 got = b""
 while True:
     chunk = s.recv(65536)
@@ -546,15 +541,9 @@ while True:
     got += chunk
 s.sendall(b"got %d bytes\n" % len(got))
 s.unwrap().close()
-"#;
-    let mut py = Command::new("python3")
-        .args(["-c", script, server.cert(), server.key()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = lines_of(py.stdout.take().unwrap())
-        .recv_timeout(STEP)
-        .unwrap();
+"#
+    );
+    let (mut py, port) = Python::server(script, &[server.cert(), server.key()]);
     let out = connect(
         &[
             "--cacert",
@@ -565,11 +554,11 @@ s.unwrap().close()
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"got 100000 bytes\n");
-    assert!(wait_child(&mut py).success());
+    assert!(py.wait().success());
 }
 
 /// A Python sink that hashes everything it receives, plain or over TLS.
-fn sink(tls: Option<&Issued>) -> (std::process::Child, u16) {
+fn sink(tls: Option<&Issued>) -> (Python, u16) {
     let script = r#"
 import hashlib, socket, ssl, sys
 srv = socket.socket()
@@ -590,24 +579,10 @@ while True:
     n += len(chunk)
 print(n, h.hexdigest(), flush=True)
 "#;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", script]);
-    if let Some(t) = tls {
-        cmd.args([t.cert(), t.key()]);
+    match tls {
+        Some(t) => Python::server(script, &[t.cert(), t.key()]),
+        None => Python::server(script, &[]),
     }
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut first = Vec::new();
-    let mut byte = [0u8; 1];
-    use std::io::Read;
-    let mut out = out;
-    while !first.ends_with(b"\n") {
-        out.read_exact(&mut byte).unwrap();
-        first.push(byte[0]);
-    }
-    let port = String::from_utf8(first).unwrap().trim().parse().unwrap();
-    child.stdout = Some(out);
-    (child, port)
 }
 
 fn payload(dir: &Path) -> (PathBuf, String) {
@@ -648,7 +623,7 @@ fn forward_terminates_and_originates_tls_byte_exact() {
     let want_line = format!("{} {want}", 120 << 20);
 
     // Terminate: TLS client -> relay -> plain sink.
-    let (mut plain_sink, port) = sink(None);
+    let (plain_sink, port) = sink(None);
     let relay = Server::spawn(
         &[
             &[
@@ -665,8 +640,7 @@ fn forward_terminates_and_originates_tls_byte_exact() {
         &["--cacert", ca, &format!("tls://localhost:{}", relay.port())],
         &file,
     );
-    let got = String::from_utf8(read_all(plain_sink.stdout.take().unwrap())).unwrap();
-    assert_eq!(got.trim(), want_line);
+    assert_eq!(plain_sink.line(), want_line);
     let open = relay.wait_for_log("conn 1 ");
     assert!(
         open.contains("(tls TLSv1_3 sni=localhost from client)"),
@@ -679,7 +653,7 @@ fn forward_terminates_and_originates_tls_byte_exact() {
     );
 
     // Originate: plain client -> relay -> TLS sink, verified by the CA.
-    let (mut tls_sink, port) = sink(Some(&server));
+    let (tls_sink, port) = sink(Some(&server));
     let relay = Server::spawn(&[
         "forward",
         ":0",
@@ -689,8 +663,7 @@ fn forward_terminates_and_originates_tls_byte_exact() {
         ca,
     ]);
     send_file(&[&relay.hostport()], &file);
-    let got = String::from_utf8(read_all(tls_sink.stdout.take().unwrap())).unwrap();
-    assert_eq!(got.trim(), want_line);
+    assert_eq!(tls_sink.line(), want_line);
     let open = relay.wait_for_log("conn 1 ");
     assert!(open.contains("(tls TLSv1_3 to target)"), "{open}");
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use crate::support::{STEP, Server, python, run, self_signed, sockit, stderr_of, tempdir};
+use crate::support::{Python, STEP, Server, python, run, self_signed, sockit, stderr_of, tempdir};
 
 /// `chat serve` on free ports with the page: the server, and the web
 /// endpoint's `HOST:PORT`.
@@ -433,31 +433,9 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// Starts [`ECHO_SERVER`]; its port and its stdout.
-fn echo_server(args: &[&str]) -> (std::process::Child, u16, Box<dyn std::io::BufRead + Send>) {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(ECHO_SERVER)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut out: Box<dyn std::io::BufRead + Send> =
-        Box::new(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    (child, line.trim().parse().expect("port"), out)
-}
-
-fn last_line(out: &mut Box<dyn std::io::BufRead + Send>) -> String {
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    line.trim().to_string()
-}
-
 #[test]
 fn connect_ws_sends_lines_as_text_and_closes_cleanly() {
-    let (mut server, port, mut said) = echo_server(&[]);
+    let (server, port) = Python::server(ECHO_SERVER, &[]);
     let out = run(
         sockit().args(["connect", &format!("ws://127.0.0.1:{port}/echo")]),
         b"first line\nsecond line\n",
@@ -468,11 +446,7 @@ fn connect_ws_sends_lines_as_text_and_closes_cleanly() {
         String::from_utf8_lossy(&out.stdout),
         "first line\nsecond line\n"
     );
-    assert_eq!(
-        last_line(&mut said),
-        "closed 1000",
-        "the close handshake ran"
-    );
+    assert_eq!(server.line(), "closed 1000", "the close handshake ran");
     let out = run(
         sockit().args(["connect", "--binary", &format!("ws://127.0.0.1:{port}/")]),
         &[0u8, 1, 2, 255, 10, 7],
@@ -480,16 +454,16 @@ fn connect_ws_sends_lines_as_text_and_closes_cleanly() {
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "binary 6");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
 fn connect_wss_checks_the_certificate_unless_told_otherwise() {
     let dir = tempdir();
     let (cert, key) = self_signed(dir.path(), "localhost");
-    let (mut server, port, mut said) =
-        echo_server(&[cert.to_str().unwrap(), key.to_str().unwrap()]);
+    let (server, port) = Python::server(
+        ECHO_SERVER,
+        &[cert.to_str().unwrap(), key.to_str().unwrap()],
+    );
     let url = format!("wss://127.0.0.1:{port}/");
     let refused = run(sockit().args(["connect", &url]), b"x\n", STEP);
     assert_eq!(refused.status.code(), Some(1));
@@ -505,9 +479,7 @@ fn connect_wss_checks_the_certificate_unless_told_otherwise() {
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls\n");
-    assert_eq!(last_line(&mut said), "closed 1000");
-    let _ = server.kill();
-    let _ = server.wait();
+    assert_eq!(server.line(), "closed 1000");
 }
 
 #[test]

@@ -404,6 +404,58 @@ pub fn python_within(script: &str, args: &[&str], limit: Duration) -> String {
     String::from_utf8(out.stdout).expect("utf-8 from python")
 }
 
+/// `python3 -c SCRIPT ARGS…` in the background: a peer written as a
+/// user's own program would be. Its stdout comes line by line; it is
+/// killed when dropped, so a failing test leaves nothing running.
+pub struct Python {
+    pub child: Child,
+    lines: Receiver<String>,
+}
+
+impl Python {
+    pub fn spawn(script: &str, args: &[&str]) -> Python {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let lines = lines_of(child.stdout.take().unwrap());
+        Python { child, lines }
+    }
+
+    /// For a server script that prints the port it listens on first.
+    pub fn server(script: &str, args: &[&str]) -> (Python, u16) {
+        let py = Python::spawn(script, args);
+        let line = py.line();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("a port from the python server, not {line:?}"));
+        (py, port)
+    }
+
+    /// The next line it prints, within [`STEP`].
+    pub fn line(&self) -> String {
+        self.lines
+            .recv_timeout(STEP)
+            .expect("a line from the python peer")
+    }
+
+    /// Waits for it to end on its own, within [`STEP`].
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_child(&mut self.child)
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs `sockit ARGS` with `input` and returns its output.
 pub fn sockit_run(args: &[&str], input: &[u8]) -> Output {
     run(sockit().args(args), input, STEP)
