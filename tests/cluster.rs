@@ -436,6 +436,10 @@ for i in range(8):
     x.send(f"m {i}")
 x.expect("<x> m 7")
 y = C(PORTS[1], "y")
+# Only a line said after the others reached its node follows them
+# everywhere: each node keeps lines in the order they reached it. (From
+# `seen`: the replay came before the lines that C() waits for.)
+y.count("<x> m 7", 1)
 y.send("after")
 x.expect("<y> after")
 "##,
