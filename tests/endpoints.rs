@@ -220,7 +220,6 @@ while True:
         assert_eq!(server.line(), "bound");
         let ep = format!("unixgram:{at}");
         let out = sockit_run(&["connect", &ep], b"one\ntwo\n");
-        drop(server);
         assert!(out.status.success(), "{at}: {}", stderr_of(&out));
         assert_eq!(out.stdout, b"ONE\nTWO\n", "{at}");
     }

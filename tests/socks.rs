@@ -254,7 +254,7 @@ fn forward_targets_go_through_sockit_socks() {
 /// after the SOCKS handshake limit, even with no `-w`.
 #[test]
 fn a_silent_proxy_is_given_up_on_without_a_timeout_flag() {
-    let (silent, port) = Python::server(
+    let (_silent, port) = Python::server(
         r#"
 import socket, time
 s = socket.socket()
@@ -281,5 +281,4 @@ while True:
             "{err}"
         );
     }
-    drop(silent);
 }

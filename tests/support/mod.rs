@@ -408,7 +408,7 @@ pub fn python_within(script: &str, args: &[&str], limit: Duration) -> String {
 /// user's own program would be. Its stdout comes line by line; it is
 /// killed when dropped, so a failing test leaves nothing running.
 pub struct Python {
-    pub child: Child,
+    child: Child,
     lines: Receiver<String>,
 }
 
