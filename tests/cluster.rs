@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Redis, STEP, Server, python_within, sockit};
+use crate::support::{Python, Redis, STEP, Server, python_within, sockit};
 
 /// The shared chat client (`crate::chat_client!`) as `C(port, nick)`, and
 /// the nodes' ports as `PORTS`.
@@ -41,48 +41,29 @@ fn clients(nodes: &[&Server], script: &str, limit: Duration) {
 
 /// A script that stops at each step it prints until the test, having
 /// done that step, writes a line back.
-struct Steps {
-    py: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::sync::mpsc::Receiver<String>,
-}
+struct Steps(Python);
 
 impl Steps {
     /// Runs `script` after [`CLIENT`] with the nodes' ports.
     fn start(script: &str, nodes: &[&Server]) -> Steps {
         let ports: Vec<String> = nodes.iter().map(|n| n.port().to_string()).collect();
-        let mut py = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(format!("{CLIENT}\n{script}"))
-            .arg(ports.join(","))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = py.stdin.take().unwrap();
-        let stdout = crate::support::lines_of(py.stdout.take().unwrap());
-        Steps { py, stdin, stdout }
+        Steps(Python::spawn(
+            &format!("{CLIENT}\n{script}"),
+            &[&ports.join(",")],
+        ))
     }
 
     fn at(&self, step: &str) {
-        let line = self
-            .stdout
-            .recv_timeout(STEP * 2)
-            .unwrap_or_else(|_| panic!("the script never reached {step}"));
-        assert_eq!(line, step);
+        assert_eq!(self.0.line_within(STEP * 2), step);
     }
 
     fn go(&mut self) {
-        use std::io::Write;
-        writeln!(self.stdin).unwrap();
+        self.0.say("");
     }
 
     fn finish(mut self) {
-        let status = crate::support::wait_within(&mut self.py, STEP * 3);
-        let err = crate::support::read_all(self.py.stderr.take().unwrap());
-        assert!(status.success(), "{}", String::from_utf8_lossy(&err));
-        assert_eq!(self.stdout.recv_timeout(STEP).as_deref(), Ok("ok"));
+        assert!(self.0.wait_within(STEP * 3).success());
+        assert_eq!(self.0.line(), "ok");
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::support::{STEP, Server, expect_reply, tcp};
+use crate::support::{Python, STEP, Server, expect_reply, tcp};
 
 /// Connections each flood opens and holds, where the descriptor limit
 /// allows.
@@ -74,7 +73,7 @@ fn wait_fds(pid: u32, what: &str, done: impl Fn(usize) -> bool, limit: Duration)
 /// Client processes holding connections open until dropped. Separate
 /// processes, so neither this process's descriptor limit nor the other
 /// tests running beside it are touched.
-struct Holders(Vec<Child>);
+struct Holders(Vec<Python>);
 
 /// Connections one holder process opens.
 const PER_HOLDER: usize = 5_000;
@@ -87,39 +86,23 @@ impl Holders {
         while left > 0 {
             let count = left.min(PER_HOLDER);
             left -= count;
-            let child = Command::new("python3")
-                .args([
-                    "-c",
-                    HOLDER,
+            let source = format!("127.0.0.{}", 10 + holders.0.len());
+            holders.0.push(Python::spawn(
+                HOLDER,
+                &[
                     &addr.ip().to_string(),
                     &addr.port().to_string(),
-                ])
-                .arg(count.to_string())
-                .arg(format!("127.0.0.{}", 10 + holders.0.len()))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("python3");
-            holders.0.push(child);
+                    &count.to_string(),
+                    &source,
+                ],
+            ));
         }
-        for child in &mut holders.0 {
-            let out = child.stdout.take().unwrap();
-            let line = crate::support::lines_of(out)
-                .recv_timeout(6 * STEP)
-                .expect("holder reports within its time");
+        for holder in &holders.0 {
+            let line = holder.line_within(6 * STEP);
             assert_eq!(line.trim(), "held", "holder: {line}");
         }
         eprintln!("holding {n} connections, opened in {:?}", start.elapsed());
         holders
-    }
-}
-
-impl Drop for Holders {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -603,10 +603,8 @@ fn a_reset_after_a_half_close_reaches_a_silent_target() {
     let target = TcpListener::bind("127.0.0.1:0").unwrap();
     let r = relay(&[target.local_addr().unwrap().to_string()], &[]);
     // A python client, so the reset can wait until the target has the EOF.
-    let mut client = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            r#"
+    let mut client = Python::spawn(
+        r#"
 import socket, struct, sys
 c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 c.sendall(b"request")
@@ -615,22 +613,14 @@ sys.stdin.readline()
 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 c.close()
 "#,
-        )
-        .arg(r.port().to_string())
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        &[&r.port().to_string()],
+    );
     let mut t = crate::support::accept(&target);
     let mut req = Vec::new();
     t.read_to_end(&mut req).unwrap();
     assert_eq!(req, b"request");
-    client
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"reset now\n")
-        .unwrap();
-    assert!(crate::support::wait_child(&mut client).success());
+    client.say("reset now");
+    assert!(client.wait().success());
     // The target stays silent; the client's reset must still end the relay.
     r.wait_for_log("conn 1 reset");
 }

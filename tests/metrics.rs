@@ -214,16 +214,8 @@ print(sys.argv[2], flush=True)
 sys.stdin.readline()
 "#
     );
-    let mut py = Command::new("python3")
-        .args(["-c", &script, &s.port().to_string(), "said"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(py.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "said");
+    let mut py = Python::spawn(&script, &[&s.port().to_string(), "said"]);
+    assert_eq!(py.line(), "said");
     let m = scrape(&url);
     assert_eq!(
         value(&m, "sockit_chat_messages_total{}"),
@@ -235,8 +227,7 @@ sys.stdin.readline()
         Some(2.0),
         "{m:#?}"
     );
-    drop(py.stdin.take());
-    py.wait().unwrap();
+    assert!(py.wait().success());
 }
 
 #[test]

@@ -495,11 +495,7 @@ with connect(url, open_timeout=10) as a, connect(url, open_timeout=10) as b:
     b.send("from b")
     print(a.recv(timeout=10), "|", b.recv(timeout=10), flush=True)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &port])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Python::spawn(script, &[&port]);
     let mut got = srv.read_stdout_until(b"\n");
     while got.iter().filter(|&&b| b == b'\n').count() < 2 {
         got.extend(srv.read_stdout_until(b"\n"));
@@ -511,15 +507,8 @@ with connect(url, open_timeout=10) as a, connect(url, open_timeout=10) as b:
     );
     // Both clients are in: stdin goes to each as one text message.
     srv.write_stdin(b"to everyone\n");
-    let mut printed = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut printed)
-        .unwrap();
-    assert!(crate::support::wait_child(&mut child).success());
-    assert_eq!(printed.trim(), "to everyone | to everyone");
+    assert_eq!(child.line(), "to everyone | to everyone");
+    assert!(child.wait().success());
     srv.signal("TERM");
     assert!(srv.wait_exit(STEP).success());
 }

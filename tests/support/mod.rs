@@ -405,10 +405,12 @@ pub fn python_within(script: &str, args: &[&str], limit: Duration) -> String {
 }
 
 /// `python3 -c SCRIPT ARGS…` in the background: a peer written as a
-/// user's own program would be. Its stdout comes line by line; it is
-/// killed when dropped, so a failing test leaves nothing running.
+/// user's own program would be. Its stdout comes line by line and its stdin
+/// is a pipe the test writes to; it is killed when dropped, so a failing
+/// test leaves nothing running.
 pub struct Python {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
@@ -418,11 +420,17 @@ impl Python {
             .arg("-c")
             .arg(script)
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3");
+        let stdin = child.stdin.take();
         let lines = lines_of(child.stdout.take().unwrap());
-        Python { child, lines }
+        Python {
+            child,
+            stdin,
+            lines,
+        }
     }
 
     /// For a server script that prints the port it listens on first.
@@ -438,14 +446,29 @@ impl Python {
 
     /// The next line it prints, within [`STEP`].
     pub fn line(&self) -> String {
+        self.line_within(STEP)
+    }
+
+    pub fn line_within(&self, limit: Duration) -> String {
         self.lines
-            .recv_timeout(STEP)
+            .recv_timeout(limit)
             .expect("a line from the python peer")
     }
 
-    /// Waits for it to end on its own, within [`STEP`].
+    /// Writes `line` and a newline to its stdin.
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        writeln!(stdin, "{line}").expect("python's stdin");
+    }
+
+    /// Closes its stdin and waits for it to end, within [`STEP`].
     pub fn wait(&mut self) -> ExitStatus {
-        wait_child(&mut self.child)
+        self.wait_within(STEP)
+    }
+
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        self.stdin = None;
+        wait_within(&mut self.child, limit)
     }
 }
 
