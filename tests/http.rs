@@ -122,11 +122,80 @@ fn static_files_download_exactly_with_types_ranges_and_head() {
     assert_eq!(curl(&[&format!("{base}/docs/")]), b"<h1>docs</h1>");
     let redirect = text(curl(&["-si", &format!("{base}/docs")]));
     assert!(redirect.starts_with("HTTP/1.1 301"), "{redirect}");
-    assert!(redirect.contains("location: /docs/"), "{redirect}");
+    assert!(redirect.contains("location: /docs/\r\n"), "{redirect}");
+    // Not `//docs/`, which a browser reads as the host `docs`; and the
+    // query goes along.
+    let redirect = text(curl(&[
+        "-si",
+        "--path-as-is",
+        &format!("{base}//docs?sort=size"),
+    ]));
+    assert!(
+        redirect.contains("location: /docs/?sort=size\r\n"),
+        "{redirect}"
+    );
+    // Range units are case-insensitive; an empty file's suffix range is
+    // the whole (empty) file.
+    let ranged = text(curl(&[
+        "-si",
+        "-H",
+        "Range: Bytes=0-9",
+        &format!("{base}/blob.bin"),
+    ]));
+    assert!(ranged.starts_with("HTTP/1.1 206"), "{ranged}");
+    std::fs::write(dir.path().join("empty"), "").unwrap();
+    let (code, body) = curl_status(&["-H", "Range: bytes=-1", &format!("{base}/empty")]);
+    assert_eq!((code.as_str(), body.as_str()), ("200", ""));
 }
 
 #[test]
-fn conditional_gets_get_304() {
+fn a_fifo_in_the_directory_is_neither_served_nor_listed() {
+    let dir = site();
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let s = serve(&[dir.path().to_str().unwrap()]);
+    let base = format!("http://{}", s.hostport());
+    // Opening a FIFO blocks until a writer comes: served as a file, each
+    // request would hold one of the pool's threads for good, curl would
+    // time out, and enough of them would stall every download.
+    for _ in 0..3 {
+        let (code, _) = curl_status(&[&format!("{base}/pipe")]);
+        assert_eq!(code, "404");
+    }
+    let (code, _) = curl_status(&["-I", &format!("{base}/pipe")]);
+    assert_eq!(code, "404");
+    let listing = text(curl(&[&format!("{base}/")]));
+    assert!(
+        listing.contains("blob.bin") && !listing.contains("pipe"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn a_refused_method_is_told_which_ones_are_allowed() {
+    let hello = serve(&[]);
+    let dir = listing_site();
+    let files = serve(&[dir.path().to_str().unwrap()]);
+    let uploads = serve(&["--upload", dir.path().to_str().unwrap()]);
+    for (s, allow) in [
+        (&hello, "GET, HEAD"),
+        (&files, "GET, HEAD"),
+        (&uploads, "GET, HEAD, POST"),
+    ] {
+        let head = text(curl(&[
+            "-si",
+            "-X",
+            "DELETE",
+            &format!("http://{}/", s.hostport()),
+        ]));
+        assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+        assert!(head.contains(&format!("allow: {allow}\r\n")), "{head}");
+    }
+}
+
+#[test]
+fn conditional_gets_get_304_or_412() {
     let dir = site();
     let s = serve(&[dir.path().to_str().unwrap()]);
     let url = format!("http://{}/page.html", s.hostport());
@@ -156,6 +225,54 @@ fn conditional_gets_get_304() {
         code("If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT"),
         "200"
     );
+    // If-Match and If-Unmodified-Since (RFC 9110 13.1.1, 13.1.4).
+    assert_eq!(code(&format!("If-Match: {etag}")), "200");
+    assert_eq!(code("If-Match: *"), "200");
+    assert_eq!(code("If-Match: \"other\", W/\"x\""), "412");
+    assert_eq!(code(&format!("If-Match: W/{etag}")), "412");
+    assert_eq!(code(&format!("If-Unmodified-Since: {modified}")), "200");
+    assert_eq!(
+        code("If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT"),
+        "412"
+    );
+    // If-Match decides over If-Unmodified-Since.
+    let both = text(curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("If-Match: {etag}"),
+        "-H",
+        "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
+        &url,
+    ]));
+    assert_eq!(both, "200");
+}
+
+#[test]
+fn if_range_gives_the_part_only_of_the_same_file() {
+    let dir = site();
+    let s = serve(&[dir.path().to_str().unwrap()]);
+    let url = format!("http://{}/page.html", s.hostport());
+    let head = text(curl(&["-sI", &url]));
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    let (etag, modified) = (header("etag:"), header("last-modified:"));
+    let ranged = |if_range: &str| curl_status(&["-r", "3-5", "-H", if_range, &url]);
+    let part = ("206".to_string(), "pag".to_string());
+    let whole = ("200".to_string(), "<p>page</p>".to_string());
+    assert_eq!(ranged(&format!("If-Range: {etag}")), part);
+    assert_eq!(ranged(&format!("If-Range: {modified}")), part);
+    // A resumed download of a file that has changed since: all of it.
+    assert_eq!(ranged("If-Range: \"bogus\""), whole);
+    assert_eq!(ranged(&format!("If-Range: W/{etag}")), whole);
+    assert_eq!(ranged("If-Range: Thu, 01 Jan 1970 00:00:00 GMT"), whole);
+    assert_eq!(ranged("If-Range: nonsense"), whole);
 }
 
 #[test]

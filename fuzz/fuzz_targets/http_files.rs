@@ -1,6 +1,7 @@
-//! A request for any path, with any Range and conditional headers, against
-//! a small tree with a dotfile, a subdirectory and a symlink out of it:
-//! never a panic, never a file from outside, and a status that fits.
+//! A request for any path, with any Range, If-Range and conditional
+//! headers, against a small tree with a dotfile, a subdirectory and a
+//! symlink out of it: never a panic, never a file from outside, and a
+//! status that fits.
 #![no_main]
 
 use std::path::PathBuf;
@@ -26,15 +27,22 @@ fn tree() -> &'static (PathBuf, Arc<Root>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut parts = data.splitn(4, |&b| b == b'\n');
+    let mut parts = data.splitn(7, |&b| b == b'\n');
     let path = parts.next().unwrap_or_default();
     let Ok(path) = std::str::from_utf8(path) else {
         return;
     };
     let mut req = http::Request::builder().uri(format!("/{path}"));
-    for (name, value) in ["range", "if-none-match", "if-modified-since"]
-        .iter()
-        .zip(parts)
+    for (name, value) in [
+        "range",
+        "if-none-match",
+        "if-modified-since",
+        "if-match",
+        "if-unmodified-since",
+        "if-range",
+    ]
+    .iter()
+    .zip(parts)
     {
         if let Ok(v) = http::HeaderValue::from_bytes(value) {
             req = req.header(*name, v);
@@ -50,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
     let resp = rt.block_on(serve(&tree().1, req));
     let status = resp.status().as_u16();
     assert!(
-        matches!(status, 200 | 206 | 301 | 304 | 400 | 403 | 404 | 416),
+        matches!(status, 200 | 206 | 301 | 304 | 400 | 403 | 404 | 412 | 416),
         "{status}"
     );
     let body = rt.block_on(http_body_util::BodyExt::collect(resp.into_body()));

@@ -8,6 +8,7 @@
 //! a probe learns nothing.
 
 use std::io::{self, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +22,7 @@ use percent_encoding::percent_decode_str;
 
 use super::listing::{self, Entry, Listing, MAX_LISTED, Sort};
 use super::upload::{self, Upload};
-use super::{Body, full, status_page};
+use super::{Body, full, method_not_allowed, status_page};
 
 /// Read size when streaming a file: 1 MiB moved 1.2-1.5x the bytes per
 /// second of 64 KiB on loopback (fewer trips to the blocking pool).
@@ -79,8 +80,13 @@ impl Root {
         let Ok(meta) = std::fs::metadata(&path) else {
             return Found::Missing;
         };
-        if !meta.is_dir() {
+        if meta.is_file() {
             return Found::File(path, meta);
+        }
+        if !meta.is_dir() {
+            // A FIFO or a device: opening one could block a thread of the
+            // pool for good.
+            return Found::Missing;
         }
         if !url_path.ends_with('/') {
             return Found::NeedsSlash;
@@ -111,6 +117,10 @@ impl Root {
                     self.resolve_entry(&e.path())?;
                 }
                 let meta = std::fs::metadata(e.path()).ok()?;
+                // Only what serving would answer.
+                if !meta.is_file() && !meta.is_dir() {
+                    return None;
+                }
                 Some(Entry {
                     name,
                     dir: meta.is_dir(),
@@ -162,7 +172,11 @@ where
         return upload::receive(root, up, req).await;
     }
     if req.method() != Method::GET && !head {
-        return status_page(StatusCode::METHOD_NOT_ALLOWED);
+        return method_not_allowed(if root.upload.is_some() {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        });
     }
     let url_path = req.uri().path();
     // Path checks, metadata and directory reads all block: one trip to the
@@ -174,9 +188,15 @@ where
     match found {
         Found::Missing => status_page(StatusCode::NOT_FOUND),
         Found::NeedsSlash => {
-            // Relative links in the page need the trailing slash.
+            // Relative links in the page need the trailing slash. One
+            // leading slash only: `//name/` would send a browser to the
+            // host `name`.
+            let mut to = format!("/{}/", url_path.trim_start_matches('/'));
+            if let Some(query) = req.uri().query() {
+                to = format!("{to}?{query}");
+            }
             let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(v) = HeaderValue::from_str(&format!("{url_path}/")) {
+            if let Ok(v) = HeaderValue::from_str(&to) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             resp
@@ -203,7 +223,8 @@ pub(super) fn html(page: String, head: bool) -> Response<Body> {
     resp
 }
 
-/// A file, whole or one byte range, or 304 if the client's copy is current.
+/// A file, whole or one byte range; or 304 if the client's copy is
+/// current, 412 if the request's precondition fails.
 async fn file(
     path: &Path,
     meta: &std::fs::Metadata,
@@ -213,14 +234,18 @@ async fn file(
     let len = meta.len();
     let modified = meta.modified().ok();
     let etag = etag(len, modified);
-    if not_modified(req, &etag, modified) {
-        let mut resp = Response::new(full(""));
-        *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        set_validators(resp.headers_mut(), &etag, modified);
-        return resp;
+    match preconditions(req, &etag, modified) {
+        Some(StatusCode::NOT_MODIFIED) => {
+            let mut resp = Response::new(full(""));
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            set_validators(resp.headers_mut(), &etag, modified);
+            return resp;
+        }
+        Some(status) => return status_page(status),
+        None => {}
     }
-    let range = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(spec) => match parse_range(spec, len) {
+    let range = match text(req, header::RANGE) {
+        Some(spec) if range_still_applies(req, &etag, modified) => match parse_range(spec, len) {
             Ok(r) => r,
             Err(()) => {
                 let mut resp = status_page(StatusCode::RANGE_NOT_SATISFIABLE);
@@ -230,7 +255,7 @@ async fn file(
                 return resp;
             }
         },
-        None => None,
+        _ => None,
     };
     let (start, count) = range.unwrap_or((0, len));
     let body = if head {
@@ -272,7 +297,15 @@ async fn file(
 async fn open_at(path: &Path, start: u64, count: u64) -> io::Result<Body> {
     let path = path.to_owned();
     let file = blocking(move || {
-        let mut f = std::fs::File::open(path)?;
+        // Non-blocking, so that a FIFO put in the file's place since it was
+        // looked up cannot hold the thread; it is refused once open.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         std::io::Seek::seek(&mut f, SeekFrom::Start(start))?;
         Ok(f)
     })
@@ -326,27 +359,65 @@ fn set_validators(h: &mut HeaderMap, etag: &str, modified: Option<SystemTime>) {
     }
 }
 
-/// Whether the client's cached copy is current: If-None-Match decides when
-/// present (RFC 9110 13.2.2), else If-Modified-Since to the second.
-fn not_modified(req: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
-    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return inm
+fn text(req: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    req.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn date(req: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    text(req, name).and_then(|v| httpdate::parse_http_date(v).ok())
+}
+
+/// Whole seconds: HTTP dates have no finer grain.
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The answer the request's preconditions give instead of the file, in
+/// RFC 9110 13.2.2's order: 412 when If-Match (or, without it,
+/// If-Unmodified-Since) fails; 304 when If-None-Match (or, without it,
+/// If-Modified-Since) finds the client's copy current.
+fn preconditions(req: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> Option<StatusCode> {
+    if let Some(tags) = text(req, header::IF_MATCH) {
+        // A strong comparison: a weak tag never matches.
+        if !tags
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t == etag)
+        {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    } else if let (Some(since), Some(m)) = (date(req, header::IF_UNMODIFIED_SINCE), modified)
+        && secs(m) > secs(since)
+    {
+        return Some(StatusCode::PRECONDITION_FAILED);
+    }
+    if let Some(tags) = text(req, header::IF_NONE_MATCH) {
+        return tags
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == etag);
+            .any(|t| t == "*" || t == etag)
+            .then_some(StatusCode::NOT_MODIFIED);
     }
-    let since = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    match (since, modified) {
-        (Some(since), Some(m)) => {
-            let secs = |t: SystemTime| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            };
-            secs(m) <= secs(since)
-        }
+    match (date(req, header::IF_MODIFIED_SINCE), modified) {
+        (Some(since), Some(m)) if secs(m) <= secs(since) => Some(StatusCode::NOT_MODIFIED),
+        _ => None,
+    }
+}
+
+/// Whether a Range still applies: without If-Range, or when If-Range names
+/// the file as it is now, by its strong tag or its exact modification
+/// time (RFC 9110 13.1.5). Otherwise the client's partial copy is of an
+/// older file, and it gets the whole new one.
+fn range_still_applies(req: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
+    let Some(validator) = text(req, header::IF_RANGE).map(str::trim) else {
+        return true;
+    };
+    if validator.starts_with('"') || validator.starts_with("W/") {
+        return validator == etag;
+    }
+    match (httpdate::parse_http_date(validator), modified) {
+        (Ok(at), Some(m)) => secs(at) == secs(m),
         _ => false,
     }
 }
@@ -355,9 +426,13 @@ fn not_modified(req: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bo
 /// means serve it whole (a form we do not take, like several ranges),
 /// `Err` means unsatisfiable.
 fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+    let Some((unit, set)) = spec.trim().split_once('=') else {
         return Ok(None);
     };
+    // Range units are case-insensitive.
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return Ok(None);
+    }
     if set.contains(',') {
         return Ok(None);
     }
@@ -371,6 +446,11 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
             let n: u64 = b.parse().map_err(|_| ())?;
             if n == 0 {
                 return Err(());
+            }
+            if len == 0 {
+                // Satisfiable (RFC 9110 14.1.1), but no Content-Range can
+                // name an empty part: the whole, empty, file.
+                return Ok(None);
             }
             (len.saturating_sub(n), len.saturating_sub(1))
         }
@@ -404,6 +484,9 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 100), Err(()));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("Bytes=0-9", 100), Ok(Some((0, 10))));
+        assert_eq!(parse_range("bytes=-1", 0), Ok(None));
+        assert_eq!(parse_range("bytes=0-", 0), Err(()));
     }
 
     #[test]

@@ -396,7 +396,7 @@ fn finished(conn: &PerConn, method: &Method, path: &str, resp: &Response<Body>, 
 
 fn hello(method: &Method, body: &Bytes) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
-        return status_page(StatusCode::METHOD_NOT_ALLOWED);
+        return method_not_allowed("GET, HEAD");
     }
     let mut resp = Response::new(full(body.clone()));
     resp.headers_mut().insert(
@@ -409,6 +409,14 @@ fn hello(method: &Method, body: &Bytes) -> Response<Body> {
 /// A whole body held in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|e| match e {}).boxed()
+}
+
+/// 405, with the methods that are (RFC 9110 15.5.6 requires the list).
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = status_page(StatusCode::METHOD_NOT_ALLOWED);
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 /// A short plain-text page for an error status.
