@@ -110,14 +110,16 @@ print(ask(b"GET / HTTP/1.0\r\n\r\n") == b"")
 print(ask(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x7f\x00\x00\x01\x00\x00")[:4].hex())
 # CONNECT to a closed port: reply 5 (connection refused).
 print(ask(b"\x05\x01\x00" + b"\x05\x01\x00\x01\x7f\x00\x00\x01" + closed.to_bytes(2, "big"))[:4].hex())
-# An address type SOCKS5 lacks: closed after the method choice.
-print(ask(b"\x05\x01\x00" + b"\x05\x01\x00\x09").hex())
+# An address type SOCKS5 lacks: reply 8 (address type not supported).
+print(ask(b"\x05\x01\x00" + b"\x05\x01\x00\x09")[:4].hex())
+# An empty host name: reply 4 (host unreachable).
+print(ask(b"\x05\x01\x00" + b"\x05\x01\x00\x03\x00\x00\x50")[:4].hex())
 "#,
         &[&socks.port().to_string(), &closed.to_string()],
     );
     assert_eq!(
         got.lines().collect::<Vec<_>>(),
-        ["True", "05000507", "05000505", "0500"],
+        ["True", "05000507", "05000505", "05000508", "05000504"],
         "{got}"
     );
     socks.wait_for_log("bad SOCKS5 handshake: not SOCKS5 (version byte 0x47)");
@@ -126,6 +128,7 @@ print(ask(b"\x05\x01\x00" + b"\x05\x01\x00\x09").hex())
         "connect to 127.0.0.1:{closed}: connection refused"
     ));
     socks.wait_for_log("address type 0x09 is not one SOCKS5 has");
+    socks.wait_for_log("host name is empty or not text");
     let denied = Server::spawn(&["socks", "127.0.0.1:0", "--deny", "127.0.0.0/8"]);
     let out = curl(&[
         "--socks5",

@@ -265,7 +265,17 @@ async fn handshake(cfg: &Config, client: &mut Stream) -> Result<Option<Target>, 
             return Ok(None);
         }
     }
-    let (command, target) = proto::read_request(client).await?;
+    let (command, target) = match proto::read_request(client).await {
+        Ok(request) => request,
+        Err(e) => {
+            // RFC 1928 has replies for these; a client should not be left
+            // to guess from a closed connection.
+            if let Some(code) = e.reply() {
+                let _ = client.write_all(&proto::reply(code, None)).await;
+            }
+            return Err(e);
+        }
+    };
     if command != proto::CONNECT {
         client
             .write_all(&proto::reply(Reply::CommandNotSupported, None))

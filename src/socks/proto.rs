@@ -124,6 +124,16 @@ pub enum ProtoError {
 }
 
 impl ProtoError {
+    /// The reply that refuses a request this malformed, where there is one.
+    pub fn reply(&self) -> Option<Reply> {
+        match self {
+            ProtoError::AddressType(_) => Some(Reply::AddressTypeNotSupported),
+            // No host goes by that name.
+            ProtoError::BadName => Some(Reply::HostUnreachable),
+            _ => None,
+        }
+    }
+
     /// An end of stream in the middle of a message reads as the peer
     /// having gone, which it has.
     pub fn is_eof(&self) -> bool {
