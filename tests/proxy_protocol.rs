@@ -24,8 +24,10 @@ fn haproxy(config: &str, port: u16) -> (Daemon, tempfile::TempDir) {
 
 /// The address a Python client connected from, and what came back to it.
 const ASK: &str = r#"
-import socket, sys
+import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+# A slow client, when asked for: this long before it says anything.
+time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0)
 s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
 got = b""
 while True:
@@ -145,6 +147,25 @@ fn accept_proxy_takes_haproxys_header_and_refuses_what_is_not_one() {
     ]);
     python(ASK, &[&quick.port().to_string(), ""]);
     quick.wait_for_log("no PROXY header within 300ms, closed");
+    // 0 is no limit, as for every other timeout: a slow header still counts.
+    let patient = Server::spawn(&[
+        "forward",
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{target_port}"),
+        "--accept-proxy",
+        "--proxy-timeout",
+        "0",
+    ]);
+    let out = python(
+        ASK,
+        &[
+            &patient.port().to_string(),
+            "PROXY TCP4 192.0.2.1 127.0.0.1 1111 2222\\r\\nafter\\n",
+            "0.5",
+        ],
+    );
+    assert_eq!(out.lines().nth(1), Some("after"), "{out}");
+    patient.wait_for_log("192.0.2.1:1111 (via 127.0.0.1:");
     let strict = Server::spawn(&[
         "forward",
         "127.0.0.1:0",

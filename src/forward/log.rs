@@ -75,8 +75,11 @@ pub fn udp_close(conn: u64, end: &str, up: (u64, u64), down: (u64, u64), took: D
 
 /// A target refused or timed out and is rested for `pause`.
 pub fn target_failed(target: &Endpoint, err: &io::Error, pause: Duration) {
+    // To the millisecond: the pause carries jitter down to the nanosecond.
+    let pause = Duration::from_millis(pause.as_millis().try_into().unwrap_or(u64::MAX));
     tracing::warn!(
-        "target {target} unreachable ({err}), skipping it for {}",
+        "target {target} unreachable ({}), skipping it for {}",
+        crate::error::describe_io(err),
         humantime::format_duration(pause)
     );
 }

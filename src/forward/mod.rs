@@ -110,7 +110,8 @@ pub struct Options {
         serialize_with = "access::serialize_nets"
     )]
     pub proxy_from: Vec<ipnet::IpNet>,
-    /// With --accept-proxy, how long a connection has to send its header.
+    /// With --accept-proxy, how long a connection has to send its header
+    /// (0 = no limit).
     #[arg(long, value_name = "SECS", default_value_t = Secs(DEFAULT_PROXY_TIMEOUT), allow_negative_numbers = true)]
     pub proxy_timeout: Secs,
     /// `--proxy` and `--proxy-dns`: reach the targets through a proxy.
@@ -255,7 +256,7 @@ impl Options {
                     allow: self.proxy_from.clone(),
                     deny: Vec::new(),
                 },
-                timeout: self.proxy_timeout.0,
+                timeout: self.proxy_timeout.nonzero(),
             }),
             splice: self.onward.splice,
             udp_timeout: self.udp_timeout.nonzero(),
@@ -312,8 +313,8 @@ pub struct Config {
 pub struct AcceptProxy {
     /// Peers whose headers are believed (`--proxy-from`; empty: any).
     pub from: Access,
-    /// How long a connection has to send its header.
-    pub timeout: Duration,
+    /// How long a connection has to send its header, if limited.
+    pub timeout: Option<Duration>,
 }
 
 /// A running relay's shared state.
@@ -400,7 +401,12 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
         metrics::refused("forward", "proxy_from");
         return None;
     }
-    match tokio::time::timeout(accept.timeout, proxy_header::read_socket(client)).await {
+    let header = proxy_header::read_socket(client);
+    let got = match accept.timeout {
+        Some(limit) => tokio::time::timeout(limit, header).await.map_err(|_| limit),
+        None => Ok(header.await),
+    };
+    match got {
         Ok(Ok(Some((from, to)))) => {
             origin.via = Some(peer);
             origin.client = PeerAddr::Inet(from);
@@ -413,10 +419,10 @@ async fn origin(cfg: &Config, client: &mut Stream, peer: PeerAddr) -> Option<Ori
             metrics::refused("forward", "proxy_header");
             return None;
         }
-        Err(_) => {
+        Err(limit) => {
             tracing::warn!(
                 "client {peer}: no PROXY header within {}, closed",
-                humantime::format_duration(accept.timeout)
+                humantime::format_duration(limit)
             );
             metrics::refused("forward", "proxy_header");
             return None;
