@@ -543,6 +543,10 @@ async fn next_line<L>(
 where
     L: futures_util::Stream<Item = io::Result<Line>> + Unpin,
 {
+    // A WebSocket message of a million newlines is a million lines with no
+    // read between them to make this task yield: without a yield point of
+    // its own, the rest of the room would wait for all of them.
+    tokio::task::consume_budget().await;
     if let Some(next) = lines.next().now_or_never() {
         return next;
     }
