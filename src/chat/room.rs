@@ -187,12 +187,19 @@ impl Hub {
             if st.clients.len() >= self.max_conns {
                 return Err(Full);
             }
-            st.next_id += 1;
-            let id = st.next_id;
-            // Each node names its guests apart from the other nodes'.
-            let nick = match &self.uplink {
-                Some(up) => format!("guest-{}-{id}", up.node),
-                None => format!("guest-{id}"),
+            // Someone may have taken the next guest name with /nick before
+            // its guest came: that number is skipped. Each node names its
+            // guests apart from the other nodes'.
+            let (id, nick) = loop {
+                st.next_id += 1;
+                let id = st.next_id;
+                let nick = match &self.uplink {
+                    Some(up) => format!("guest-{}-{id}", up.node),
+                    None => format!("guest-{id}"),
+                };
+                if !st.nicks.contains_key(&nick) && !st.presence.has_nick(&nick) {
+                    break (id, nick);
+                }
             };
             st.nicks.insert(nick.clone(), id);
             st.clients.insert(
