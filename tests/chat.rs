@@ -150,6 +150,18 @@ b.send("/frob")
 b.expect("! unknown command /frob")
 b.send("/nick bob")
 a.expect("is now known as bob")
+# A guest's name taken before that guest comes: its number is skipped.
+d = C(echo=False)
+n = int(next(l for l in d.seen if "welcome" in l).split("you are guest-")[1].split(";")[0])
+d.send("/nick guest-%d" % (n + 1))
+d.expect("is now known as guest-%d" % (n + 1))
+e = C(echo=False)
+welcome = next(l for l in e.seen if "welcome" in l)
+assert "guest-%d;" % (n + 1) not in welcome, welcome
+e.send("/who")
+who = e.expect("* in #lobby")
+names = who.split(":", 1)[1].replace(",", " ").split()
+assert len(names) == len(set(names)) == 4, who
 "##,
     );
 }
@@ -164,6 +176,11 @@ a.send("y" * 500)
 a.expect("! line too long (max 64 bytes)")
 a.send_raw(b"\xff\xfe bad \xc3\x28 bytes\n")
 b.expect("bad")
+# Control characters would let a line write over its sender's name or
+# drive the others' terminals: they arrive defused.
+a.send_raw(b"hi\r[12:00:00] <admin> spoof\x1b[2J\x1b]0;pwned\x07\tend\n")
+got = b.expect("spoof")
+assert got.endswith("<alice> hi\ufffd[12:00:00] <admin> spoof\ufffd[2J\ufffd]0;pwned\ufffd\tend"), repr(got)
 a.send_raw(bytes(range(256)) * 4 + b"\n")
 a.send("still here")
 b.expect("<alice> still here")

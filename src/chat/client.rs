@@ -218,7 +218,8 @@ impl<R: tokio::io::AsyncRead + Unpin> Incoming<R> {
     async fn next(&mut self) -> io::Result<Option<String>> {
         while let Some(line) = self.lines.next().await {
             let Line::Text(text) = line? else { continue };
-            let text = String::from_utf8_lossy(&text);
+            // The server defuses what clients say; another server may not.
+            let text = super::proto::defuse(String::from_utf8_lossy(&text).into_owned());
             if !self.echo_acked && text.starts_with("* echo on:") {
                 self.echo_acked = true;
                 continue;

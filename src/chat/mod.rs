@@ -491,7 +491,7 @@ where
             None => break,
         };
         let text = match line {
-            Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Line::Text(bytes) => proto::defuse(String::from_utf8_lossy(&bytes).into_owned()),
             Line::TooLong => {
                 let why = format!("! line too long (max {} bytes), not sent", cfg.max_line);
                 burst.notice(hub, id, line::Line::error(why));

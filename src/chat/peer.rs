@@ -187,17 +187,7 @@ fn find(cfg: &Config, who: &str) -> Option<Peer> {
 /// characters are neutralised so a datagram cannot drive the terminal.
 fn show_incoming(cfg: &Config, from: SocketAddr, data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
-    let text: String = text
-        .trim_end_matches(['\r', '\n'])
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let text = super::proto::defuse(text.trim_end_matches(['\r', '\n']).to_string());
     let label = match cfg.peers.iter().find(|p| p.addr == from) {
         Some(p) => format!("{} {from}", super::client::paint(&p.name, cfg.color)),
         None => from.to_string(),

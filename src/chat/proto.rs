@@ -3,6 +3,19 @@
 
 use std::fmt;
 
+/// `text` with its control characters, tab aside, made U+FFFD. A client's
+/// line is shown on the others' terminals, where a `\r` could write over
+/// the sender's name and an escape sequence could drive the terminal.
+pub fn defuse(text: String) -> String {
+    let harmful = |c: char| c.is_control() && c != '\t';
+    if !text.contains(harmful) {
+        return text;
+    }
+    text.chars()
+        .map(|c| if harmful(c) { '\u{FFFD}' } else { c })
+        .collect()
+}
+
 /// Longest nick or room name, in characters.
 pub const MAX_NAME: usize = 32;
 
@@ -134,6 +147,15 @@ pub fn valid_name<'a>(name: &'a str, what: &str) -> Result<&'a str, ProtoError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_but_tab_are_defused() {
+        assert_eq!(defuse("plain\ttext".into()), "plain\ttext");
+        assert_eq!(
+            defuse("a\rb\u{1b}[2J\u{7f}\u{85}c".into()),
+            "a\u{FFFD}b\u{FFFD}[2J\u{FFFD}\u{FFFD}c"
+        );
+    }
 
     #[test]
     fn parses_every_command() {
