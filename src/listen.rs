@@ -31,6 +31,10 @@ use tokio_util::either::Either;
 /// Chunks of stdin a client may fall behind before it is dropped.
 const BROADCAST_DEPTH: usize = 1024;
 
+/// Clients in their handshakes at once while `listen` without `-k` waits
+/// for its one client; more wait in the backlog.
+const MAX_OPENING: usize = 64;
+
 /// Chunks from clients waiting for stdout; a full queue slows the senders.
 const STDOUT_DEPTH: usize = 256;
 
@@ -145,21 +149,24 @@ pub async fn run(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io::Resu
 }
 
 async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::Result<()> {
-    // The one client is the first whose handshake succeeds: a stray
-    // plaintext probe on a TLS port must not end the session.
+    // The one client is the first whose handshakes (TLS, WebSocket)
+    // succeed: a stray probe must not end the session, and a silent client
+    // must not keep the real one waiting, so handshakes run side by side.
+    let mut opening = futures_util::stream::FuturesUnordered::new();
     let (session, peer) = loop {
-        let (stream, peer) = tokio::select! {
-            res = listener.accept() => res?,
+        tokio::select! {
+            res = listener.accept(), if opening.len() < MAX_OPENING => {
+                let (stream, peer) = res?;
+                opening.push(async move { (handshaken(cfg, stream).await, peer) });
+            }
+            Some((res, peer)) = opening.next() => match res {
+                Ok(session) => break (session, peer),
+                Err(err) => tracing::warn!(%peer, err = %crate::error::describe_io(&err), "connection refused"),
+            },
             () = shutdown.stopping() => return Ok(()),
-        };
-        let Some(tls) = &cfg.tls else {
-            break (session(cfg, stream).boxed(), peer);
-        };
-        match tls.accept(stream).await {
-            Ok(tls) => break (session(cfg, tls).boxed(), peer),
-            Err(err) => tracing::warn!(%peer, %err, "connection refused"),
         }
     };
+    drop(opening);
     // Later clients are refused rather than left hanging in the backlog.
     drop(listener);
     tracing::info!(%peer, "connection from");
@@ -171,6 +178,20 @@ async fn run_one(cfg: &Config, listener: Listener, shutdown: &Shutdown) -> io::R
     };
     tracing::info!(%peer, "connection closed");
     res
+}
+
+/// The session of a client whose handshakes are done.
+async fn handshaken(
+    cfg: &Config,
+    stream: crate::net::Stream,
+) -> io::Result<futures_util::future::BoxFuture<'_, io::Result<()>>> {
+    Ok(match &cfg.tls {
+        None => session(cfg, upgrade(cfg, stream).await?).boxed(),
+        Some(tls) => {
+            let stream = tls.accept(stream).await?;
+            session(cfg, upgrade(cfg, stream).await?).boxed()
+        }
+    })
 }
 
 /// A client's stream as its session sees it: for ws://, the messages
@@ -188,12 +209,12 @@ where
     })
 }
 
-/// One client bridged to stdio or to its own process.
+/// One client, past its handshakes, bridged to stdio or to its own
+/// process.
 async fn session<S>(cfg: &Config, stream: S) -> io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let stream = upgrade(cfg, stream).await?;
     match &cfg.exec {
         Some(argv) => exec::serve_with_process(stream, argv).await,
         None => stdio::bridge(stream, &cfg.stdio).await,
@@ -207,7 +228,7 @@ async fn run_many(cfg: &Config, listener: Listener, shutdown: Shutdown) -> io::R
         let cfg = Arc::new(cfg.clone());
         return accept::serve(listener, shutdown, opts, move |stream, _| {
             let cfg = cfg.clone();
-            async move { session(&cfg, stream).await }
+            async move { session(&cfg, upgrade(&cfg, stream).await?).await }
         })
         .await;
     }

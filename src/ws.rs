@@ -32,6 +32,10 @@ const MAX_PENDING_LINE: usize = 1 << 20;
 /// before the close frame is sent.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
+/// How long either side's opening handshake may take: a silent peer must
+/// not hold a session, or a connection slot, for good. As long as TLS's.
+pub const HANDSHAKE_TIMEOUT: Duration = crate::tls::DEFAULT_HANDSHAKE_TIMEOUT;
+
 /// The client's opening handshake on `stream` for `endpoint`
 /// (`ws://HOST:PORT/PATH`).
 pub async fn connect<S>(
@@ -47,7 +51,7 @@ where
         .uri(&uri)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{uri}: {e}")))?
         .limits(limits(max));
-    let (ws, _) = builder.connect_on(stream).await.map_err(handshake_error)?;
+    let (ws, _) = within_handshake(builder.connect_on(stream)).await?;
     Ok(ws)
 }
 
@@ -57,7 +61,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let builder = tokio_websockets::ServerBuilder::new().limits(limits(max));
-    let (_, ws) = builder.accept(stream).await.map_err(handshake_error)?;
+    let (_, ws) = within_handshake(builder.accept(stream)).await?;
     Ok(ws)
 }
 
@@ -65,14 +69,29 @@ fn limits(max: usize) -> Limits {
     Limits::default().max_payload_len(Some(max))
 }
 
-fn handshake_error(e: tokio_websockets::Error) -> io::Error {
-    match e {
-        tokio_websockets::Error::Io(e) => e,
+async fn within_handshake<T>(
+    handshake: impl Future<Output = Result<T, tokio_websockets::Error>>,
+) -> io::Result<T> {
+    let Ok(done) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "websocket handshake: none within {}",
+                humantime::format_duration(HANDSHAKE_TIMEOUT)
+            ),
+        ));
+    };
+    done.map_err(|e| match e {
+        // The kind stays for callers; the text says where it happened.
+        tokio_websockets::Error::Io(e) => io::Error::new(
+            e.kind(),
+            format!("websocket handshake: {}", crate::error::describe_io(&e)),
+        ),
         other => io::Error::new(
             io::ErrorKind::InvalidData,
             format!("websocket handshake: {other}"),
         ),
-    }
+    })
 }
 
 /// A WebSocket read and written as bytes.

@@ -5,7 +5,9 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use crate::support::{Python, STEP, Server, python, run, self_signed, sockit, stderr_of, tempdir};
+use crate::support::{
+    Python, STEP, Server, python, python_within, run, self_signed, sockit, stderr_of, tempdir,
+};
 
 /// `chat serve` on free ports with the page: the server, and the web
 /// endpoint's `HOST:PORT`.
@@ -350,6 +352,103 @@ with ws() as c:
     assert!(out.contains("* stuck left #lobby (too slow)"), "{out}");
     assert!(!out.contains("stuck,") && !out.contains(", stuck"), "{out}");
     srv.wait_for_log("fell behind");
+}
+
+#[test]
+fn a_message_of_a_million_lines_does_not_hold_up_the_room() {
+    let (srv, web) = chat_web(&["--rate", "0"]);
+    let out = python_within(
+        &format!(
+            "{PRELUDE}\n{}",
+            r#"
+import threading
+nc = Line()
+nc.expect("welcome")
+waits, done = [], threading.Event()
+def ask():
+    while not done.is_set():
+        start = time.time()
+        nc.send("/who")
+        nc.expect("* in #lobby")
+        waits.append(time.time() - start)
+        time.sleep(0.1)
+with ws() as c:
+    until(c, "welcome")
+    asker = threading.Thread(target=ask)
+    asker.start()
+    # 12 messages of 2**20 empty lines: each line is skipped at once, so
+    # nothing but a yield point lets the /who asker in between.
+    for _ in range(12):
+        c.send("\n" * (1 << 20))
+    c.send("/who")
+    until(c, "* in #lobby")
+    done.set()
+    asker.join()
+print(len(waits), "%.3f" % max(waits))
+"#
+        ),
+        &[&web, &srv.port().to_string()],
+        6 * STEP,
+    );
+    let (count, worst) = out.trim().split_once(' ').unwrap();
+    let worst: f64 = worst.parse().unwrap();
+    eprintln!("/who asked {count} times, the worst wait {worst} s");
+    // Without the yield point the worst wait was 4-5 s.
+    assert!(worst < 2.0, "/who waited {worst} s ({count} asked)");
+}
+
+#[test]
+fn listen_ws_waits_out_silent_and_stray_clients_for_a_real_one() {
+    let mut srv = Server::spawn_piped(&["listen", "ws://127.0.0.1:0"]);
+    let port = srv.port().to_string();
+    let script = r#"
+import socket, sys
+from websockets.sync.client import connect
+port = int(sys.argv[1])
+# One says nothing; its handshake waits while others go on.
+silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+# One is not a WebSocket client: refused, and listen goes on.
+stray = socket.create_connection(("127.0.0.1", port), timeout=10)
+stray.sendall(b"GET / HTTP/1.0\r\n\r\n")
+stray.recv(4096)
+with connect("ws://127.0.0.1:%d/" % port, open_timeout=10) as c:
+    c.send("real one")
+    print(c.recv(timeout=10), flush=True)
+"#;
+    let mut client = Python::spawn(script, &[&port]);
+    assert_eq!(srv.read_stdout_until(b"\n"), b"real one\n");
+    srv.write_stdin(b"back\n");
+    assert_eq!(client.line(), "back");
+    assert!(client.wait().success());
+    srv.wait_for_log("websocket handshake");
+}
+
+#[test]
+fn connect_ws_gives_up_on_a_server_that_never_answers_the_handshake() {
+    let (_silent, port) = Python::server(
+        r#"
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+conn, _ = s.accept()
+conn.recv(65536)
+input()
+"#,
+        &[],
+    );
+    let out = run(
+        sockit().args(["connect", &format!("ws://127.0.0.1:{port}/")]),
+        b"",
+        2 * STEP,
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("websocket handshake: none within 10s"),
+        "{err}"
+    );
 }
 
 #[test]
