@@ -194,19 +194,24 @@ fn a_refused_method_is_told_which_ones_are_allowed() {
     }
 }
 
+/// The ETag and Last-Modified that `url` is served with.
+fn validators(url: &str) -> (String, String) {
+    let head = text(curl(&["-sI", url]));
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    (header("etag:"), header("last-modified:"))
+}
+
 #[test]
 fn conditional_gets_get_304_or_412() {
     let dir = site();
     let s = serve(&[dir.path().to_str().unwrap()]);
     let url = format!("http://{}/page.html", s.hostport());
-    let head = text(curl(&["-sI", &url]));
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap()
-    };
-    let (etag, modified) = (header("etag:"), header("last-modified:"));
+    let (etag, modified) = validators(&url);
     let code = |h: &str| {
         text(curl(&[
             "-o",
@@ -255,14 +260,7 @@ fn if_range_gives_the_part_only_of_the_same_file() {
     let dir = site();
     let s = serve(&[dir.path().to_str().unwrap()]);
     let url = format!("http://{}/page.html", s.hostport());
-    let head = text(curl(&["-sI", &url]));
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap()
-    };
-    let (etag, modified) = (header("etag:"), header("last-modified:"));
+    let (etag, modified) = validators(&url);
     let ranged = |if_range: &str| curl_status(&["-r", "3-5", "-H", if_range, &url]);
     let part = ("206".to_string(), "pag".to_string());
     let whole = ("200".to_string(), "<p>page</p>".to_string());

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Daemon, Python, Server, free_port, python, run, sockit_run, stderr_of};
+use crate::support::{
+    Daemon, Python, SILENT_SERVER, Server, free_port, python, run, sockit_run, stderr_of,
+};
 
 fn curl(args: &[&str]) -> std::process::Output {
     run(
@@ -257,19 +259,7 @@ fn forward_targets_go_through_sockit_socks() {
 /// after the SOCKS handshake limit, even with no `-w`.
 #[test]
 fn a_silent_proxy_is_given_up_on_without_a_timeout_flag() {
-    let (_silent, port) = Python::server(
-        r#"
-import socket, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-held = []
-while True:
-    held.append(s.accept()[0])
-"#,
-        &[],
-    );
+    let (_silent, port) = Python::server(SILENT_SERVER, &[]);
     for scheme in ["socks5", "http"] {
         let proxy = format!("{scheme}://127.0.0.1:{port}");
         let out = run(

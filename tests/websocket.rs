@@ -425,19 +425,7 @@ with connect("ws://127.0.0.1:%d/" % port, open_timeout=10) as c:
 
 #[test]
 fn connect_ws_gives_up_on_a_server_that_never_answers_the_handshake() {
-    let (_silent, port) = Python::server(
-        r#"
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-conn, _ = s.accept()
-conn.recv(65536)
-input()
-"#,
-        &[],
-    );
+    let (_silent, port) = Python::server(crate::support::SILENT_SERVER, &[]);
     let out = run(
         sockit().args(["connect", &format!("ws://127.0.0.1:{port}/")]),
         b"",

@@ -404,6 +404,19 @@ pub fn python_within(script: &str, args: &[&str], limit: Duration) -> String {
     String::from_utf8(out.stdout).expect("utf-8 from python")
 }
 
+/// A [`Python::server`] script that takes every connection and says
+/// nothing, for clients' timeouts.
+pub const SILENT_SERVER: &str = r#"
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])
+"#;
+
 /// `python3 -c SCRIPT ARGS…` in the background: a peer written as a
 /// user's own program would be. Its stdout comes line by line and its stdin
 /// is a pipe the test writes to; it is killed when dropped, so a failing
