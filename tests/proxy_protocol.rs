@@ -145,6 +145,7 @@ fn accept_proxy_takes_haproxys_header_and_refuses_what_is_not_one() {
         "--proxy-timeout",
         "0.3",
     ]);
+    quick.wait_for_log("--accept-proxy without --proxy-from: any client may name any address");
     python(ASK, &[&quick.port().to_string(), ""]);
     quick.wait_for_log("no PROXY header within 300ms, closed");
     // 0 is no limit, as for every other timeout: a slow header still counts.

@@ -353,6 +353,18 @@ pub async fn run_bound(cfg: Arc<Config>, bound: Bound, shutdown: Shutdown) -> io
 }
 
 async fn run(relay: Arc<Relay>, listener: Listener, shutdown: Shutdown) -> io::Result<()> {
+    if relay
+        .cfg
+        .accept_proxy
+        .as_ref()
+        .is_some_and(|a| a.from.allow.is_empty())
+    {
+        // Believing anyone's header means anyone can claim any address,
+        // past --allow and --deny too: worth saying once.
+        tracing::warn!(
+            "--accept-proxy without --proxy-from: any client may name any address in its PROXY header"
+        );
+    }
     // The relay writes its own open and close lines.
     let opts = AcceptOptions::new("forward", relay.cfg.max_conns, Level::DEBUG);
     accept::serve(listener, shutdown, opts, move |client, peer| {
