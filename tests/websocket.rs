@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use crate::support::{
-    Python, STEP, Server, python, python_within, run, self_signed, sockit, stderr_of, tempdir,
+    Python, SILENT_SERVER, STEP, Server, python, python_within, run, self_signed, sockit,
+    stderr_of, tempdir,
 };
 
 /// `chat serve` on free ports with the page: the server, and the web
@@ -125,9 +126,15 @@ def close_code(s):
 "#;
 
 fn chat_py(srv: &Server, web: &str, script: &str) -> String {
-    python(
+    chat_py_within(srv, web, script, STEP)
+}
+
+/// As [`chat_py`], for a script that takes longer than a step.
+fn chat_py_within(srv: &Server, web: &str, script: &str, limit: std::time::Duration) -> String {
+    python_within(
         &format!("{PRELUDE}\n{script}"),
         &[web, &srv.port().to_string()],
+        limit,
     )
 }
 
@@ -357,10 +364,10 @@ with ws() as c:
 #[test]
 fn a_message_of_a_million_lines_does_not_hold_up_the_room() {
     let (srv, web) = chat_web(&["--rate", "0"]);
-    let out = python_within(
-        &format!(
-            "{PRELUDE}\n{}",
-            r#"
+    let out = chat_py_within(
+        &srv,
+        &web,
+        r#"
 import threading
 nc = Line()
 nc.expect("welcome")
@@ -385,9 +392,7 @@ with ws() as c:
     done.set()
     asker.join()
 print(len(waits), "%.3f" % max(waits))
-"#
-        ),
-        &[&web, &srv.port().to_string()],
+"#,
         6 * STEP,
     );
     let (count, worst) = out.trim().split_once(' ').unwrap();
@@ -425,7 +430,7 @@ with connect("ws://127.0.0.1:%d/" % port, open_timeout=10) as c:
 
 #[test]
 fn connect_ws_gives_up_on_a_server_that_never_answers_the_handshake() {
-    let (_silent, port) = Python::server(crate::support::SILENT_SERVER, &[]);
+    let (_silent, port) = Python::server(SILENT_SERVER, &[]);
     let out = run(
         sockit().args(["connect", &format!("ws://127.0.0.1:{port}/")]),
         b"",
