@@ -34,7 +34,7 @@ const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
 /// How long either side's opening handshake may take: a silent peer must
 /// not hold a session, or a connection slot, for good. As long as TLS's.
-pub const HANDSHAKE_TIMEOUT: Duration = crate::tls::DEFAULT_HANDSHAKE_TIMEOUT;
+const HANDSHAKE_TIMEOUT: Duration = crate::tls::DEFAULT_HANDSHAKE_TIMEOUT;
 
 /// The client's opening handshake on `stream` for `endpoint`
 /// (`ws://HOST:PORT/PATH`).
